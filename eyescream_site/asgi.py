@@ -1,0 +1,21 @@
+"""ASGI entry point: HTTP via Django, WebSockets via each app's routing."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from alerts.routing import websocket_urlpatterns as alert_routes  # noqa: E402
+from devices.routing import websocket_urlpatterns as device_routes  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AuthMiddlewareStack(URLRouter(device_routes + alert_routes)),
+    }
+)
