@@ -55,7 +55,7 @@ class FeatureConfig:
         return column * self.hop_length / self.sample_rate
 
     def window_span_s(self) -> float:
-        """Seconds of audio a window covers (first sample of its first column to last of its last)."""
+        """Seconds of audio one window covers, first sample to last."""
         return ((self.window_columns - 1) * self.hop_length + self.n_fft) / self.sample_rate
 
     def to_dict(self) -> dict:

@@ -1,0 +1,180 @@
+"""Model artifacts: a folder with everything needed to score audio exactly as in training.
+
+Layout of an artifact folder::
+
+    config.json    architecture, its parameters, every feature parameter, stride, threshold,
+                   decision defaults, how it was trained
+    weights.pt     the network's state_dict
+    metrics.json   cross-validation / evaluation figures (optional)
+    report.md      human-readable report, with images beside it (optional)
+
+``load_model`` rebuilds the network from ``config.json`` alone, so the features used when
+serving can only be the ones the model was trained with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureConfig, normalize_windows
+
+FORMAT = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+METRICS_FILE = "metrics.json"
+REQUIRED_KEYS = ("architecture", "features", "stride_s", "threshold")
+
+
+class ArtifactError(Exception):
+    """An artifact folder is missing, incomplete or inconsistent."""
+
+
+def read_model_config(path: str | os.PathLike) -> dict:
+    """Read and validate ``config.json`` of an artifact folder (no torch needed)."""
+    config_path = Path(path) / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"no model artifact at {path}: {CONFIG_FILE} is missing") from exc
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{config_path} is not valid JSON: {exc}") from exc
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise ArtifactError(f"{config_path} lacks {', '.join(missing)}")
+    FeatureConfig.from_dict(config["features"])  # raises on unknown parameters
+    threshold = config["threshold"]
+    if not 0.0 < float(threshold) < 1.0:
+        raise ArtifactError(f"{config_path}: threshold {threshold} is not in (0, 1)")
+    return config
+
+
+def feature_config(config: dict) -> FeatureConfig:
+    return FeatureConfig.from_dict(config["features"])
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """Short content hash of the weights: the model version shown on alerts."""
+    digest = hashlib.sha256(Path(path, WEIGHTS_FILE).read_bytes()).hexdigest()
+    return digest[:12]
+
+
+def save_artifact(
+    path: str | os.PathLike,
+    net,
+    config: dict,
+    metrics: dict | None = None,
+    extra_files: dict[str, bytes | str] | None = None,
+) -> Path:
+    """Write an artifact folder atomically (a temporary sibling folder renamed into place)."""
+    import torch
+
+    path = Path(path)
+    config = {"format": FORMAT, **config}
+    for key in REQUIRED_KEYS:
+        if key not in config:
+            raise ArtifactError(f"config lacks {key}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        torch.save(net.state_dict(), staging / WEIGHTS_FILE)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if metrics is not None:
+            (staging / METRICS_FILE).write_text(
+                json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+            )
+        for name, content in (extra_files or {}).items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                target.write_text(content)
+            else:
+                target.write_bytes(content)
+        if path.exists():
+            backup = path.with_name(f".{path.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            path.rename(backup)
+            staging.rename(path)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to score raw feature windows."""
+
+    path: Path
+    config: dict
+    features: FeatureConfig
+    net: object  # torch.nn.Module in eval mode
+    version: str
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config["threshold"])
+
+    @property
+    def stride_s(self) -> float:
+        return float(self.config["stride_s"])
+
+    def predict(self, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Scream probabilities for raw windows ``(N, n_mels, window_columns)``."""
+        import torch
+
+        windows = np.asarray(windows)
+        if windows.ndim != 3 or windows.shape[1:] != (
+            self.features.n_mels,
+            self.features.window_columns,
+        ):
+            raise ValueError(
+                f"windows must be (N, {self.features.n_mels}, {self.features.window_columns}),"
+                f" got {windows.shape}"
+            )
+        out = np.empty(windows.shape[0], dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], batch_size):
+                batch = normalize_windows(windows[start : start + batch_size], self.features)
+                logits = self.net(torch.from_numpy(np.ascontiguousarray(batch)))
+                out[start : start + batch.shape[0]] = torch.sigmoid(logits).numpy()
+        return out
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Rebuild the network described by an artifact folder and load its weights."""
+    import torch
+
+    from .networks import build_network
+
+    path = Path(path)
+    config = read_model_config(path)
+    features = feature_config(config)
+    net = build_network(
+        config["architecture"],
+        n_mels=features.n_mels,
+        n_frames=features.window_columns,
+        **config.get("arch_params", {}),
+    )
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtifactError(f"no model artifact at {path}: {WEIGHTS_FILE} is missing")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ArtifactError(f"{weights} does not fit {config['architecture']}: {exc}") from exc
+    net.eval()
+    return LoadedModel(
+        path=path, config=config, features=features, net=net, version=weights_digest(path)
+    )
