@@ -148,6 +148,23 @@ def mel_columns(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return mel.astype(np.float32)
 
 
+def window_samples(cfg: FeatureConfig) -> int:
+    """Model-rate samples needed for exactly one window."""
+    return (cfg.window_columns - 1) * cfg.hop_length + cfg.n_fft
+
+
+def pad_short(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Repeat a clip shorter than one window until it fills one (longer audio is unchanged).
+
+    Short clips (a 1.0 s sound effect is 0.02 s short of a window) would otherwise give no
+    window at all; training and offline detection both pad this way.
+    """
+    need = window_samples(cfg)
+    if audio.shape[0] >= need or audio.shape[0] == 0:
+        return audio
+    return np.pad(audio, (0, need - audio.shape[0]), mode="wrap")
+
+
 def file_columns(audio: np.ndarray, rate: int, cfg: FeatureConfig) -> np.ndarray:
     """Columns of audio at any rate and channel count (down-mixed, resampled first)."""
     return mel_columns(resample(to_mono(audio), rate, cfg.sample_rate), cfg)
