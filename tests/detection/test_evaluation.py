@@ -1,0 +1,136 @@
+"""Metric functions against hand-computed values, threshold choice, report files."""
+
+import math
+
+import numpy as np
+import pytest
+
+from detection.evaluation import (
+    Scored,
+    best_f1_threshold,
+    binary_metrics,
+    build_report,
+    confusion,
+    file_level,
+    fpr_per_sublabel,
+    pr_curve,
+    rates,
+    roc_auc,
+    summarize,
+)
+
+
+def test_confusion_and_rates_by_hand():
+    truth = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    pred = np.array([1, 1, 0, 1, 0, 0, 0, 0])
+    counts = confusion(truth, pred)
+    assert counts == {"tp": 2, "fp": 1, "tn": 3, "fn": 2}
+    r = rates(counts)
+    assert r["precision"] == pytest.approx(2 / 3)
+    assert r["recall"] == pytest.approx(2 / 4)
+    assert r["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))
+    assert r["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_rates_undefined_are_zero():
+    assert rates({"tp": 0, "fp": 0, "tn": 5, "fn": 0})["precision"] == 0.0
+    assert rates({"tp": 0, "fp": 0, "tn": 5, "fn": 0})["f1"] == 0.0
+
+
+def test_roc_auc_perfect_inverted_random_and_ties():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert roc_auc(y, np.full(4, 0.5)) == 0.5
+    # pairs (pos, neg): 0.6>0.1, 0.6=0.6 (half), 0.9>0.1, 0.9>0.6 -> 3.5 / 4
+    assert roc_auc(y, np.array([0.1, 0.6, 0.6, 0.9])) == pytest.approx(0.875)
+    assert roc_auc(np.array([0, 1, 0, 1, 1]), np.array([0.3, 0.2, 0.1, 0.4, 0.5])) == (
+        pytest.approx(5 / 6)
+    )
+    rng = np.random.default_rng(0)
+    yr = rng.integers(0, 2, 20_000)
+    assert abs(roc_auc(yr, rng.random(20_000)) - 0.5) < 0.02
+    assert math.isnan(roc_auc(np.ones(3), np.array([0.1, 0.2, 0.3])))
+
+
+def test_best_f1_threshold_picks_maximum_and_prefers_higher_on_ties():
+    y = np.array([1, 1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.1])
+    # t=0.9: F1 2/4=.5; 0.8: 4/5=.8; 0.7: 4/6; 0.6: 6/7=.857; 0.3: 6/8; 0.1: 6/9
+    threshold, f1 = best_f1_threshold(y, s)
+    assert threshold == 0.6
+    assert f1 == pytest.approx(6 / 7)
+    # tie: 0.8 and 0.4 both give F1 = 2/3 -> the higher threshold wins
+    y2 = np.array([1, 0, 0, 1])
+    s2 = np.array([0.8, 0.6, 0.5, 0.4])
+    assert best_f1_threshold(y2, s2) == (0.8, pytest.approx(2 / 3))
+    assert binary_metrics(y2, s2, 0.8)["f1"] == pytest.approx(2 / 3)
+    assert binary_metrics(y2, s2, 0.4)["f1"] == pytest.approx(2 / 3)
+
+
+def test_pr_curve_points():
+    curve = pr_curve(np.array([1, 0, 1]), np.array([0.9, 0.5, 0.5]))
+    assert list(curve["thresholds"]) == [0.9, 0.5]
+    assert list(curve["precision"]) == [1.0, pytest.approx(2 / 3)]
+    assert list(curve["recall"]) == [0.5, 1.0]
+
+
+def test_fpr_per_sublabel_counts_only_its_windows():
+    sub = np.array([0, 1, 1, 2, 2, 2, 3])
+    scores = np.array([0.9, 0.9, 0.1, 0.9, 0.9, 0.1, 0.1])
+    out = fpr_per_sublabel(sub, scores, 0.5)
+    assert out["0_0"] == {"n": 2, "fp": 1, "fpr": 0.5}
+    assert out["0_1"] == {"n": 3, "fp": 2, "fpr": pytest.approx(2 / 3)}
+    assert out["0_2"] == {"n": 1, "fp": 0, "fpr": 0.0}
+
+
+def test_file_level_any_window_detects():
+    file_index = np.array([0, 0, 1, 1, 2, 2])
+    scores = np.array([0.1, 0.7, 0.2, 0.3, 0.6, 0.1])
+    truth = np.array([1, 1, 0, 0])  # file 3 has no window: not detected
+    out = file_level(file_index, scores, truth, 0.5)
+    assert (out["tp"], out["fn"], out["fp"], out["tn"]) == (1, 1, 1, 1)
+    assert out["n"] == 4
+
+
+def _scored():
+    rng = np.random.default_rng(1)
+    n = 200
+    targets = rng.integers(-1, 2, n)
+    scores = np.clip(np.where(targets == 1, 0.7, 0.3) + rng.normal(0, 0.2, n), 0, 1)
+    sub = np.where(targets == 1, 0, np.where(targets == 0, rng.integers(1, 4, n), -1))
+    files = np.repeat(np.arange(10), 20)
+    truth = np.array([np.any(targets[files == f] == 1) for f in range(10)])
+    return Scored(scores, targets, sub, files, truth, [f"f{i}.flac" for i in range(10)])
+
+
+def test_summarize_and_subset():
+    scored = _scored()
+    summary = summarize(scored, 0.5)
+    lab = scored.targets >= 0
+    assert summary["window"]["n"] == int(lab.sum())
+    assert summary["window"]["tp"] == int(np.sum((scored.targets == 1) & (scored.scores >= 0.5)))
+    part = scored.subset(np.array([2, 5]))
+    assert part.scores.shape == (40,)
+    assert part.file_names == ["f2.flac", "f5.flac"]
+    assert set(part.file_index) == {0, 1}
+
+
+def test_report_has_tables_and_png_images():
+    scored = _scored()
+    summary = summarize(scored, 0.5)
+    folds = [{"fold": i, "n_files": 5, "n_groups": 5, "summary": summary} for i in range(2)]
+    files = build_report(
+        "test report",
+        scored,
+        0.5,
+        summary,
+        folds=folds,
+        trials=[{"trial": 0, "score": 0.5, "params": {"lr": 0.001}}],
+        config={"a": 1},
+    )
+    md = files["report.md"]
+    for image in ("confusion_windows.png", "confusion_files.png", "pr_curve.png"):
+        assert files[image][:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({image})" in md
+    assert "| mean |" in md and "0_1" in md and "mean F1" in md
