@@ -1,0 +1,212 @@
+"""Offline detection: score whole files in bounded memory and propose scream segments.
+
+A file is decoded block by block, each block goes through the same ``StreamingFeatures`` front
+end the live ingest uses, and windows are scored in batches, so memory stays bounded by the
+block size whatever the file's length. Only one float per window is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import LoadedModel
+from .features import FeatureConfig, StreamingFeatures, pad_short, resample, to_mono
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
+
+
+class AudioReadError(Exception):
+    """A file could not be decoded, or holds no audio."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    peak_score: float
+
+    def to_dict(self) -> dict:
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "peak_score": round(self.peak_score, 4),
+        }
+
+
+@dataclass
+class Detection:
+    path: str
+    duration_s: float
+    threshold: float
+    scores: np.ndarray  # one probability per window
+    starts_s: np.ndarray  # start time of each window
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def max_score(self) -> float:
+        return float(self.scores.max()) if self.scores.size else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "duration_s": round(self.duration_s, 3),
+            "max_score": round(self.max_score, 4),
+            "threshold": round(self.threshold, 4),
+            "segments": [s.to_dict() for s in self.segments],
+        }
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def read_blocks(path: str | Path, block_s: float = 30.0) -> tuple[int, Iterator[np.ndarray]]:
+    """``(rate, iterator of mono float32 blocks)`` for WAV, FLAC, OGG or MP3 (libsndfile)."""
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioReadError(f"cannot decode audio: {exc}") from exc
+    if info.frames == 0:
+        raise AudioReadError("file holds no audio samples")
+    rate = int(info.samplerate)
+
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                for block in f.blocks(blocksize=max(1, int(block_s * rate)), dtype="float32"):
+                    yield to_mono(block)
+        except (RuntimeError, sf.LibsndfileError) as exc:  # corrupt data mid-file
+            raise AudioReadError(f"cannot decode audio: {exc}") from exc
+
+    return rate, blocks()
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def segments_from_scores(
+    starts_s: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    span_s: float,
+    merge_gap_s: float = 0.5,
+) -> list[Segment]:
+    """Runs of windows scoring >= threshold, merged across gaps shorter than ``merge_gap_s``.
+
+    A segment runs from the start of its first window to the end of its last one.
+    """
+    hits = np.flatnonzero(scores >= threshold)
+    segments: list[Segment] = []
+    for i in hits:
+        start, end, score = float(starts_s[i]), float(starts_s[i]) + span_s, float(scores[i])
+        if segments and start - segments[-1].end_s <= merge_gap_s:
+            last = segments[-1]
+            segments[-1] = Segment(last.start_s, max(last.end_s, end), max(last.peak_score, score))
+        else:
+            segments.append(Segment(start, end, score))
+    return segments
+
+
+# --------------------------------------------------------------------------- detection
+
+
+class _WindowScorer:
+    """Collects streamed columns and scores every whole window in batches."""
+
+    def __init__(self, model: LoadedModel, stride_columns: int, batch_size: int) -> None:
+        self.model = model
+        self.cfg: FeatureConfig = model.features
+        self.stride = stride_columns
+        self.batch_size = batch_size
+        self.columns = np.zeros((self.cfg.n_mels, 0), dtype=np.float32)
+        self.first = 0  # absolute column index of self.columns[:, 0]
+        self.next_start = 0
+        self.scores: list[np.ndarray] = []
+        self.starts: list[np.ndarray] = []
+
+    def push(self, new_columns: np.ndarray) -> None:
+        if new_columns.shape[1]:
+            self.columns = np.concatenate([self.columns, new_columns], axis=1)
+        width = self.cfg.window_columns
+        end = self.first + self.columns.shape[1]
+        starts = np.arange(self.next_start, end - width + 1, self.stride, dtype=np.int64)
+        if starts.size:
+            view = np.lib.stride_tricks.sliding_window_view(self.columns, width, axis=1)
+            windows = view[:, starts - self.first, :].transpose(1, 0, 2)
+            self.scores.append(self.model.predict(windows, batch_size=self.batch_size))
+            self.starts.append(starts)
+            self.next_start = int(starts[-1] + self.stride)
+        keep_from = min(self.next_start - self.first, self.columns.shape[1])
+        if keep_from > 0:
+            self.columns = self.columns[:, keep_from:]
+            self.first += keep_from
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.scores:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return np.concatenate(self.scores), np.concatenate(self.starts)
+
+
+def detect_file(
+    path: str | Path,
+    model: LoadedModel,
+    stride_s: float | None = None,
+    threshold: float | None = None,
+    merge_gap_s: float = 0.5,
+    block_s: float = 30.0,
+    batch_size: int = 512,
+) -> Detection:
+    """Score one file; raises ``AudioReadError`` for unreadable or empty files."""
+    cfg = model.features
+    stride_columns = cfg.stride_columns(stride_s if stride_s is not None else model.stride_s)
+    threshold = model.threshold if threshold is None else threshold
+    rate, blocks = read_blocks(path, block_s)
+    scorer = _WindowScorer(model, stride_columns, batch_size)
+    samples = 0
+    first = next(blocks, None)
+    if first is None or first.size == 0:
+        raise AudioReadError("file holds no audio samples")
+    samples += first.shape[0]
+    # A clip shorter than one window is repeated to fill one (as in training).
+    if first.shape[0] < int(np.ceil(cfg.window_span_s() * rate)) + 1:
+        whole = np.concatenate([first, *blocks])
+        samples = whole.shape[0]
+        audio = pad_short(resample(whole, rate, cfg.sample_rate), cfg)
+        scorer.push(StreamingFeatures(cfg).push(audio))
+    else:
+        front = StreamingFeatures(cfg, rate)
+        scorer.push(front.push(first))
+        for block in blocks:
+            samples += block.shape[0]
+            scorer.push(front.push(block))
+        scorer.push(front.flush())
+    scores, start_columns = scorer.result()
+    starts_s = np.asarray(cfg.column_start_s(start_columns), dtype=np.float64)
+    return Detection(
+        path=str(path),
+        duration_s=samples / rate,
+        threshold=threshold,
+        scores=scores,
+        starts_s=starts_s,
+        segments=segments_from_scores(
+            starts_s, scores, threshold, cfg.window_span_s(), merge_gap_s
+        ),
+    )
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files as given, and the audio files inside any folder given (sorted)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            out.append(p)
+    return out
