@@ -1,1 +1,7 @@
-websocket_urlpatterns = []
+from django.urls import path
+
+from .consumers import DeviceStreamConsumer
+
+websocket_urlpatterns = [
+    path("ws/devices/stream/", DeviceStreamConsumer.as_asgi()),
+]

@@ -1,0 +1,157 @@
+"""Stream frames to the server; reconnect with back-off and re-send what was not yet stored.
+
+The server acks the samples of this ``stream_id`` it has stored and says on reconnect where to
+resume (``ready.resume_at``), so a server restart or a short outage neither loses nor doubles
+audio, within the bounded backlog (30 s by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import websockets
+
+from ..protocol import CODES, Hello
+from .backlog import Backlog
+
+log = logging.getLogger("devices.client")
+
+# Close codes after which reconnecting with the same settings cannot help.
+FATAL_CODES = {code for name, code in CODES.items() if name != "server_error"}
+
+
+class FatalServerError(Exception):
+    def __init__(self, code: int, error: str, message: str) -> None:
+        super().__init__(f"{code} {error}: {message}")
+        self.code = code
+
+
+@dataclass
+class StreamReport:
+    stream_id: str
+    captured: int = 0  # sample frames read from the source
+    acked: int = 0  # sample frames the server has stored
+    connections: int = 0
+    dropped: int = 0  # sample frames lost to the bounded backlog
+    errors: list[str] = field(default_factory=list)
+
+
+class Streamer:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        rate: int,
+        channels: int,
+        client_name: str = "devices.client",
+        buffer_s: float = 30.0,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.hello = Hello(token, rate, "pcm_s16le", channels, client_name, uuid.uuid4().hex)
+        self.backlog = Backlog(int(buffer_s * rate), 2 * channels)
+        self.report = StreamReport(self.hello.stream_id)
+        self.min_backoff_s = min_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._more = asyncio.Event()
+        self._source_done = False
+        self._fatal: FatalServerError | None = None
+
+    async def run(self, frames) -> StreamReport:
+        """Capture from ``frames`` (async iterator of bytes) and stream until all is stored."""
+        capture = asyncio.create_task(self._capture(frames))
+        try:
+            await self._connect_loop()
+        finally:
+            capture.cancel()
+        self.report.dropped = self.backlog.dropped
+        return self.report
+
+    async def _capture(self, frames) -> None:
+        async for data in frames:
+            self.backlog.add(data)
+            self.report.captured = self.backlog.end
+            self._more.set()
+        self._source_done = True
+        self._more.set()
+
+    def _finished(self) -> bool:
+        return self._source_done and self.report.acked >= self.backlog.end
+
+    async def _connect_loop(self) -> None:
+        backoff = self.min_backoff_s
+        while not self._finished():
+            try:
+                async with websockets.connect(
+                    self.url, compression=None, proxy=None, open_timeout=5, max_size=2**20
+                ) as ws:
+                    await self._session(ws)
+                    backoff = self.min_backoff_s
+                    if self._finished():
+                        return
+            except FatalServerError:
+                raise
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                if self._fatal is not None:
+                    raise self._fatal from None
+                self.report.errors.append(f"{type(exc).__name__}: {exc}")
+                log.warning("connection lost (%s); retrying in %.1f s", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _session(self, ws) -> None:
+        await ws.send(json.dumps(self.hello.to_message()))
+        ready = json.loads(await ws.recv())
+        if ready.get("type") == "error":
+            self._server_error(ready)
+        self.report.connections += 1
+        resume_at = int(ready.get("resume_at", 0))
+        self._on_ack(resume_at)
+        next_sample = max(resume_at, self.backlog.start)
+        log.info("streaming from sample %d (backlog %d)", next_sample, self.backlog.held)
+        receiver = asyncio.create_task(self._receive(ws))
+        try:
+            while not self._finished():
+                for frame in self.backlog.frames_from(next_sample):
+                    await ws.send(frame.data)
+                    next_sample = frame.end
+                if receiver.done():
+                    receiver.result()  # raises what ended the connection
+                    return
+                self._more.clear()
+                if next_sample >= self.backlog.end:
+                    waiter = asyncio.create_task(self._more.wait())
+                    await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+        finally:
+            receiver.cancel()
+        await ws.close()
+
+    async def _receive(self, ws) -> None:
+        async for message in ws:
+            if isinstance(message, bytes):
+                continue
+            data = json.loads(message)
+            if data.get("type") == "ack":
+                self._on_ack(int(data["samples"]))
+                self._more.set()
+            elif data.get("type") == "error":
+                self._server_error(data)
+        raise ConnectionError("the server closed the connection")
+
+    def _server_error(self, data: dict) -> None:
+        code, error, message = data.get("code"), data.get("error"), data.get("message", "")
+        if code in FATAL_CODES:
+            self._fatal = FatalServerError(code, error, message)
+            raise self._fatal
+        self.report.errors.append(f"{code} {error}: {message}")
+        raise ConnectionError(f"server error {code} {error}: {message}")
+
+    def _on_ack(self, samples: int) -> None:
+        self.report.acked = max(self.report.acked, samples)
+        self.backlog.ack(samples)

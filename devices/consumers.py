@@ -1,0 +1,219 @@
+"""The ingest WebSocket: ``/ws/devices/stream/`` (protocol in docs/protocol.md).
+
+A thin consumer over ``DeviceStream`` (all per-connection signal state), ``services``
+(authentication) and ``health`` (batched statistics writes, acks and access checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from . import services
+from .health import HealthDelta, flusher
+from .model_config import stream_feature_config
+from .models import Device
+from .protocol import (
+    HELLO_TIMEOUT_S,
+    Hello,
+    ProtocolError,
+    ack_message,
+    parse_hello,
+    ready_message,
+)
+from .stream_state import DeviceStream
+
+log = logging.getLogger(__name__)
+
+HELLO, AUTHENTICATING, STREAMING, CLOSED = "hello", "authenticating", "streaming", "closed"
+
+
+def _start_stream(device_id: int, hello: Hello, channel: str) -> int:
+    """Mark the device online for this connection; return the samples to resume from."""
+    device = Device.objects.get(pk=device_id)
+    now = timezone.now()
+    resume_at = (
+        device.stream_samples if hello.stream_id and hello.stream_id == device.stream_id else 0
+    )
+    Device.objects.filter(pk=device_id).update(
+        connection_state=Device.ONLINE,
+        connection=channel,
+        client_name=hello.client,
+        last_seen=now,
+        token_last_used=now,
+        stream_id=hello.stream_id or "",
+        stream_samples=resume_at,
+        last_error="",
+    )
+    return resume_at
+
+
+def _end_stream(device_id: int, channel: str, error: str) -> None:
+    Device.objects.filter(pk=device_id, connection=channel).update(
+        connection_state=Device.OFFLINE, connection=""
+    )
+    if error:
+        Device.objects.filter(pk=device_id).update(last_error=error[:200])
+
+
+class DeviceStreamConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.state = HELLO
+        self.stream: DeviceStream | None = None
+        self.device_id: int | None = None
+        self.token_hash = ""
+        self.resume_at = 0
+        self._flushed = (0, 0, 0.0, 0, 0)  # frames, samples, seconds, rejected, windows
+        self.close_error = ""
+        await self.accept()
+        self._hello_timer = asyncio.get_running_loop().create_task(self._hello_deadline())
+
+    async def _hello_deadline(self) -> None:
+        await asyncio.sleep(HELLO_TIMEOUT_S)
+        if self.state in (HELLO, AUTHENTICATING):
+            await self.fail(
+                ProtocolError("hello_timeout", f"no hello within {HELLO_TIMEOUT_S:g} s")
+            )
+
+    # ------------------------------------------------------------------ frames in
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        try:
+            if self.state == STREAMING:
+                if bytes_data is None:
+                    raise ProtocolError("unexpected_text", "only binary audio frames after hello")
+                await self.on_windows(self.stream.feed(bytes_data))
+            elif self.state == HELLO:
+                if text_data is None:
+                    raise ProtocolError("hello_expected", "the first frame must be a text hello")
+                await self.on_hello(parse_hello(text_data))
+        except ProtocolError as error:
+            await self.fail(error)
+        except Exception:
+            log.exception("device stream %s failed", self.device_id)
+            await self.fail(ProtocolError("server_error", "internal error; reconnect later"))
+
+    async def on_hello(self, hello: Hello) -> None:
+        self.state = AUTHENTICATING
+        device = await database_sync_to_async(services.authenticate)(hello.token)
+        self.device_id = device.pk
+        self.token_hash = device.token_hash
+        group = services.device_group(device.pk)
+        # One connection per device: a newer hello replaces older streams of the same device.
+        await self.channel_layer.group_send(
+            group, {"type": "device.replaced", "by": self.channel_name}
+        )
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.resume_at = await database_sync_to_async(_start_stream)(
+            device.pk, hello, self.channel_name
+        )
+        cfg, stride_s = stream_feature_config()
+        self.stream = DeviceStream(hello, cfg, stride_s)
+        self.state = STREAMING
+        self._hello_timer.cancel()
+        flusher().add(self.channel_name, self)
+        await self.send_json(
+            ready_message(device.pk, device.name, hello, cfg.sample_rate, self.resume_at)
+        )
+        log.info(
+            "device %s streaming: %s Hz %s x%d from %r",
+            device.pk,
+            hello.sample_rate,
+            hello.encoding,
+            hello.channels,
+            hello.client,
+        )
+
+    async def on_windows(self, windows: list) -> None:
+        """Hand-off point to scoring: the new ``(start_column, window)`` pairs of this stream.
+
+        Stream time of a window: ``self.stream.window_times(start_column)``; audio for
+        snippets: ``self.stream.ring.between(t0, t1)``. Until scoring is wired in, windows are
+        only counted (``DeviceStream.stats.windows``, written to ``Device.windows``).
+        """
+
+    # ------------------------------------------------------------------ closing
+
+    async def fail(self, error: ProtocolError) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self.close_error = f"{error.code} {error.error}: {error.message}"
+        log.info("device stream %s closed: %s", self.device_id, self.close_error)
+        try:
+            await self.send_json(error.to_message())
+            await self.close(code=error.code)
+        except Exception:  # the socket may already be gone
+            pass
+
+    async def disconnect(self, code) -> None:
+        self._hello_timer.cancel()
+        if self.device_id is None:
+            return
+        await self.channel_layer.group_discard(
+            services.device_group(self.device_id), self.channel_name
+        )
+        if self.stream is not None:
+            await flusher().remove(self.channel_name)
+            await database_sync_to_async(_end_stream)(
+                self.device_id, self.channel_name, self.close_error
+            )
+
+    # ------------------------------------------------------------------ group messages
+
+    async def device_check(self, event) -> None:
+        if self.state != STREAMING:
+            return
+        rows = await database_sync_to_async(services.access_rows)([self.device_id])
+        await self.check_access(rows.get(self.device_id))
+
+    async def device_replaced(self, event) -> None:
+        if event.get("by") != self.channel_name and self.state == STREAMING:
+            await self.fail(
+                ProtocolError("replaced", "a newer connection of this device took over")
+            )
+
+    # ------------------------------------------------------------------ health (devices.health)
+
+    async def check_access(self, row) -> None:
+        if self.state != STREAMING:
+            return
+        error = services.access_error(row, self.token_hash, timezone.now(), live=True)
+        if error is not None:
+            await self.fail(error)
+
+    def health_delta(self) -> HealthDelta | None:
+        if self.stream is None:
+            return None
+        s = self.stream.stats
+        now = (s.frames, s.samples, s.seconds, s.frames_rejected, s.windows)
+        if now == self._flushed:
+            return None
+        s.close_period()
+        before, self._flushed = self._flushed, now
+        return HealthDelta(
+            device_id=self.device_id,
+            frames=now[0] - before[0],
+            samples=now[1] - before[1],
+            seconds=now[2] - before[2],
+            rejected=now[3] - before[3],
+            windows=now[4] - before[4],
+            level_dbfs=s.level_dbfs,
+            clipping=s.clipping,
+            stream_samples=self.resume_at + s.samples,
+        )
+
+    async def after_flush(self, delta: HealthDelta) -> None:
+        if self.state == STREAMING:
+            try:
+                await self.send_json(ack_message(delta.stream_samples))
+            except Exception:
+                pass
+
+    async def send_json(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message))

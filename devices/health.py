@@ -1,0 +1,136 @@
+"""Batched device-health writes and the periodic access check for all live streams of a process.
+
+Per-frame database writes would not scale to hundreds of streams, so each process keeps one
+``HealthFlusher`` (created on first use, bound to the event loop): every ``CHECK_INTERVAL_S`` it
+reads the access row of every live device in one query and closes streams whose token or device
+is no longer valid (the fallback for changes that reach no channel layer group); every
+``FLUSH_INTERVAL_S`` it writes the statistics of all live streams in one transaction and then
+acks each stream's stored sample count to its client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Device
+from .services import DeviceAccess, access_rows
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 1.0
+
+
+@dataclass
+class HealthDelta:
+    """What one stream adds to its device row since the last flush."""
+
+    device_id: int
+    frames: int
+    samples: int
+    seconds: float
+    rejected: int
+    windows: int
+    level_dbfs: float | None
+    clipping: bool
+    stream_samples: int  # total of this stream id stored after this write (the ack)
+
+
+class LiveStream(Protocol):
+    device_id: int
+
+    def health_delta(self) -> HealthDelta | None: ...
+
+    async def after_flush(self, delta: HealthDelta) -> None: ...
+
+    async def check_access(self, row: DeviceAccess | None) -> None: ...
+
+
+def write_deltas(deltas: list[HealthDelta], now: datetime) -> None:
+    """One transaction, one UPDATE per device (counters incremented in the database)."""
+    with transaction.atomic():
+        for d in deltas:
+            Device.objects.filter(pk=d.device_id).update(
+                frames_received=F("frames_received") + d.frames,
+                samples_received=F("samples_received") + d.samples,
+                seconds_received=F("seconds_received") + d.seconds,
+                frames_rejected=F("frames_rejected") + d.rejected,
+                windows=F("windows") + d.windows,
+                level_dbfs=d.level_dbfs,
+                clipping=d.clipping,
+                stream_samples=d.stream_samples,
+                last_seen=now,
+            )
+
+
+class HealthFlusher:
+    def __init__(self) -> None:
+        self.streams: dict[str, LiveStream] = {}
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def add(self, key: str, stream: LiveStream) -> None:
+        self.streams[key] = stream
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def remove(self, key: str) -> None:
+        """Stop tracking a stream after writing what it has not written yet."""
+        stream = self.streams.pop(key, None)
+        if stream is not None:
+            async with self._lock:
+                delta = stream.health_delta()
+                if delta is not None:
+                    await database_sync_to_async(write_deltas)([delta], timezone.now())
+
+    async def _run(self) -> None:
+        ticks_per_flush = max(1, round(FLUSH_INTERVAL_S / CHECK_INTERVAL_S))
+        tick = 0
+        while self.streams:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+            tick += 1
+            try:
+                await self.check_all()
+                if tick % ticks_per_flush == 0:
+                    await self.flush_all()
+            except Exception:  # keep serving; the next round retries
+                log.exception("device health round failed")
+
+    async def check_all(self) -> None:
+        streams = list(self.streams.values())
+        if not streams:
+            return
+        rows = await database_sync_to_async(access_rows)({s.device_id for s in streams})
+        for stream in streams:
+            await stream.check_access(rows.get(stream.device_id))
+
+    async def flush_all(self) -> None:
+        async with self._lock:
+            pending = [(s, s.health_delta()) for s in list(self.streams.values())]
+            pending = [(s, d) for s, d in pending if d is not None]
+            if not pending:
+                return
+            await database_sync_to_async(write_deltas)([d for _, d in pending], timezone.now())
+        for stream, delta in pending:
+            await stream.after_flush(delta)
+
+
+_flushers: dict[int, HealthFlusher] = {}
+
+
+def flusher() -> HealthFlusher:
+    """This event loop's flusher (one per process in daphne)."""
+    loop_id = id(asyncio.get_running_loop())
+    if loop_id not in _flushers:
+        _flushers.clear()  # a new loop (tests) replaces the old one
+        _flushers[loop_id] = HealthFlusher()
+    return _flushers[loop_id]

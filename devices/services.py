@@ -1,0 +1,104 @@
+"""Device services: issue, rotate and revoke tokens, authenticate a hello, notify live streams.
+
+Every change to a device row made through ``save()`` (admin, these services) or a delete sends
+``device.check`` to the channel-layer group ``device-<id>``; the live stream re-reads its row and
+closes if its token or the device is no longer valid (see ``access_error``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Device
+from .protocol import ProtocolError
+from .tokens import hash_token, new_token, token_matches
+
+log = logging.getLogger(__name__)
+
+
+def device_group(device_id: int) -> str:
+    return f"device-{device_id}"
+
+
+def issue_token(device: Device, expires: datetime | None = None) -> str:
+    """Give the device a new token (the old one stops working); return it, to show once."""
+    token = new_token()
+    device.token_hash = hash_token(token, settings.DEVICE_TOKEN_KEY)
+    device.token_created = timezone.now()
+    device.token_last_used = None
+    device.token_expires = expires
+    device.save()
+    log.info("issued a new token for device %s", device.pk)
+    return token
+
+
+def revoke_token(device: Device) -> None:
+    device.token_hash = None
+    device.save()
+    log.info("revoked the token of device %s", device.pk)
+
+
+@dataclass(frozen=True)
+class DeviceAccess:
+    """What a live stream needs to re-check its right to stream."""
+
+    id: int
+    enabled: bool
+    token_hash: str | None
+    token_expires: datetime | None
+
+
+def access_error(
+    row: DeviceAccess | None, token_hash: str, now: datetime, live: bool
+) -> ProtocolError | None:
+    """Why a stream authenticated with ``token_hash`` may not (go on) stream, or None."""
+    if row is None or not row.token_hash or row.token_hash != token_hash:
+        if live:
+            return ProtocolError("token_revoked", "the device token was revoked or rotated")
+        return ProtocolError("bad_token", "unknown or revoked device token")
+    if row.token_expires is not None and row.token_expires <= now:
+        return ProtocolError("token_expired", "the device token has expired")
+    if not row.enabled:
+        return ProtocolError("device_disabled", "the device is disabled")
+    return None
+
+
+def authenticate(token: str) -> Device:
+    """The device a token belongs to, or ``ProtocolError`` (bad_token/expired/disabled)."""
+    token_hash = hash_token(token, settings.DEVICE_TOKEN_KEY)
+    device = Device.objects.filter(token_hash=token_hash).select_related("location").first()
+    if device is None or not token_matches(token, device.token_hash, settings.DEVICE_TOKEN_KEY):
+        raise ProtocolError("bad_token", "unknown or revoked device token")
+    error = access_error(access_of(device), token_hash, timezone.now(), live=False)
+    if error is not None:
+        raise error
+    return device
+
+
+def access_of(device: Device) -> DeviceAccess:
+    return DeviceAccess(device.pk, device.enabled, device.token_hash, device.token_expires)
+
+
+def access_rows(device_ids) -> dict[int, DeviceAccess]:
+    rows = Device.objects.filter(pk__in=list(device_ids)).values_list(
+        "pk", "enabled", "token_hash", "token_expires"
+    )
+    return {row[0]: DeviceAccess(*row) for row in rows}
+
+
+def notify_device_changed(device_id: int) -> None:
+    """Tell a live stream of this device (in any process) to re-check its access."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(device_group(device_id), {"type": "device.check"})
+    except Exception:  # the periodic check in devices.health still closes it within 1 s
+        log.exception("could not notify the live stream of device %s", device_id)

@@ -1,0 +1,158 @@
+"""A real daphne on a free port with its own database, for end-to-end device tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = REPO / ".venv" / "bin" / "python"
+DAPHNE = REPO / ".venv" / "bin" / "daphne"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``daphne eyescream_site.asgi:application`` as a subprocess, plus ``manage.py`` helpers."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "EYESCREAM_DATA_DIR": str(self.data_dir),
+            "DJANGO_SETTINGS_MODULE": "eyescream_site.settings",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        for name in ("REDIS_URL", "DATABASE_URL"):
+            if not (extra_env or {}).get(name):
+                self.env.pop(name, None)
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.data_dir / "daphne.log"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/devices/stream/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def manage(self, *args: str, timeout: float = 60) -> str:
+        result = subprocess.run(
+            [str(PYTHON), "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "--no-imports", "-c", code)
+
+    def migrate(self) -> None:
+        self.manage("migrate", "--noinput", "-v", "0")
+
+    def start(self, timeout: float = 30) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
+        self.process = subprocess.Popen(
+            [
+                str(DAPHNE),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "eyescream_site.asgi:application",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited early:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"daphne did not listen on {self.port}:\n{self.log()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # ------------------------------------------------------------------ data helpers
+
+    def make_devices(self, specs: dict[str, dict]) -> dict[str, dict]:
+        """Create devices ``{name: {enabled, expired, token}}``; return ``{name: {id, token}}``."""
+        code = f"""
+import json
+from datetime import timedelta
+from django.utils import timezone
+from devices.models import Device, Location, Site
+from devices import services
+site, _ = Site.objects.get_or_create(name="Test site")
+location, _ = Location.objects.get_or_create(site=site, name="Test spot")
+out = {{}}
+for name, spec in json.loads({json.dumps(json.dumps(specs))}).items():
+    device = Device.objects.create(location=location, name=name, enabled=spec.get("enabled", True))
+    expires = timezone.now() - timedelta(hours=1) if spec.get("expired") else None
+    token = services.issue_token(device, expires=expires)
+    out[name] = {{"id": device.pk, "token": token}}
+print("RESULT" + json.dumps(out))
+"""
+        return json.loads(self.shell(code).split("RESULT", 1)[1])
+
+    def device_row(self, device_id: int) -> dict:
+        code = f"""
+import json
+from django.forms.models import model_to_dict
+from devices.models import Device
+d = Device.objects.get(pk={device_id})
+row = model_to_dict(d)
+row.update(samples_received=d.samples_received, connection_state=d.connection_state)
+print("RESULT" + json.dumps(row, default=str))
+"""
+        return json.loads(self.shell(code).split("RESULT", 1)[1])
+
+
+def run_module(module: str, *args: str, env: dict[str, str], timeout: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
