@@ -11,3 +11,8 @@ def live(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def fuzz_token(live):
+    return live.make_devices({"fuzz-target": {}})["fuzz-target"]["token"]
