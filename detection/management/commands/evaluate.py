@@ -1,0 +1,125 @@
+"""``manage.py evaluate``: score a labelled folder with a model artifact and report it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+from tqdm.auto import tqdm
+
+from detection.artifacts import ArtifactError, load_model
+from detection.dataset import FeatureStore, file_windows
+from detection.evaluation import Scored, best_f1_threshold, build_report, summarize, write_files
+from detection.management.commands.train import load_recordings
+from detection.training import _jsonable
+
+
+class Command(BaseCommand):
+    help = (
+        "Score every window of a labelled folder with a model artifact and report window-level, "
+        "file-level and per-sub-label figures at the model's threshold (report.md + images)."
+    )
+    requires_system_checks = []  # no database needed
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", required=True, help="labelled data folder")
+        parser.add_argument("--model", required=True, help="model artifact folder")
+        parser.add_argument("--out", help="folder for report.md, images and metrics.json")
+        parser.add_argument("--stride", type=float, help="window stride in s (default: model's)")
+        parser.add_argument("--threshold", type=float, help="override the model's threshold")
+        parser.add_argument("--limit-files", type=int, help="use only N files (quick runs)")
+        parser.add_argument("--seed", type=int, default=0, help="for --limit-files")
+        parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument("--cache-dir", help="feature cache (default var/cache/features)")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **opts):
+        import torch
+
+        torch.set_num_threads(max(1, opts["threads"]))
+        recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
+        try:
+            model = load_model(opts["model"])
+        except (ArtifactError, ValueError) as exc:
+            raise CommandError(f"cannot load model: {exc}") from exc
+        cfg = model.features
+        stride_s = opts.get("stride") or model.stride_s
+        threshold = opts["threshold"] if opts.get("threshold") is not None else model.threshold
+        store = FeatureStore(cfg, cache_dir=opts.get("cache_dir"))
+        stride = cfg.stride_columns(stride_s)
+        scores, targets, subs, file_index = [], [], [], []
+        bar = tqdm(recordings, desc="score", unit="file", disable=opts["no_progress"])
+        for index, rec in enumerate(bar):
+            feats = store.features(rec)
+            starts, t, sub = file_windows(feats, cfg, stride)
+            if starts.size == 0:
+                continue  # empty audio
+            windows = np.stack([feats.columns[:, s : s + cfg.window_columns] for s in starts])
+            scores.append(model.predict(windows))
+            targets.append(t)
+            subs.append(sub)
+            file_index.append(np.full(starts.size, index, dtype=np.int64))
+        scored = Scored(
+            scores=np.concatenate(scores),
+            targets=np.concatenate(targets),
+            sublabels=np.concatenate(subs),
+            file_index=np.concatenate(file_index),
+            file_truth=np.array([r.has_scream for r in recordings]),
+            file_names=[r.rel for r in recordings],
+        )
+        summary = summarize(scored, threshold)
+        lab = scored.labelled
+        if np.any(scored.targets[lab] == 1):
+            best_t, best_f1 = best_f1_threshold(scored.targets[lab] == 1, scored.scores[lab])
+            summary["best_f1_on_this_data"] = {"threshold": best_t, "f1": best_f1}
+        w, f = summary["window"], summary["file"]
+        self.stdout.write(
+            f"{len(recordings)} files, {w['n']} labelled windows (stride {stride_s} s), "
+            f"threshold {threshold:.4f}\n"
+            f"windows: F1 {w['f1']:.3f} precision {w['precision']:.3f} recall {w['recall']:.3f} "
+            f"accuracy {w['accuracy']:.3f} AUC {w['roc_auc']:.3f}\n"
+            f"files:   F1 {f['f1']:.3f} precision {f['precision']:.3f} recall {f['recall']:.3f}\n"
+            + "false-positive rate: "
+            + ", ".join(
+                f"{k} {v['fpr']:.3f} (n={v['n']})" for k, v in summary["fpr_by_sublabel"].items()
+            )
+        )
+        if opts.get("out"):
+            intro = [
+                f"Model `{model.config.get('name', model.path.name)}` (weights {model.version}, "
+                f"architecture {model.config['architecture']}) on {len(recordings)} files of "
+                f"`{opts['data']}`, window stride {stride_s} s.",
+            ]
+            if "best_f1_on_this_data" in summary:
+                b = summary["best_f1_on_this_data"]
+                intro.append(
+                    f"\nFor reference only (chosen on this data, not a fair figure): the best F1 "
+                    f"here would be {b['f1']:.3f} at threshold {b['threshold']:.4f}."
+                )
+            files = build_report(
+                f"Evaluation: {opts['data']}", scored, threshold, summary, intro=intro
+            )
+            metrics = {
+                "model": str(model.path),
+                "model_version": model.version,
+                "data_dir": str(opts["data"]),
+                "n_files": len(recordings),
+                "stride_s": stride_s,
+                **summary,
+                "files": [
+                    {"file": name, "scream": bool(truth), "max_score": float(top)}
+                    for name, truth, top in zip(
+                        scored.file_names, scored.file_truth, _file_max(scored), strict=True
+                    )
+                ],
+            }
+            files["metrics.json"] = json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
+            write_files(opts["out"], files)
+            self.stdout.write(self.style.SUCCESS(f"report written to {opts['out']}"))
+
+
+def _file_max(scored: Scored) -> np.ndarray:
+    top = np.zeros(len(scored.file_names))
+    np.maximum.at(top, scored.file_index, scored.scores)
+    return top

@@ -1,0 +1,192 @@
+"""``manage.py train``: grouped cross-validation, optional random search, final model artifact."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import fields
+
+from django.core.management.base import BaseCommand, CommandError
+
+from detection.dataset import DatasetError, LabelFormatError, scan
+from detection.features import FeatureConfig
+from detection.training import Hyper, Plan, TrainingError, run_training
+
+
+def _augment_switches() -> list[str]:
+    """Boolean fields of ``AugmentConfig`` (each gets a ``--no-<name>`` flag)."""
+    try:
+        from detection.augment import AugmentConfig
+    except ImportError:
+        return []
+    return [f.name for f in fields(AugmentConfig) if f.type in (bool, "bool")]
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a scream detector on a labelled folder (audio + Audacity label files): grouped "
+        "K-fold cross-validation picks the threshold and measures it, then a final model is "
+        "trained on every file and saved as an artifact folder with metrics.json and report.md."
+    )
+    requires_system_checks = []  # no database needed
+
+    def add_arguments(self, parser):
+        defaults = Hyper()
+        parser.add_argument("--data", required=True, help="labelled data folder")
+        parser.add_argument("--out", required=True, help="artifact folder to write")
+        parser.add_argument("--name", help="model name (default: the --out folder's name)")
+        parser.add_argument("--arch", default=defaults.arch, help="A, A_Depthwise, B, C, CRNN")
+        parser.add_argument(
+            "--arch-params", default="{}", help="JSON of extra network parameters (e.g. width)"
+        )
+        parser.add_argument("--epochs", type=int, default=defaults.epochs)
+        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
+        parser.add_argument("--search", type=int, default=0, metavar="N", help="random trials")
+        parser.add_argument("--search-epochs", type=int, help="epochs per search trial")
+        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument("--lr", type=float, default=defaults.lr)
+        parser.add_argument("--beta1", type=float, default=defaults.beta1)
+        parser.add_argument("--beta2", type=float, default=defaults.beta2)
+        parser.add_argument("--eps", type=float, default=defaults.eps)
+        parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+        parser.add_argument("--dropout", type=float, default=defaults.dropout)
+        parser.add_argument("--balance", choices=("sample", "pos_weight"), default=defaults.balance)
+        parser.add_argument("--stride", type=float, default=0.1, help="serving stride (s)")
+        parser.add_argument("--train-stride", type=float, default=0.1, help="training stride (s)")
+        parser.add_argument("--aug-copies", type=int, default=2)
+        parser.add_argument("--augment", help="JSON of AugmentConfig fields")
+        for name in _augment_switches():
+            parser.add_argument(
+                f"--no-{name.replace('_', '-')}",
+                dest=f"aug_off_{name}",
+                action="store_true",
+                help=f"turn off augmentation '{name}'",
+            )
+        parser.add_argument(
+            "--features", default="{}", help="JSON of FeatureConfig fields to change"
+        )
+        parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--limit-files", type=int, help="use only N files (quick runs)")
+        parser.add_argument("--cache-dir", help="feature cache (default var/cache/features)")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **opts):
+        recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
+        try:
+            arch_params = json.loads(opts["arch_params"])
+            features = FeatureConfig.from_dict(
+                {**FeatureConfig().to_dict(), **json.loads(opts["features"])}
+            )
+            augment = json.loads(opts["augment"]) if opts.get("augment") else None
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            raise CommandError(f"bad JSON option: {exc}") from exc
+        switches = [n for n in _augment_switches() if opts.get(f"aug_off_{n}")]
+        if switches:
+            from detection.augment import AugmentConfig
+
+            base = AugmentConfig.from_dict(augment) if augment else AugmentConfig()
+            augment = {**base.to_dict(), **dict.fromkeys(switches, False)}
+        hyper = Hyper(
+            arch=opts["arch"],
+            epochs=opts["epochs"],
+            batch_size=opts["batch_size"],
+            lr=opts["lr"],
+            beta1=opts["beta1"],
+            beta2=opts["beta2"],
+            eps=opts["eps"],
+            weight_decay=opts["weight_decay"],
+            dropout=opts["dropout"],
+            balance=opts["balance"],
+            arch_params=arch_params,
+        )
+        plan = Plan(
+            features=features,
+            folds=opts["folds"],
+            cross_validate=not opts["no_cv"],
+            stride_s=opts["stride"],
+            train_stride_s=opts["train_stride"],
+            aug_copies=opts["aug_copies"],
+            augment=augment,
+            search=opts["search"],
+            search_epochs=opts.get("search_epochs"),
+            threads=opts["threads"],
+            seed=opts["seed"],
+            progress=not opts["no_progress"],
+        )
+        if plan.search and not plan.cross_validate:
+            raise CommandError("--search scores trials by cross-validation: drop --no-cv")
+        try:
+            from detection.networks import ARCHITECTURES
+        except ImportError as exc:
+            raise CommandError(f"networks unavailable: {exc}") from exc
+        if hyper.arch not in ARCHITECTURES:
+            raise CommandError(f"unknown --arch {hyper.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+        command = shlex.join([sys.executable, *sys.argv]) if sys.argv else "train"
+        try:
+            metrics = run_training(
+                recordings,
+                opts["out"],
+                hyper,
+                plan,
+                data_dir=str(opts["data"]),
+                command=command,
+                name=opts.get("name"),
+                cache_dir=opts.get("cache_dir"),
+                log=lambda m: self.stdout.write(m),
+            )
+        except (TrainingError, DatasetError) as exc:
+            raise CommandError(str(exc)) from exc
+        cv = metrics.get("cv")
+        if cv:
+            w, f = cv["out_of_fold"]["window"], cv["out_of_fold"]["file"]
+            self.stdout.write(
+                f"out-of-fold windows: F1 {w['f1']:.3f} precision {w['precision']:.3f} "
+                f"recall {w['recall']:.3f} AUC {_f(w['roc_auc'])}; files: F1 {f['f1']:.3f}; "
+                f"mean fold F1 {cv['mean']['f1']:.3f}"
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"model saved to {opts['out']} (threshold {metrics['threshold']:.4f})"
+            )
+        )
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def load_recordings(data, limit, seed, command):
+    """Labelled recordings of ``data`` (CommandError when there are none), optionally a slice.
+
+    ``--limit-files N`` keeps a seeded random subset of N files, half of them scream files
+    (as far as the folder has them), the rest negatives.
+    """
+    import numpy as np
+
+    try:
+        result = scan(data)
+    except (DatasetError, LabelFormatError) as exc:
+        raise CommandError(str(exc)) from exc
+    if result.unlabelled:
+        names = ", ".join(result.unlabelled[:10])
+        more = f" and {len(result.unlabelled) - 10} more" if len(result.unlabelled) > 10 else ""
+        command.stderr.write(
+            f"skipped {len(result.unlabelled)} audio file(s) without a label file: {names}{more}"
+        )
+    recordings = result.recordings
+    if not recordings:
+        raise CommandError(f"no labelled audio files in {data} (audio with a same-stem .txt)")
+    if limit and limit < len(recordings):
+        rng = np.random.default_rng(seed)
+        screams = [r for r in recordings if r.has_scream]
+        others = [r for r in recordings if not r.has_scream]
+        # half scream files (as far as there are), the rest negatives
+        n_scream = min(len(screams), max(1, limit // 2)) if others else limit
+        n_scream = min(n_scream, len(screams))
+        pick = [screams[i] for i in rng.permutation(len(screams))[:n_scream]]
+        pick += [others[i] for i in rng.permutation(len(others))[: limit - len(pick)]]
+        recordings = sorted(pick, key=lambda r: r.rel)
+    return recordings

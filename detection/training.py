@@ -1,0 +1,742 @@
+"""Training with grouped K-fold cross-validation, random search, and the final model artifact.
+
+The flow (``run_training``):
+
+1. every labelled recording's feature columns are computed once (``FeatureStore``, cached);
+2. recordings are split into K folds by ``group`` (``grouped_folds``), balancing scream files;
+3. for each fold a network is trained on the other folds -- their original audio plus a few
+   waveform-augmented copies whose background mixes come only from the *training* folds'
+   negative files -- and scores every window of its validation files (out-of-fold);
+4. the operating threshold maximises F1 over all out-of-fold windows; per-fold and mean
+   figures are computed at it;
+5. a final network is trained on every file and saved with ``save_artifact`` together with
+   ``metrics.json`` and ``report.md`` (+ images).
+
+``--search N`` first scores N random hyper-parameter sets by grouped-CV mean F1 and trains
+with the best. Everything is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .dataset import (
+    NEGATIVE,
+    POSITIVE,
+    FeatureStore,
+    FileFeatures,
+    Recording,
+    file_windows,
+)
+from .evaluation import Scored, best_f1_threshold, build_report, fold_means, summarize
+from .features import FeatureConfig, normalize_windows
+
+# The seed's search ranges.
+SEARCH_SPACE = {
+    "lr": (1e-5, 5e-2),  # log-uniform
+    "dropout": (0.0, 0.7),
+    "beta1": (0.9, 0.99),
+    "weight_decay": (0.0, 1e-6),
+}
+MAX_BACKGROUNDS = 48  # negative files loaded as mixing backgrounds per training set
+
+
+class TrainingError(ValueError):
+    """Training cannot run on what it was given."""
+
+
+@dataclass
+class Hyper:
+    """What one training run of a network needs besides the data."""
+
+    arch: str = "A"
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    dropout: float = 0.3
+    balance: str = "sample"  # "sample": equal positives and negatives per epoch; "pos_weight"
+    arch_params: dict = field(default_factory=dict)
+
+    def optimiser_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("lr", "beta1", "beta2", "eps", "weight_decay")}
+
+
+@dataclass
+class Plan:
+    """Everything about a training run that is not a network hyper-parameter."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    folds: int = 5
+    cross_validate: bool = True
+    stride_s: float = 0.1  # serving / evaluation stride
+    train_stride_s: float = 0.1
+    aug_copies: int = 2
+    augment: dict | None = None  # AugmentConfig.to_dict(); None = its defaults
+    search: int = 0
+    search_epochs: int | None = None
+    threads: int = 2
+    seed: int = 0
+    progress: bool = True
+
+
+# --------------------------------------------------------------------------- folds
+
+
+def grouped_folds(recordings: list[Recording], k: int, seed: int = 0) -> np.ndarray:
+    """Fold number of every recording: no group in two folds, scream files spread evenly.
+
+    Greedy: groups in decreasing size (scream files first), each into the fold that so far
+    has the fewest files of that group's kind (scream or its negative sub-label), then the
+    fewest files overall. Ties between equal groups are broken by ``seed``.
+    """
+    if k < 2:
+        raise TrainingError(f"need at least 2 folds, got {k}")
+    groups: dict[str, list[int]] = {}
+    for index, rec in enumerate(recordings):
+        groups.setdefault(rec.group, []).append(index)
+    if len(groups) < k:
+        raise TrainingError(
+            f"{len(groups)} recording group(s) cannot be split into {k} folds; use fewer folds"
+        )
+    rng = np.random.default_rng(seed)
+    names = list(groups)
+    jitter = dict(zip(names, rng.permutation(len(names)), strict=True))
+
+    def kind(name: str) -> str:
+        kinds = [recordings[i].kind for i in groups[name]]
+        return "1" if "1" in kinds else max(set(kinds), key=kinds.count)
+
+    def size(name: str) -> int:
+        return len(groups[name])
+
+    order = sorted(names, key=lambda g: (kind(g) != "1", -size(g), jitter[g]))
+    per_kind = {}
+    totals = np.zeros(k, dtype=np.int64)
+    assignment = np.full(len(recordings), -1, dtype=np.int64)
+    for name in order:
+        counts = per_kind.setdefault(kind(name), np.zeros(k, dtype=np.int64))
+        fold = min(range(k), key=lambda f: (counts[f], totals[f], f))
+        counts[fold] += size(name)
+        totals[fold] += size(name)
+        assignment[groups[name]] = fold
+    return assignment
+
+
+# --------------------------------------------------------------------------- window sets
+
+
+@dataclass
+class WindowSet:
+    """Windows of several files, indexed without copying: ``(file, start column)`` pairs."""
+
+    columns: list[np.ndarray]
+    file: np.ndarray  # (N,) index into columns
+    start: np.ndarray  # (N,) first column
+    target: np.ndarray  # (N,) 1 / 0 / -1
+    sublabel: np.ndarray  # (N,)
+
+    @classmethod
+    def build(
+        cls, items: list[FileFeatures], cfg: FeatureConfig, stride_cols: int, labelled_only: bool
+    ) -> WindowSet:
+        files, starts, targets, subs = [], [], [], []
+        for index, item in enumerate(items):
+            s, t, sub = file_windows(item, cfg, stride_cols)
+            if labelled_only:
+                keep = t >= 0
+                s, t, sub = s[keep], t[keep], sub[keep]
+            files.append(np.full(s.shape[0], index, dtype=np.int64))
+            starts.append(s)
+            targets.append(t)
+            subs.append(sub)
+
+        def cat(parts, dtype):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+        return cls(
+            columns=[item.columns for item in items],
+            file=cat(files, np.int64),
+            start=cat(starts, np.int64),
+            target=cat(targets, np.int8),
+            sublabel=cat(subs, np.int8),
+        )
+
+    def __len__(self) -> int:
+        return int(self.file.shape[0])
+
+    def windows(self, indices: np.ndarray, width: int) -> np.ndarray:
+        """Raw windows ``(len(indices), n_mels, width)``."""
+        return np.stack(
+            [self.columns[self.file[i]][:, self.start[i] : self.start[i] + width] for i in indices]
+        )
+
+
+# --------------------------------------------------------------------------- one network
+
+
+def _seed_torch(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def epoch_indices(targets: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:
+    """The windows one epoch trains on, shuffled.
+
+    ``sample``: every window of the rarer class plus as many drawn (without replacement)
+    from the other, so each epoch sees both equally. ``pos_weight``: every window.
+    """
+    pos = np.flatnonzero(targets == POSITIVE)
+    neg = np.flatnonzero(targets == NEGATIVE)
+    if balance == "sample" and pos.size and neg.size:
+        n = min(pos.size, neg.size)
+        chosen = np.concatenate(
+            [rng.choice(pos, n, replace=False), rng.choice(neg, n, replace=False)]
+        )
+    else:
+        chosen = np.concatenate([pos, neg])
+    return rng.permutation(chosen)
+
+
+def train_network(
+    data: WindowSet,
+    hyper: Hyper,
+    cfg: FeatureConfig,
+    seed: int,
+    progress: bool = True,
+    label: str = "train",
+    augment=None,
+):
+    """A network trained on the labelled windows of ``data``; returns it in eval mode.
+
+    ``augment`` (an ``AugmentConfig``) switches per-batch SpecAugment on or off.
+    """
+    import torch
+
+    from .networks import build_network
+
+    if not np.any(data.target == POSITIVE) or not np.any(data.target == NEGATIVE):
+        raise TrainingError("training needs labelled scream and non-scream windows")
+    _seed_torch(seed)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    net = build_network(
+        hyper.arch,
+        n_mels=cfg.n_mels,
+        n_frames=cfg.window_columns,
+        dropout=hyper.dropout,
+        **hyper.arch_params,
+    )
+    optimiser = torch.optim.Adam(
+        net.parameters(),
+        lr=hyper.lr,
+        betas=(hyper.beta1, hyper.beta2),
+        eps=hyper.eps,
+        weight_decay=hyper.weight_decay,
+    )
+    pos_weight = None
+    if hyper.balance == "pos_weight":
+        n_pos = int(np.sum(data.target == POSITIVE))
+        n_neg = int(np.sum(data.target == NEGATIVE))
+        pos_weight = torch.tensor(n_neg / max(n_pos, 1), dtype=torch.float32)
+    elif hyper.balance != "sample":
+        raise TrainingError(f"unknown balance {hyper.balance!r} (sample or pos_weight)")
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    spec_augment = None
+    if augment is not None and augment.spec_augment:
+        from .augment import augment_batch
+
+        def spec_augment(x, generator):
+            return augment_batch(augment, x, generator)
+
+    width = cfg.window_columns
+    bar = tqdm(range(hyper.epochs), desc=label, unit="epoch", leave=False, disable=not progress)
+    for _epoch in bar:
+        net.train()
+        order = epoch_indices(data.target, hyper.balance, rng)
+        total, count = 0.0, 0
+        for begin in range(0, order.size, hyper.batch_size):
+            batch = order[begin : begin + hyper.batch_size]
+            if batch.size < 2:
+                continue  # BatchNorm needs more than one window
+            x = torch.from_numpy(normalize_windows(data.windows(batch, width), cfg))
+            if spec_augment is not None:
+                x = spec_augment(x, generator)
+            y = torch.from_numpy((data.target[batch] == POSITIVE).astype(np.float32))
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{label}: loss became {loss.item()} (lr {hyper.lr} too high?)")
+            loss.backward()
+            optimiser.step()
+            total += float(loss.item()) * batch.size
+            count += batch.size
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+    net.eval()
+    return net
+
+
+def score_windows(net, data: WindowSet, cfg: FeatureConfig, batch_size: int = 512) -> np.ndarray:
+    """Scream probabilities of every window of ``data`` (normalised as when serving)."""
+    import torch
+
+    out = np.empty(len(data), dtype=np.float32)
+    width = cfg.window_columns
+    net.eval()
+    with torch.inference_mode():
+        for begin in range(0, len(data), batch_size):
+            idx = np.arange(begin, min(begin + batch_size, len(data)))
+            x = torch.from_numpy(normalize_windows(data.windows(idx, width), cfg))
+            out[idx] = torch.sigmoid(net(x)).numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- augmented copies
+
+
+def augment_config(plan: Plan):
+    from .augment import AugmentConfig
+
+    return AugmentConfig.from_dict(plan.augment) if plan.augment else AugmentConfig()
+
+
+def shift_safe(rec: Recording, duration_s: float) -> bool:
+    """Whether shifting a file's audio in time keeps its labels true.
+
+    The augmenter's time shift is circular and does not say by how much, so it is only used
+    on files labelled as one whole (one label over >= 99 % of the audio, e.g. a negative
+    clip); on files with labelled stretches (scream files) it would move the sound away
+    from its label.
+    """
+    labels = {s.label for s in rec.segments}
+    covered = sum(s.duration for s in rec.segments)
+    return len(labels) == 1 and covered >= 0.99 * duration_s
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Corpus:
+    """The recordings of a run with their original features, and augmented copies on demand."""
+
+    def __init__(self, recordings: list[Recording], store: FeatureStore, plan: Plan):
+        self.recordings = recordings
+        self.store = store
+        self.plan = plan
+        self.cfg = store.cfg
+        self.original = [
+            store.features(rec)
+            for rec in tqdm(
+                recordings, desc="features", unit="file", leave=False, disable=not plan.progress
+            )
+        ]
+
+    def augmented(self, train: np.ndarray, label: str) -> list[FileFeatures]:
+        """``aug_copies`` augmented copies of each training file.
+
+        Backgrounds for mixing come from the training files' negatives only (a validation
+        file never leaks into training); the copy's cache entry is keyed by the augmentation
+        config, seed, copy index and the background set.
+        """
+        if self.plan.aug_copies <= 0:
+            return []
+        from .augment import WaveAugmenter
+
+        aug_cfg = augment_config(self.plan)
+        no_shift = replace(aug_cfg, time_shift=False)
+        rng = np.random.default_rng([self.plan.seed, 7919])
+        negatives = [int(i) for i in train if not self.recordings[i].has_scream]
+        if len(negatives) > MAX_BACKGROUNDS:
+            negatives = sorted(rng.choice(negatives, MAX_BACKGROUNDS, replace=False).tolist())
+        background_ids = [self.recordings[i].rel for i in negatives]
+        tag = _digest({"aug": aug_cfg.to_dict(), "seed": self.plan.seed, "bg": background_ids})
+        backgrounds: list[np.ndarray] | None = None
+        copies = []
+        items = [(int(i), c) for c in range(self.plan.aug_copies) for i in train]
+        for i, copy in tqdm(
+            items,
+            desc=f"{label}: augment",
+            unit="file",
+            leave=False,
+            disable=not self.plan.progress,
+        ):
+            rec = self.recordings[i]
+
+            def augment(audio, rec=rec, copy=copy):
+                nonlocal backgrounds
+                if backgrounds is None:  # loaded only when something is not cached yet
+                    backgrounds = [self.store.audio(self.recordings[j]) for j in negatives]
+                file_seed = int(self.store.file_hash(rec.path)[:8], 16)
+                generator = np.random.default_rng([self.plan.seed, copy, file_seed])
+                safe = shift_safe(rec, audio.shape[0] / self.cfg.sample_rate)
+                return WaveAugmenter(aug_cfg if safe else no_shift, backgrounds, generator)(audio)
+
+            copies.append(self.store.features(rec, variant=f"aug-{tag}-c{copy}", augment=augment))
+        return copies
+
+    def training_set(self, train: np.ndarray, label: str) -> WindowSet:
+        items = [self.original[i] for i in train] + self.augmented(train, label)
+        stride = self.cfg.stride_columns(self.plan.train_stride_s)
+        return WindowSet.build(items, self.cfg, stride, labelled_only=True)
+
+    def scoring_set(self, files: np.ndarray) -> WindowSet:
+        stride = self.cfg.stride_columns(self.plan.stride_s)
+        return WindowSet.build(
+            [self.original[i] for i in files], self.cfg, stride, labelled_only=False
+        )
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+@dataclass
+class CVResult:
+    scored: Scored  # out-of-fold scores of every window of every file
+    fold_of_file: np.ndarray
+    threshold: float
+    summary: dict  # at the threshold, all out-of-fold windows
+    folds: list[dict]
+    means: dict
+    seconds: float
+
+
+def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str = "cv") -> CVResult:
+    """Train K networks, each scoring its held-out fold; threshold and figures out of fold."""
+    began = time.monotonic()
+    k = int(folds.max()) + 1
+    n_files = len(corpus.recordings)
+    scores, targets, subs, file_index = [], [], [], []
+    bar = tqdm(range(k), desc=label, unit="fold", leave=False, disable=not corpus.plan.progress)
+    for fold in bar:
+        train = np.flatnonzero(folds != fold)
+        valid = np.flatnonzero(folds == fold)
+        data = corpus.training_set(train, f"{label} fold {fold}")
+        net = train_network(
+            data,
+            hyper,
+            corpus.cfg,
+            seed=corpus.plan.seed * 1000 + fold,
+            progress=corpus.plan.progress,
+            label=f"{label} fold {fold}",
+            augment=augment_config(corpus.plan),
+        )
+        held = corpus.scoring_set(valid)
+        scores.append(score_windows(net, held, corpus.cfg))
+        targets.append(held.target)
+        subs.append(held.sublabel)
+        file_index.append(valid[held.file])
+    scored = Scored(
+        scores=np.concatenate(scores),
+        targets=np.concatenate(targets),
+        sublabels=np.concatenate(subs),
+        file_index=np.concatenate(file_index),
+        file_truth=np.array([r.has_scream for r in corpus.recordings]),
+        file_names=[r.rel for r in corpus.recordings],
+    )
+    lab = scored.labelled
+    if not np.any(scored.targets[lab] == POSITIVE):
+        raise TrainingError("no labelled scream window in any validation fold")
+    threshold, _ = best_f1_threshold(scored.targets[lab] == POSITIVE, scored.scores[lab])
+    threshold = clip_threshold(threshold)
+    fold_rows = []
+    for fold in range(k):
+        files = np.flatnonzero(folds == fold)
+        fold_rows.append(
+            {
+                "fold": fold,
+                "n_files": int(files.size),
+                "n_groups": len({corpus.recordings[i].group for i in files}),
+                "n_scream_files": int(sum(corpus.recordings[i].has_scream for i in files)),
+                "summary": summarize(scored.subset(files), threshold),
+            }
+        )
+    assert n_files == scored.file_truth.size
+    return CVResult(
+        scored=scored,
+        fold_of_file=folds,
+        threshold=threshold,
+        summary=summarize(scored, threshold),
+        folds=fold_rows,
+        means=fold_means(fold_rows),
+        seconds=time.monotonic() - began,
+    )
+
+
+def clip_threshold(threshold: float) -> float:
+    """Artifacts need a threshold strictly inside (0, 1)."""
+    return float(min(max(threshold, 1e-4), 1.0 - 1e-4))
+
+
+# --------------------------------------------------------------------------- search
+
+
+def sample_hyper(base: Hyper, rng: np.random.Generator) -> Hyper:
+    """One random draw from the seed's search ranges (lr log-uniform)."""
+    lo, hi = SEARCH_SPACE["lr"]
+    return replace(
+        base,
+        lr=float(math.exp(rng.uniform(math.log(lo), math.log(hi)))),
+        dropout=float(rng.uniform(*SEARCH_SPACE["dropout"])),
+        beta1=float(rng.uniform(*SEARCH_SPACE["beta1"])),
+        eps=1e-8,
+        weight_decay=float(rng.uniform(*SEARCH_SPACE["weight_decay"])),
+    )
+
+
+SEARCHED = ("lr", "dropout", "beta1", "eps", "weight_decay")
+
+
+def random_search(
+    corpus: Corpus, base: Hyper, folds: np.ndarray, trials: int, epochs: int | None
+) -> tuple[Hyper, list[dict]]:
+    """Score ``trials`` random draws by grouped-CV mean F1; the best draw (full epochs)."""
+    rng = np.random.default_rng([corpus.plan.seed, 31337])
+    rows = []
+    best, best_score = base, -1.0
+    bar = tqdm(range(trials), desc="search", unit="trial", disable=not corpus.plan.progress)
+    for trial in bar:
+        hyper = sample_hyper(base, rng)
+        trial_hyper = replace(hyper, epochs=epochs or base.epochs)
+        try:
+            result = cross_validate(corpus, trial_hyper, folds, label=f"trial {trial}")
+            score = result.means["f1"]
+        except TrainingError as exc:  # a diverging draw scores 0, the search goes on
+            score, result = 0.0, None
+            bar.write(f"trial {trial}: {exc}")
+        rows.append(
+            {
+                "trial": trial,
+                "score": float(score),
+                "params": {k: getattr(hyper, k) for k in SEARCHED},
+                "epochs": trial_hyper.epochs,
+                "threshold": result.threshold if result else None,
+            }
+        )
+        if score > best_score:
+            best, best_score = hyper, score
+        bar.set_postfix(best=f"{best_score:.3f}")
+    return best, rows
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def decision_defaults(threshold: float) -> dict:
+    return {
+        "on_threshold": threshold,
+        "off_threshold": threshold * 0.7,
+        "smoothing_windows": 3,
+        "min_duration_s": 0.3,
+        "merge_gap_s": 2.0,
+        "cooldown_s": 5.0,
+    }
+
+
+def _jsonable(obj):
+    """Metrics as strict JSON (nan -> null)."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+def data_counts(corpus: Corpus) -> dict:
+    recs = corpus.recordings
+    kinds = [r.kind for r in recs]
+    return {
+        "files": len(recs),
+        "groups": len({r.group for r in recs}),
+        "files_by_kind": {k: kinds.count(k) for k in sorted(set(kinds))},
+        "audio_minutes": round(sum(f.duration_s for f in corpus.original) / 60.0, 2),
+    }
+
+
+def run_training(
+    recordings: list[Recording],
+    out: str | Path,
+    hyper: Hyper,
+    plan: Plan,
+    data_dir: str = "",
+    command: str = "",
+    name: str | None = None,
+    cache_dir: str | Path | None = None,
+    log=print,
+) -> dict:
+    """Cross-validate (unless ``plan.cross_validate`` is off), train the final model, save it.
+
+    Returns the metrics written to ``metrics.json``.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, plan.threads))
+    began = time.monotonic()
+    if not recordings:
+        raise TrainingError("no labelled recordings to train on")
+    if not any(r.has_scream for r in recordings):
+        raise TrainingError("no recording has a scream ('1') segment")
+    if all(r.has_scream for r in recordings) and not any(
+        s.label != "1" for r in recordings for s in r.segments
+    ):
+        raise TrainingError("no recording has a non-scream segment")
+    cfg = plan.features
+    store = FeatureStore(cfg, cache_dir=cache_dir)
+    corpus = Corpus(recordings, store, plan)
+    aug_cfg = augment_config(plan).to_dict()
+
+    folds = None
+    trials: list[dict] = []
+    cv: CVResult | None = None
+    if plan.search:
+        folds = grouped_folds(recordings, plan.folds, plan.seed)
+        hyper, trials = random_search(corpus, hyper, folds, plan.search, plan.search_epochs)
+        log(
+            f"search: best mean F1 {max(t['score'] for t in trials):.3f} with "
+            + ", ".join(f"{k}={getattr(hyper, k):.3g}" for k in SEARCHED)
+        )
+    if plan.cross_validate:
+        if folds is None:
+            folds = grouped_folds(recordings, plan.folds, plan.seed)
+        cv = cross_validate(corpus, hyper, folds)
+        log(
+            f"cross-validation ({plan.folds} folds): mean F1 {cv.means['f1']:.3f}, "
+            f"threshold {cv.threshold:.3f}, {cv.seconds:.0f} s"
+        )
+    threshold = cv.threshold if cv else 0.5
+
+    final_began = time.monotonic()
+    all_files = np.arange(len(recordings))
+    net = train_network(
+        corpus.training_set(all_files, "final"),
+        hyper,
+        cfg,
+        seed=plan.seed * 1000 + 999,
+        progress=plan.progress,
+        label="final",
+        augment=augment_config(plan),
+    )
+    final_seconds = time.monotonic() - final_began
+
+    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+    name = name or Path(out).name
+    training = {
+        "command": command,
+        "data_dir": data_dir,
+        "n_files": len(recordings),
+        "data": data_counts(corpus),
+        "seed": plan.seed,
+        "epochs": hyper.epochs,
+        "hyper": asdict(hyper),
+        "plan": {k: v for k, v in asdict(plan).items() if k not in ("features", "progress")},
+        "augmentation": aug_cfg,
+        "date": now,
+        "git_commit": git_commit(),
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    config = {
+        "name": name,
+        "created": now,
+        "architecture": hyper.arch,
+        "arch_params": {"dropout": hyper.dropout, **hyper.arch_params},
+        "features": cfg.to_dict(),
+        "stride_s": plan.stride_s,
+        "threshold": threshold,
+        "threshold_source": "out-of-fold F1 maximum" if cv else "default (no cross-validation)",
+        "decision": decision_defaults(threshold),
+        "training": training,
+    }
+    metrics: dict = {"threshold": threshold, "final_train_seconds": round(final_seconds, 1)}
+    extra: dict[str, bytes | str] = {}
+    if cv:
+        metrics.update(
+            {
+                "cv": {
+                    "folds": plan.folds,
+                    "out_of_fold": cv.summary,
+                    "per_fold": [
+                        {k: v for k, v in f.items() if k != "summary"} | f["summary"]
+                        for f in cv.folds
+                    ],
+                    "mean": cv.means,
+                    "seconds": round(cv.seconds, 1),
+                }
+            }
+        )
+        intro = [
+            f"Model `{name}`: architecture {hyper.arch}, {len(recordings)} files "
+            f"({training['data']['groups']} groups) from `{data_dir}`, {hyper.epochs} epochs, "
+            f"seed {plan.seed}.",
+            "",
+            f"Out-of-fold figures of grouped {plan.folds}-fold cross-validation "
+            f"(window stride {plan.stride_s} s); the operating threshold maximises F1 over "
+            "all out-of-fold windows. The shipped weights are a final training on all files.",
+        ]
+        extra = build_report(
+            f"Training report: {name}",
+            cv.scored,
+            threshold,
+            cv.summary,
+            intro=intro,
+            folds=cv.folds,
+            trials=trials,
+            config=config,
+        )
+    else:
+        extra["report.md"] = (
+            f"# Training report: {name}\n\nTrained on {len(recordings)} files without "
+            f"cross-validation; threshold {threshold} is a default, not measured.\n"
+            + (_trials_md(trials) if trials else "")
+            + "\n```json\n"
+            + json.dumps(config, indent=2, sort_keys=True, default=str)
+            + "\n```\n"
+        )
+    if trials:
+        metrics["search"] = trials
+    metrics = _jsonable(metrics)
+    from .artifacts import save_artifact
+
+    save_artifact(out, net, _jsonable(config), metrics=metrics, extra_files=extra)
+    return metrics
+
+
+def _trials_md(trials: list[dict]) -> str:
+    lines = ["\n## Hyper-parameter search\n", "| trial | mean F1 | params |", "|---|---|---|"]
+    lines += [f"| {t['trial']} | {t['score']:.3f} | {t['params']} |" for t in trials]
+    return "\n".join(lines) + "\n"
+
+
+def hyper_fields() -> list[str]:
+    return [f.name for f in fields(Hyper)]

@@ -1,0 +1,202 @@
+"""Grouped folds, epoch sampling, a small real training run, and the train/evaluate commands."""
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment
+from detection.evaluation import roc_auc
+from detection.features import FeatureConfig
+from detection.training import (
+    SEARCH_SPACE,
+    Hyper,
+    TrainingError,
+    WindowSet,
+    epoch_indices,
+    grouped_folds,
+    sample_hyper,
+    score_windows,
+    train_network,
+)
+
+
+def _rec(name, group, scream):
+    label = "1" if scream else "0_2"
+    return Recording(
+        path=None, rel=name, label_path=None, group=group, segments=[Segment(0, 1, label)]
+    )
+
+
+def _corpus(seed=0):
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(60):
+        group = f"g{rng.integers(0, 25)}"
+        recs.append(_rec(f"f{i}.flac", group, scream=bool(rng.random() < 0.3)))
+    return recs
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_grouped_folds_never_split_a_group_and_cover_every_file(k):
+    recs = _corpus()
+    folds = grouped_folds(recs, k, seed=1)
+    assert folds.shape == (len(recs),)
+    assert set(folds.tolist()) == set(range(k))  # every file exactly one fold, all folds used
+    by_group = {}
+    for rec, fold in zip(recs, folds, strict=True):
+        by_group.setdefault(rec.group, set()).add(int(fold))
+    assert all(len(f) == 1 for f in by_group.values())
+
+
+def test_grouped_folds_balance_scream_files():
+    recs = [_rec(f"s{i}", f"s{i}", True) for i in range(10)]
+    recs += [_rec(f"n{i}", f"n{i // 2}", False) for i in range(20)]
+    folds = grouped_folds(recs, 5)
+    screams = np.bincount(folds[:10], minlength=5)
+    assert screams.tolist() == [2, 2, 2, 2, 2]
+    assert np.bincount(folds, minlength=5).tolist() == [6, 6, 6, 6, 6]
+    assert np.array_equal(folds, grouped_folds(recs, 5))  # deterministic
+
+
+def test_grouped_folds_need_enough_groups():
+    recs = [_rec(f"s{i}", "one", i % 2 == 0) for i in range(6)]
+    with pytest.raises(TrainingError, match="1 recording group"):
+        grouped_folds(recs, 2)
+
+
+def test_epoch_indices_balance_classes():
+    targets = np.array([POSITIVE] * 10 + [NEGATIVE] * 90, dtype=np.int8)
+    rng = np.random.default_rng(0)
+    chosen = epoch_indices(targets, "sample", rng)
+    assert chosen.size == 20 and np.sum(targets[chosen] == POSITIVE) == 10
+    assert len(set(chosen.tolist())) == 20
+    assert epoch_indices(targets, "pos_weight", rng).size == 100
+
+
+def test_sample_hyper_stays_in_the_seed_ranges():
+    rng = np.random.default_rng(0)
+    draws = [sample_hyper(Hyper(), rng) for _ in range(200)]
+    for name, (lo, hi) in SEARCH_SPACE.items():
+        values = [getattr(d, name) for d in draws]
+        assert lo <= min(values) and max(values) <= hi
+    lrs = np.log10([d.lr for d in draws])
+    assert lrs.min() < -4 and lrs.max() > -2  # log-uniform spreads over the decades
+    assert all(d.eps == 1e-8 for d in draws)
+
+
+def _synthetic_set(cfg, n_files=6, seed=0):
+    """Column matrices where 'scream' stretches carry energy in the upper mel bands."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for _ in range(n_files):
+        cols = rng.normal(-60, 3, (cfg.n_mels, 200)).astype(np.float32)
+        cols[40:, 100:] += 25.0
+        columns.append(cols)
+    starts = np.arange(0, 200 - cfg.window_columns + 1, 4)
+    target = np.where(starts >= 100, POSITIVE, np.where(starts + cfg.window_columns <= 100, 0, -1))
+    n = starts.size
+    return WindowSet(
+        columns=columns,
+        file=np.repeat(np.arange(n_files), n),
+        start=np.tile(starts, n_files),
+        target=np.tile(target, n_files).astype(np.int8),
+        sublabel=np.tile(np.where(target == POSITIVE, 0, 3), n_files).astype(np.int8),
+    )
+
+
+def test_train_network_learns_and_is_deterministic():
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg)
+    hyper = Hyper(arch="A", epochs=3, batch_size=32, lr=3e-3)
+    net = train_network(data, hyper, cfg, seed=5, progress=False)
+    scores = score_windows(net, data, cfg)
+    lab = data.target >= 0
+    assert roc_auc(data.target[lab] == POSITIVE, scores[lab]) > 0.95
+    again = score_windows(train_network(data, hyper, cfg, seed=5, progress=False), data, cfg)
+    np.testing.assert_array_equal(scores, again)
+
+
+def test_train_network_needs_both_classes():
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg)
+    data.target[:] = NEGATIVE
+    with pytest.raises(TrainingError, match="scream and non-scream"):
+        train_network(data, Hyper(epochs=1), cfg, seed=0, progress=False)
+
+
+def test_train_command_rejects_bad_data(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("train", data=str(tmp_path / "missing"), out=str(tmp_path / "m"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.wav").write_bytes(b"")
+    with pytest.raises(CommandError, match="no labelled audio files"):
+        call_command("train", data=str(tmp_path / "empty"), out=str(tmp_path / "m"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.wav").write_bytes(b"")
+    (tmp_path / "bad" / "x.txt").write_text("0\t1\tscream\n")
+    with pytest.raises(CommandError, match="line 1"):
+        call_command("train", data=str(tmp_path / "bad"), out=str(tmp_path / "m"))
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("evaluate", data=str(tmp_path / "missing"), model=str(tmp_path / "m"))
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
+    import torch
+
+    from detection.artifacts import load_model
+
+    torch.set_num_threads(1)
+    out = tmp_path / "model"
+    cache = tmp_path / "cache"
+    args = ["--limit-files", "10", "--cache-dir", str(cache), "--threads", "1", "--no-progress"]
+    call_command(
+        "train",
+        "--data", str(real_v1), "--out", str(out), "--epochs", "1", "--folds", "2",
+        "--aug-copies", "1", "--seed", "3", *args,
+    )  # fmt: skip
+    model = load_model(out)
+    cfg = FeatureConfig()
+    assert model.config["features"] == cfg.to_dict()  # every feature parameter
+    assert model.config["architecture"] == "A"
+    assert model.config["stride_s"] == 0.1
+    assert 0 < model.threshold < 1
+    assert model.config["decision"]["on_threshold"] == model.threshold
+    training = model.config["training"]
+    assert training["n_files"] == 10 and training["seed"] == 3 and training["epochs"] == 1
+    assert training["data_dir"] == str(real_v1)
+    assert set(training["data"]["files_by_kind"]) & {"1"}
+    probs = model.predict(np.zeros((2, cfg.n_mels, cfg.window_columns), np.float32))
+    assert probs.shape == (2,)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    cv = metrics["cv"]
+    assert len(cv["per_fold"]) == 2
+    assert sum(f["n_files"] for f in cv["per_fold"]) == 10
+    assert cv["out_of_fold"]["window"]["n"] > 50
+    assert cv["out_of_fold"]["file"]["n"] == 10
+    assert set(cv["out_of_fold"]["fpr_by_sublabel"]) == {"0_0", "0_1", "0_2"}
+    assert metrics["threshold"] == model.threshold
+    report = (out / "report.md").read_text()
+    for image in ("confusion_windows.png", "confusion_files.png", "pr_curve.png"):
+        assert (out / image).read_bytes()[:4] == b"\x89PNG"
+        assert image in report
+    # 10 originals + one augmented copy of each training file per fold (2 folds) and final
+    assert len(list(cache.rglob("*.npz"))) == 10 + 10 + 10
+    assert training["augmentation"]["background"] is True
+
+    evaluation = tmp_path / "eval"
+    call_command(
+        "evaluate", "--data", str(real_v1), "--model", str(out), "--out", str(evaluation),
+        "--seed", "3", *args,
+    )  # fmt: skip
+    figures = json.loads((evaluation / "metrics.json").read_text())
+    assert figures["n_files"] == 10 and len(figures["files"]) == 10
+    assert figures["window"]["n"] == cv["out_of_fold"]["window"]["n"]  # same labelled windows
+    assert 0.0 <= figures["window"]["roc_auc"] <= 1.0
+    assert (evaluation / "report.md").is_file() and (evaluation / "pr_curve.png").is_file()
