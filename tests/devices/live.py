@@ -146,6 +146,21 @@ print("RESULT" + json.dumps(row, default=str))
 """
         return json.loads(self.shell(code).split("RESULT", 1)[1])
 
+    def sample_levels(self, device_id: int, count: int, interval_s: float = 1.0) -> list[float]:
+        """``level_dbfs`` of the device read ``count`` times, ``interval_s`` apart (one process)."""
+        code = f"""
+import json, time
+from devices.models import Device
+out = []
+for _ in range({count}):
+    time.sleep({interval_s})
+    level = Device.objects.get(pk={device_id}).level_dbfs
+    if level is not None:
+        out.append(level)
+print("RESULT" + json.dumps(out))
+"""
+        return json.loads(self.shell(code).split("RESULT", 1)[1])
+
 
 def run_module(module: str, *args: str, env: dict[str, str], timeout: float) -> subprocess.Popen:
     return subprocess.Popen(

@@ -1,0 +1,124 @@
+// The browser device: microphone -> AudioWorklet -> 200 ms pcm_f32le frames -> WebSocket.
+// Protocol: docs/protocol.md. Reconnects with back-off unless the server refuses for good.
+(function () {
+  "use strict";
+  const config = JSON.parse(document.getElementById("device-config").textContent);
+  const RATE = 16000; // the AudioContext resamples the microphone to this rate
+  const FRAME_S = 0.2;
+  const FATAL = (code) => code >= 4000 && code < 4100; // client or admin must act
+  const $ = (id) => document.getElementById(id);
+
+  let audio = null; // {context, stream, node}
+  let ws = null;
+  let ready = false;
+  let wanted = false;
+  let backoff = 500;
+
+  function setState(state, detail) {
+    $("state").textContent = state;
+    $("state").dataset.state = state;
+    $("detail").textContent = detail || "";
+  }
+
+  function showLevel(frame) {
+    let sum = 0;
+    for (let i = 0; i < frame.length; i++) sum += frame[i] * frame[i];
+    const db = Math.max(-120, 20 * Math.log10(Math.sqrt(sum / frame.length) + 1e-12));
+    $("level").value = Math.max(-80, db);
+    $("level-db").textContent = db.toFixed(1);
+  }
+
+  async function startAudio() {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
+    });
+    const context = new AudioContext({ sampleRate: RATE });
+    await context.audioWorklet.addModule(config.worklet);
+    const node = new AudioWorkletNode(context, "pcm-capture", {
+      processorOptions: { frameSamples: Math.round(context.sampleRate * FRAME_S) },
+    });
+    const mute = context.createGain();
+    mute.gain.value = 0;
+    context.createMediaStreamSource(stream).connect(node);
+    node.connect(mute).connect(context.destination); // keeps the graph pulling, silently
+    node.port.onmessage = (event) => {
+      showLevel(event.data);
+      if (ws && ready && ws.readyState === WebSocket.OPEN) ws.send(event.data.buffer);
+    };
+    await context.resume();
+    audio = { context, stream, node };
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    ws = new WebSocket(scheme + location.host + config.wsPath);
+    ws.binaryType = "arraybuffer";
+    ready = false;
+    setState("connecting");
+    ws.onopen = () => {
+      ws.send(JSON.stringify({
+        type: "hello",
+        token: $("token").value.trim(),
+        sample_rate: audio.context.sampleRate,
+        encoding: "pcm_f32le",
+        channels: 1,
+        client: ("browser " + navigator.userAgent).slice(0, 100),
+      }));
+    };
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "ready") {
+        ready = true;
+        backoff = 500;
+        setState("streaming", "as " + message.device.name);
+      } else if (message.type === "ack") {
+        $("stored").textContent = (message.samples / audio.context.sampleRate).toFixed(1);
+      } else if (message.type === "error") {
+        setState("error", message.code + " " + message.error + ": " + message.message);
+      }
+    };
+    ws.onclose = (event) => {
+      ready = false;
+      if (!wanted) return setState("idle");
+      if (FATAL(event.code)) {
+        wanted = false;
+        $("start").disabled = false;
+        $("stop").disabled = true;
+        if ($("state").dataset.state !== "error") setState("error", "closed " + event.code);
+        return;
+      }
+      setState("reconnecting", "in " + (backoff / 1000).toFixed(1) + " s");
+      setTimeout(() => wanted && connect(), backoff);
+      backoff = Math.min(backoff * 2, 10000);
+    };
+  }
+
+  $("device-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("start").disabled = true;
+    $("stop").disabled = false;
+    wanted = true;
+    try {
+      if (!audio) await startAudio();
+    } catch (error) {
+      wanted = false;
+      $("start").disabled = false;
+      $("stop").disabled = true;
+      return setState("error", "microphone: " + error.message);
+    }
+    connect();
+  });
+
+  $("stop").addEventListener("click", () => {
+    wanted = false;
+    if (ws) ws.close(1000);
+    if (audio) {
+      audio.stream.getTracks().forEach((track) => track.stop());
+      audio.context.close();
+      audio = null;
+    }
+    $("start").disabled = false;
+    $("stop").disabled = true;
+    setState("idle");
+  });
+})();
