@@ -1,1 +1,7 @@
-websocket_urlpatterns = []
+from django.urls import path
+
+from .consumers import DashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/alerts/", DashboardConsumer.as_asgi()),
+]

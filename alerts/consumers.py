@@ -1,0 +1,43 @@
+"""The dashboard WebSocket ``/ws/alerts/``: live alerts for logged-in users.
+
+Joins the channel-layer group ``alerts`` and forwards what ``alerts.services`` broadcasts
+after commit: ``alert.created``, ``alert.updated`` (``{"type", "alert"}``) and
+``devices.offline`` (``{"type", "device_ids"}``).
+"""
+
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .services import ALERTS_GROUP
+
+UNAUTHENTICATED = 4401
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Closing before accept refuses the handshake (HTTP 403 to the client).
+            await self.close(code=UNAUTHENTICATED)
+            return
+        self.joined = True
+        await self.channel_layer.group_add(ALERTS_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(ALERTS_GROUP, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def alert_created(self, event) -> None:
+        await self.send_json({"type": "alert.created", "alert": event["alert"]})
+
+    async def alert_updated(self, event) -> None:
+        await self.send_json({"type": "alert.updated", "alert": event["alert"]})
+
+    async def devices_offline(self, event) -> None:
+        await self.send_json({"type": "devices.offline", "device_ids": event["device_ids"]})

@@ -1,0 +1,77 @@
+"""Alerts (one per incident, with its audio snippet and spectrogram) and operators' reviews."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Alert(models.Model):
+    """A detected incident at one device; where it was is copied at the time of the alert."""
+
+    NEW, CONFIRMED, DISMISSED = "new", "confirmed", "dismissed"
+    STATUSES = [(NEW, "new"), (CONFIRMED, "confirmed"), (DISMISSED, "dismissed")]
+
+    # SET_NULL: deleting a device keeps its alert history (names and place are copied below).
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.SET_NULL, null=True, related_name="alerts"
+    )
+    device_name = models.CharField(max_length=200)
+    site_name = models.CharField(max_length=200)
+    location_name = models.CharField(max_length=200)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    # Position on the site's floor plan (fractions of its width and height), if known.
+    location_x = models.FloatField(null=True, blank=True)
+    location_y = models.FloatField(null=True, blank=True)
+
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)  # null while the incident is open
+    peak_score = models.FloatField()
+    mean_score = models.FloatField()
+    # [[seconds from the snippet's start, smoothed probability], ...] one pair per window.
+    score_curve = models.JSONField(default=list, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default=NEW, db_index=True)
+
+    snippet = models.FileField(upload_to="snippets/", blank=True)
+    snippet_started_at = models.DateTimeField(null=True, blank=True)
+    spectrogram = models.ImageField(upload_to="spectrograms/", blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["device", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} at {self.device_name} ({self.started_at:%Y-%m-%d %H:%M:%S})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+
+class Review(models.Model):
+    """An operator's verdict on an alert, in the data set's label scheme."""
+
+    SCREAM = "1"
+    LABELS = [
+        ("1", "scream"),
+        ("0_0", "human sound, not a scream (cheering, shouting, laughing, singing)"),
+        ("0_1", "non-human high-pitched sound (sirens, birds, cars, machines)"),
+        ("0_2", "anything else (low sounds, background)"),
+    ]
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="reviews")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    label = models.CharField(max_length=3, choices=LABELS)
+    note = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"review of alert {self.alert_id}: {self.label}"

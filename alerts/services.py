@@ -1,0 +1,195 @@
+"""Create and update alerts: snippet file and row first, the broadcast only after commit.
+
+``open_alert`` and ``update_alert`` are called by the live path (through
+``database_sync_to_async``) when the decision logic opens, continues or closes an incident.
+Order of effects, so nobody ever sees an alert whose audio is missing:
+
+1. the snippet is encoded and written atomically (temporary file + rename) under MEDIA_ROOT;
+2. the row is written in a transaction; if that fails (including at commit) the file is removed;
+3. after commit: ``alert.created`` / ``alert.updated`` goes to the channel-layer group ``alerts``,
+   then the spectrogram image task and the optional webhook are dispatched.
+
+Call them outside any transaction (autocommit), as the consumer does. If a caller wraps them in
+its own transaction and rolls it back, nothing is broadcast and the file left behind is removed
+by the retention task's orphan sweep (``purge_orphan_files``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from devices.models import Device
+
+from .models import Alert
+from .serializers import serialize_alert
+from .snippets import encode_snippet, remove_quietly, snippet_name, write_atomic
+
+log = logging.getLogger(__name__)
+
+ALERTS_GROUP = "alerts"
+CREATED, UPDATED = "alert.created", "alert.updated"
+
+
+def snippet_format() -> str:
+    return getattr(settings, "EYESCREAM_SNIPPET_FORMAT", "flac")
+
+
+def clean_curve(score_curve: Iterable[Sequence[float]]) -> list[list[float]]:
+    """Validate ``[[seconds from snippet start, prob], ...]`` and make it JSON-plain."""
+    curve = []
+    for point in score_curve:
+        if len(point) != 2:
+            raise ValueError(f"score curve points are [seconds, prob] pairs, got {point!r}")
+        t, p = float(point[0]), float(point[1])
+        if not (math.isfinite(t) and math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise ValueError(f"bad score curve point {point!r}: need finite time, prob in [0, 1]")
+        curve.append([round(t, 4), round(p, 4)])
+    return curve
+
+
+def _check_scores(peak_score: float, mean_score: float) -> tuple[float, float]:
+    peak, mean = float(peak_score), float(mean_score)
+    for name, value in (("peak_score", peak), ("mean_score", mean)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return peak, mean
+
+
+def broadcast(event_type: str, alert: Alert) -> None:
+    """Send the serialized alert to every dashboard (never raises: the row is already saved)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            ALERTS_GROUP, {"type": event_type, "alert": serialize_alert(alert)}
+        )
+    except Exception:
+        log.exception("could not broadcast %s for alert %s", event_type, alert.pk)
+
+
+def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
+    from . import tasks
+
+    broadcast(event_type, alert)
+    if render and getattr(settings, "EYESCREAM_ALERT_IMAGES", True):
+        tasks.dispatch(tasks.render_alert_image, alert.pk)
+    if getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", ""):
+        tasks.dispatch(tasks.notify_webhook, event_type, serialize_alert(alert))
+
+
+def _write_snippet(device_id: int, started_at: datetime, audio: np.ndarray, rate: int) -> str:
+    fmt = snippet_format()
+    data = encode_snippet(audio, rate, fmt)
+    name = snippet_name(device_id, started_at, fmt)
+    write_atomic(settings.MEDIA_ROOT, name, data)
+    return name
+
+
+def open_alert(
+    *,
+    device_id: int,
+    started_at: datetime,
+    peak_score: float,
+    mean_score: float,
+    score_curve: Iterable[Sequence[float]],
+    model_version: str,
+    snippet: np.ndarray,
+    snippet_rate: int,
+    snippet_started_at: datetime,
+) -> Alert:
+    """Store a new incident's alert with its snippet; broadcast ``alert.created`` after commit.
+
+    ``score_curve`` is ``[[seconds from snippet_started_at, smoothed prob], ...]``;
+    ``snippet`` mono float32 audio at ``snippet_rate`` (capped at ``snippets.MAX_SNIPPET_S``).
+    """
+    peak, mean = _check_scores(peak_score, mean_score)
+    curve = clean_curve(score_curve)
+    device = Device.objects.select_related("location__site").get(pk=device_id)
+    location, site = device.location, device.location.site
+    name = _write_snippet(device_id, started_at, snippet, snippet_rate)
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                device=device,
+                device_name=device.name,
+                site_name=site.name,
+                location_name=location.name,
+                latitude=location.latitude if location.latitude is not None else site.latitude,
+                longitude=location.longitude if location.longitude is not None else site.longitude,
+                location_x=location.x,
+                location_y=location.y,
+                started_at=started_at,
+                peak_score=peak,
+                mean_score=mean,
+                score_curve=curve,
+                model_version=model_version or "",
+                snippet=name,
+                snippet_started_at=snippet_started_at,
+            )
+            transaction.on_commit(lambda: _after_commit(CREATED, alert, render=True))
+    except BaseException:
+        remove_quietly(settings.MEDIA_ROOT, name)
+        raise
+    log.info("alert %s opened at device %s (peak %.2f)", alert.pk, device_id, peak)
+    return alert
+
+
+def update_alert(
+    alert_id: int,
+    *,
+    ended_at: datetime | None = None,
+    peak_score: float,
+    mean_score: float,
+    score_curve: Iterable[Sequence[float]],
+    snippet: np.ndarray | None = None,
+    snippet_rate: int | None = None,
+    snippet_started_at: datetime | None = None,
+) -> Alert:
+    """Update the alert of a continuing (or, with ``ended_at``, closed) incident.
+
+    A new ``snippet`` replaces the old file (new file written first; the old one is deleted
+    after commit). ``ended_at=None`` leaves the end as it is. Broadcasts ``alert.updated``.
+    """
+    peak, mean = _check_scores(peak_score, mean_score)
+    curve = clean_curve(score_curve)
+    if snippet is not None and snippet_rate is None:
+        raise ValueError("a new snippet needs its snippet_rate")
+    new_name = old_name = ""
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.select_for_update().get(pk=alert_id)
+            if snippet is not None:
+                new_name = _write_snippet(
+                    alert.device_id or 0, alert.started_at, snippet, snippet_rate
+                )
+                old_name = alert.snippet.name
+                alert.snippet = new_name
+                if snippet_started_at is not None:
+                    alert.snippet_started_at = snippet_started_at
+            if ended_at is not None:
+                alert.ended_at = ended_at
+            alert.peak_score, alert.mean_score, alert.score_curve = peak, mean, curve
+            alert.save()
+            render = bool(new_name) or ended_at is not None
+
+            def after() -> None:
+                if old_name and old_name != new_name:
+                    remove_quietly(settings.MEDIA_ROOT, old_name)
+                _after_commit(UPDATED, alert, render=render)
+
+            transaction.on_commit(after)
+    except BaseException:
+        if new_name:
+            remove_quietly(settings.MEDIA_ROOT, new_name)
+        raise
+    return alert

@@ -1,0 +1,252 @@
+"""Celery tasks of the alerts app: spectrogram images, webhook, retention purge, offline sweep.
+
+Importable before Django is set up (models are imported inside the tasks), so
+``eyescream_site/celery.py`` can take ``beat_schedule()`` from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+ORPHAN_MIN_AGE_S = 3600.0  # files this young may still be about to be committed
+MEDIA_FOLDERS = ("snippets", "spectrograms")
+
+
+def beat_schedule() -> dict:
+    """Periodic tasks for Celery beat (merge into ``app.conf.beat_schedule``)."""
+    return {
+        "alerts-retention-purge": {
+            "task": "alerts.tasks.purge_old_alerts",
+            "schedule": float(getattr(settings, "EYESCREAM_PURGE_INTERVAL_S", 3600)),
+        },
+        "devices-offline-sweep": {
+            "task": "alerts.tasks.sweep_offline_devices",
+            "schedule": float(getattr(settings, "EYESCREAM_OFFLINE_SWEEP_INTERVAL_S", 30)),
+        },
+    }
+
+
+def dispatch(task, *args) -> None:
+    """Queue a task without ever failing or stalling the caller.
+
+    Scaled mode: sent to the broker. Embedded mode (eager Celery): run on a short-lived
+    thread by default, so a picture or webhook never holds up the live path's database
+    thread; ``EYESCREAM_EAGER_TASKS_INLINE = True`` runs it right here (tests).
+    """
+    try:
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            task.apply_async(args=args, retry=False)
+        elif getattr(settings, "EYESCREAM_EAGER_TASKS_INLINE", False):
+            _run_eager(task, args)
+        else:
+            threading.Thread(
+                target=_run_eager, args=(task, args), name=f"eager-{task.name}", daemon=True
+            ).start()
+    except Exception:
+        log.exception("could not dispatch %s%r", task.name, args)
+
+
+def _run_eager(task, args) -> None:
+    from django.db import connections
+
+    try:
+        task.apply(args=args, throw=True)
+    except Exception:
+        log.exception("task %s%r failed", task.name, args)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()
+
+
+# ------------------------------------------------------------------------------- images
+
+
+@shared_task
+def render_alert_image(alert_id: int) -> str | None:
+    """Render the alert's spectrogram + score curve PNG; returns its media name (or None)."""
+    import soundfile
+    from django.db import transaction
+    from django.utils import timezone
+
+    from .images import active_feature_config, render_png
+    from .models import Alert
+    from .services import UPDATED, broadcast
+    from .snippets import remove_quietly, write_atomic
+
+    alert = Alert.objects.filter(pk=alert_id).first()
+    if alert is None or not alert.snippet:
+        return None
+    rendered_snippet = alert.snippet.name
+    audio, rate = soundfile.read(alert.snippet.path, dtype="float32", always_2d=False)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    cfg, threshold = active_feature_config(settings.EYESCREAM_MODEL_DIR)
+    png = render_png(
+        audio,
+        rate,
+        alert.score_curve,
+        cfg,
+        threshold=threshold,
+        title=f"{alert.site_name} / {alert.location_name} / {alert.device_name}",
+    )
+    name = f"spectrograms/{alert.started_at:%Y/%m/%d}/alert{alert.pk}-{uuid.uuid4().hex[:10]}.png"
+    write_atomic(settings.MEDIA_ROOT, name, png)
+    with transaction.atomic():
+        # Only if the snippet is still the one drawn (a newer snippet renders again).
+        changed = Alert.objects.filter(pk=alert.pk, snippet=rendered_snippet).update(
+            spectrogram=name, updated=timezone.now()
+        )
+    if not changed:
+        remove_quietly(settings.MEDIA_ROOT, name)
+        return None
+    remove_quietly(settings.MEDIA_ROOT, alert.spectrogram.name)
+    alert.refresh_from_db()
+    broadcast(UPDATED, alert)
+    return name
+
+
+# ------------------------------------------------------------------------------- webhook
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=10)
+def notify_webhook(self, event_type: str, alert: dict) -> int | None:
+    """POST ``{"event", "alert"}`` as JSON to ``EYESCREAM_ALERT_WEBHOOK_URL``; status code."""
+    url = getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", "")
+    if not url:
+        return None
+    body = json.dumps({"event": event_type, "alert": alert}).encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    timeout = float(getattr(settings, "EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S", 5.0))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except OSError as exc:
+        log.warning("webhook %s failed for alert %s: %s", url, alert.get("id"), exc)
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return None
+        raise self.retry(exc=exc) from exc
+
+
+# ------------------------------------------------------------------------------- retention
+
+
+@shared_task
+def purge_old_alerts() -> dict:
+    """Delete alerts (rows and files) past their retention; then remove orphaned files.
+
+    Unreviewed alerts live ``EYESCREAM_ALERT_RETENTION_DAYS`` (default 90); reviewed ones are
+    training labels and live ``EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS`` (default 365).
+    """
+    from django.db import transaction
+    from django.utils import timezone
+
+    from .models import Alert
+    from .snippets import remove_quietly
+
+    now = timezone.now()
+    days = float(getattr(settings, "EYESCREAM_ALERT_RETENTION_DAYS", 90))
+    reviewed_days = float(getattr(settings, "EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS", 365))
+    expired = Alert.objects.filter(
+        started_at__lt=now - timedelta(days=days), reviews__isnull=True
+    ) | Alert.objects.filter(started_at__lt=now - timedelta(days=reviewed_days))
+    ids = list(expired.values_list("pk", flat=True).distinct())
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        with transaction.atomic():
+            rows = Alert.objects.filter(pk__in=batch)
+            files = [n for pair in rows.values_list("snippet", "spectrogram") for n in pair if n]
+            deleted += rows.delete()[1].get("alerts.Alert", 0)
+            transaction.on_commit(
+                lambda files=files: [remove_quietly(settings.MEDIA_ROOT, n) for n in files]
+            )
+    orphans = purge_orphan_files()
+    log.info("retention purge: %d alerts, %d orphaned files", deleted, orphans)
+    return {"alerts": deleted, "orphans": orphans}
+
+
+def purge_orphan_files(min_age_s: float = ORPHAN_MIN_AGE_S) -> int:
+    """Remove snippet/image files older than ``min_age_s`` that no alert refers to."""
+    from django.db.models import Q
+
+    from .models import Alert
+
+    root = Path(settings.MEDIA_ROOT)
+    cutoff = time.time() - min_age_s
+    candidates = []
+    for folder in MEDIA_FOLDERS:
+        for dirpath, _dirs, names in os.walk(root / folder):
+            for file_name in names:
+                path = Path(dirpath) / file_name
+                if path.stat().st_mtime < cutoff:
+                    candidates.append(path.relative_to(root).as_posix())
+    removed = 0
+    for start in range(0, len(candidates), 500):
+        batch = candidates[start : start + 500]
+        used = set()
+        for snippet, image in Alert.objects.filter(
+            Q(snippet__in=batch) | Q(spectrogram__in=batch)
+        ).values_list("snippet", "spectrogram"):
+            used.update((snippet, image))
+        for name in batch:
+            if name not in used:
+                (root / name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------------------- devices
+
+
+@shared_task
+def sweep_offline_devices() -> list[int]:
+    """Mark devices offline that look online but sent nothing for a while (a dead process).
+
+    Live streams write ``last_seen`` about once a second, so only devices whose connection
+    ended without a clean close (a killed daphne) are caught. Dashboards get
+    ``devices.offline`` on the ``alerts`` group.
+    """
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from devices.models import Device
+
+    from .services import ALERTS_GROUP
+
+    after_s = float(getattr(settings, "EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
+    cutoff = timezone.now() - timedelta(seconds=after_s)
+    stale = Device.objects.filter(connection_state=Device.ONLINE).filter(
+        Q(last_seen__lt=cutoff) | Q(last_seen__isnull=True)
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    if not ids:
+        return []
+    # Re-check the condition in the UPDATE: a stream may have written last_seen meanwhile.
+    stale.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            async_to_sync(layer.group_send)(
+                ALERTS_GROUP, {"type": "devices.offline", "device_ids": ids}
+            )
+        except Exception:
+            log.exception("could not broadcast devices.offline")
+    log.info("marked %d devices offline: %s", len(ids), ids)
+    return ids

@@ -1,0 +1,165 @@
+"""Celery tasks run eagerly: spectrogram picture, retention purge, offline sweep, webhook."""
+
+import io
+import json
+import os
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+from PIL import Image
+
+from alerts.images import render_png
+from alerts.models import Alert, Review
+from alerts.services import ALERTS_GROUP, open_alert
+from alerts.tasks import beat_schedule, purge_old_alerts, render_alert_image, sweep_offline_devices
+from detection.features import FeatureConfig
+from devices.models import Device
+
+from .conftest import alert_kwargs
+
+SCREAM = "audio/screamdet-main/319258_ramston_woman-screaming-of-fear.flac"
+
+
+def test_render_png_draws_spectrogram_over_score_curve():
+    rate = 16_000
+    t = np.arange(3 * rate) / rate
+    loud = (0.5 * np.sin(2 * np.pi * (300 + 1500 * t) * t)).astype(np.float32)
+    curve = [[1.0 + 0.1 * i, min(1.0, 0.1 * i)] for i in range(15)]
+    png = render_png(loud, rate, curve, FeatureConfig(), threshold=0.6, title="x")
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size == (800, 360)
+    pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    silent = render_png(np.zeros(3 * rate, np.float32), rate, [], FeatureConfig())
+    # The sweep and the curve make a different picture than silence without a curve.
+    assert np.abs(pixels - np.asarray(Image.open(io.BytesIO(silent)).convert("L"))).mean() > 5
+
+
+@pytest.mark.django_db
+def test_render_task_writes_png_of_a_real_scream_and_broadcasts_it(media, device, real_v1):
+    audio, rate = soundfile.read(real_v1 / SCREAM, dtype="float32")
+    audio = audio[: 6 * rate] if audio.ndim == 1 else audio[: 6 * rate].mean(axis=1)
+    alert = open_alert(**alert_kwargs(device, snippet=audio, snippet_rate=rate))
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(ALERTS_GROUP, channel)
+
+    name = render_alert_image(alert.pk)
+
+    alert.refresh_from_db()
+    assert alert.spectrogram.name == name
+    path = Path(alert.spectrogram.path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(path).size == (800, 360)
+    message = async_to_sync(layer.receive)(channel)
+    assert message["type"] == "alert.updated"
+    assert message["alert"]["spectrogram_url"] == f"/media/{name}"
+    # Rendering again replaces the old picture rather than piling files up.
+    second = render_alert_image(alert.pk)
+    assert second != name and not path.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_open_alert_dispatches_the_picture_after_commit(media, device, settings):
+    settings.EYESCREAM_ALERT_IMAGES = True
+    alert = open_alert(**alert_kwargs(device))
+    alert.refresh_from_db()
+    assert alert.spectrogram.name.startswith("spectrograms/") and alert.spectrogram.name.endswith(
+        ".png"
+    )
+
+
+@pytest.mark.django_db
+def test_retention_purge_deletes_old_alerts_and_their_files(
+    media, device, settings, django_capture_on_commit_callbacks
+):
+    settings.EYESCREAM_ALERT_RETENTION_DAYS = 30
+    settings.EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS = 365
+    now = timezone.now()
+    old = open_alert(**alert_kwargs(device, started_at=now - timedelta(days=40)))
+    old_reviewed = open_alert(**alert_kwargs(device, started_at=now - timedelta(days=40)))
+    Review.objects.create(alert=old_reviewed, label="1")
+    ancient = open_alert(**alert_kwargs(device, started_at=now - timedelta(days=400)))
+    Review.objects.create(alert=ancient, label="0_1")
+    recent = open_alert(**alert_kwargs(device, started_at=now - timedelta(days=2)))
+    files = {a.pk: Path(a.snippet.path) for a in (old, old_reviewed, ancient, recent)}
+    stray = media / "snippets" / "stray.flac"
+    stray.write_bytes(b"x")
+    os.utime(stray, (time.time() - 7200, time.time() - 7200))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = purge_old_alerts()
+
+    assert result == {"alerts": 2, "orphans": 1}
+    assert set(Alert.objects.values_list("pk", flat=True)) == {old_reviewed.pk, recent.pk}
+    assert not files[old.pk].exists() and not files[ancient.pk].exists()
+    assert files[old_reviewed.pk].exists() and files[recent.pk].exists()
+    assert not stray.exists()
+
+
+@pytest.mark.django_db
+def test_offline_sweep_marks_silent_online_devices_offline(device, settings):
+    settings.EYESCREAM_DEVICE_OFFLINE_AFTER_S = 60
+    location = device.location
+    now = timezone.now()
+    Device.objects.filter(pk=device.pk).update(
+        connection_state=Device.ONLINE, last_seen=now - timedelta(minutes=5), connection="x"
+    )
+    live = Device.objects.create(
+        location=location, name="live", connection_state=Device.ONLINE, last_seen=now
+    )
+    idle = Device.objects.create(location=location, name="idle", last_seen=now - timedelta(days=1))
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(ALERTS_GROUP, channel)
+
+    assert sweep_offline_devices() == [device.pk]
+
+    states = dict(Device.objects.values_list("pk", "connection_state"))
+    assert states == {device.pk: "offline", live.pk: "online", idle.pk: "offline"}
+    assert Device.objects.get(pk=device.pk).connection == ""
+    message = async_to_sync(layer.receive)(channel)
+    assert message == {"type": "devices.offline", "device_ids": [device.pk]}
+    assert sweep_offline_devices() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_posts_the_alert_when_configured(media, device, settings):
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings.EYESCREAM_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
+        alert = open_alert(**alert_kwargs(device))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(m["event"], m["alert"]["id"]) for m in received] == [("alert.created", alert.pk)]
+
+
+def test_beat_schedule_names_registered_tasks():
+    from eyescream_site.celery import app
+
+    app.loader.import_default_modules()
+    for entry in beat_schedule().values():
+        assert entry["task"] in app.tasks
+        assert entry["schedule"] > 0
