@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment
+from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment, write_labels
 from detection.evaluation import roc_auc
 from detection.features import FeatureConfig
 from detection.training import (
@@ -200,3 +200,52 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert figures["window"]["n"] == cv["out_of_fold"]["window"]["n"]  # same labelled windows
     assert 0.0 <= figures["window"]["roc_auc"] <= 1.0
     assert (evaluation / "report.md").is_file() and (evaluation / "pr_curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_search_scores_trials_and_trains_with_the_best(real_v1, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path / "searched"
+    call_command(
+        "train", "--data", str(real_v1), "--out", str(out), "--epochs", "1", "--folds", "2",
+        "--search", "2", "--search-epochs", "1", "--aug-copies", "0", "--no-spec-augment",
+        "--limit-files", "8", "--cache-dir", str(tmp_path / "cache"), "--threads", "1",
+        "--no-progress",
+    )  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    trials = metrics["search"]
+    assert [t["trial"] for t in trials] == [0, 1]
+    best = max(trials, key=lambda t: t["score"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["hyper"]["lr"] == best["params"]["lr"]
+    assert config["arch_params"]["dropout"] == best["params"]["dropout"]
+    assert "Hyper-parameter search" in (out / "report.md").read_text()
+    assert config["training"]["augmentation"]["spec_augment"] is False
+
+
+def test_no_cv_keeps_default_threshold(tmp_path):
+    import soundfile
+    import torch
+
+    torch.set_num_threads(1)
+    rate = 22050
+    t = np.arange(int(2.5 * rate)) / rate
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        tone = 0.3 * np.sin(2 * np.pi * (2000 + 300 * i) * t)
+        soundfile.write(str(tmp_path / f"s{i}.wav"), tone.astype(np.float32), rate)
+        write_labels(tmp_path / f"s{i}.txt", [Segment(0.2, 2.3, "1")])
+        noise = 0.05 * rng.standard_normal(t.size)
+        soundfile.write(str(tmp_path / f"n{i}.wav"), noise.astype(np.float32), rate)
+        write_labels(tmp_path / f"n{i}.txt", [Segment(0.0, 2.5, "0_2")])
+    out = tmp_path / "model"
+    call_command(
+        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--no-cv",
+        "--aug-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+        "--threads", "1",
+    )  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["threshold"] == 0.5 and "no cross-validation" in config["threshold_source"]
+    assert "cv" not in json.loads((out / "metrics.json").read_text())
