@@ -347,3 +347,29 @@ def count_flops(net: nn.Module, n_mels: int, n_frames: int) -> int:
             handle.remove()
         net.train(was_training)
     return 2 * sum(counts)
+
+
+def windows_per_second(
+    net: nn.Module, n_mels: int, n_frames: int, windows: int = 4096, batch_size: int = 512
+) -> float:
+    """Scoring speed of ``net`` in eval mode under ``torch.inference_mode`` (random windows).
+
+    Uses the current torch thread setting; one warm-up batch is not timed.
+    """
+    import time
+
+    was_training = net.training
+    net.eval()
+    batch = torch.randn(batch_size, n_mels, n_frames)
+    try:
+        with torch.inference_mode():
+            net(batch)
+            done, start = 0, time.perf_counter()
+            while done < windows:
+                size = min(batch_size, windows - done)
+                net(batch[:size])
+                done += size
+            elapsed = time.perf_counter() - start
+    finally:
+        net.train(was_training)
+    return done / elapsed

@@ -164,3 +164,28 @@ def test_wrong_band_count_is_a_clear_error():
     net = build_network("A", N_MELS, N_FRAMES)
     with pytest.raises(ValueError, match=r"expected input \(N, 64, T\)"):
         net(torch.zeros(2, 40, N_FRAMES))
+
+
+def test_model_info_prints_every_architecture():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("model_info", "--markdown", "--windows", "64", "--batch", "32", stdout=out)
+    text = out.getvalue()
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| architecture | parameters")
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines[1:]}
+    assert set(rows) == set(ARCHITECTURES)
+    params_a = count_parameters(build_network("A", N_MELS, N_FRAMES))
+    assert f"| {params_a:,} |" in rows["A"]
+    assert "1x64x43" in rows["CRNN"]
+
+
+def test_a_scores_fast_enough_for_live_streams():
+    """Type A must be cheap: a margin-generous floor on single-thread throughput."""
+    from detection.networks import windows_per_second
+
+    speed = windows_per_second(build_network("A", N_MELS, N_FRAMES), N_MELS, N_FRAMES, 1024, 512)
+    assert speed > 2_000, f"Type A scores only {speed:.0f} windows/s"
