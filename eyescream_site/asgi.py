@@ -8,14 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from alerts.routing import websocket_urlpatterns as alert_routes  # noqa: E402
+from detection.consumers import ScoringWorkerConsumer  # noqa: E402
 from devices.routing import websocket_urlpatterns as device_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AuthMiddlewareStack(URLRouter(device_routes + alert_routes)),
+        # ``manage.py runworker detection-score``: the scoring worker (scaled mode).
+        "channel": ChannelNameRouter({"detection-score": ScoringWorkerConsumer.as_asgi()}),
     }
 )

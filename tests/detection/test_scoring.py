@@ -7,29 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from detection.artifacts import WEIGHTS_FILE, load_model, save_artifact
+from detection.artifacts import WEIGHTS_FILE, load_model
 from detection.features import FeatureConfig
-from detection.networks import build_network
 from detection.scoring import FeatureMismatch, Scorer, features_key, model_defaults
+
+from .tiny_model import make_artifact
 
 torch.set_num_threads(1)
 CFG = FeatureConfig()
 SHAPE = (CFG.n_mels, CFG.window_columns)
-
-
-def make_artifact(path, seed: int, features: FeatureConfig = CFG, threshold: float = 0.5):
-    torch.manual_seed(seed)
-    net = build_network("A", n_mels=features.n_mels, n_frames=features.window_columns, width=0.25)
-    net.eval()
-    config = {
-        "architecture": "A",
-        "arch_params": {"width": 0.25},
-        "features": features.to_dict(),
-        "stride_s": 0.1,
-        "threshold": threshold,
-        "decision": {"smoothing_windows": 2, "merge_gap_s": 1.0},
-    }
-    return save_artifact(path, net, config)
 
 
 def windows(n: int, seed: int = 0) -> np.ndarray:

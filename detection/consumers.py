@@ -1,0 +1,48 @@
+"""The scoring worker: ``python manage.py runworker detection-score``.
+
+Stateless: each ``score.windows`` message is scored by the process's shared ``Scorer`` (which
+batches across every request in flight) and answered with ``score.result`` on the message's
+``reply_channel``. Run as many workers as needed; the channel layer spreads messages over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.consumer import AsyncConsumer
+
+from .scoring import shared_scorer
+from .scoring_client import decode_windows, result_message
+
+log = logging.getLogger(__name__)
+
+
+class ScoringWorkerConsumer(AsyncConsumer):
+    """Channels hands one message at a time to a consumer, so each request gets its own task:
+    requests from many streams then wait in the Scorer's queue together and share a forward."""
+
+    async def __call__(self, scope, receive, send):
+        self._tasks: set[asyncio.Task] = set()
+        await shared_scorer().ensure_loaded()
+        log.info("scoring worker ready, model %s", shared_scorer().version)
+        await super().__call__(scope, receive, send)
+
+    async def score_windows(self, message: dict) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, message: dict) -> None:
+        request_id = message.get("request_id", "")
+        try:
+            windows = decode_windows(message)
+            probs, version = await shared_scorer().score(windows, key=message.get("features"))
+            reply = result_message(request_id, probs, version)
+        except Exception as exc:
+            log.warning("request %s not scored: %s", request_id, exc)
+            reply = result_message(request_id, None, "", error=str(exc) or type(exc).__name__)
+        try:
+            await self.channel_layer.send(message["reply_channel"], reply)
+        except Exception:
+            log.exception("could not answer %s", request_id)
