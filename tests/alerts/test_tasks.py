@@ -77,6 +77,20 @@ def test_open_alert_dispatches_the_picture_after_commit(media, device, settings)
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_embedded_mode_renders_the_picture_off_the_callers_thread(media, device, settings):
+    """Eager Celery, but the picture is drawn on its own thread: open_alert returns first."""
+    settings.EYESCREAM_ALERT_IMAGES = True
+    settings.EYESCREAM_EAGER_TASKS_INLINE = False
+    before = {t.ident for t in threading.enumerate()}
+    alert = open_alert(**alert_kwargs(device))
+    workers = [t for t in threading.enumerate() if t.ident not in before]
+    assert [t.name for t in workers] == ["eager-alerts.tasks.render_alert_image"]
+    workers[0].join(timeout=30)
+    alert.refresh_from_db()
+    assert alert.spectrogram.name.endswith(".png") and Path(alert.spectrogram.path).is_file()
+
+
 @pytest.mark.django_db
 def test_retention_purge_deletes_old_alerts_and_their_files(
     media, device, settings, django_capture_on_commit_callbacks

@@ -1,0 +1,29 @@
+"""Alert media are served to logged-in users only, and only from their own folders."""
+
+import io
+
+import pytest
+import soundfile
+
+from alerts.services import open_alert
+
+from .conftest import RATE, alert_kwargs
+
+
+@pytest.mark.django_db
+def test_snippet_is_served_to_logged_in_users_only(client, django_user_model, media, device):
+    alert = open_alert(**alert_kwargs(device, seconds=2.0))
+    url = alert.snippet.url
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+
+    client.force_login(django_user_model.objects.create_user("op", password="x-long-pass"))
+    response = client.get(url)
+    assert response.status_code == 200 and "private" in response["Cache-Control"]
+    audio, rate = soundfile.read(io.BytesIO(b"".join(response.streaming_content)))
+    assert rate == RATE and audio.shape[0] == 2 * RATE
+
+    (media / "secret.txt").write_text("not an alert file")
+    assert client.get("/media/snippets/../secret.txt").status_code in (400, 404)
+    assert client.get("/media/secret.txt").status_code == 404
+    assert client.get("/media/snippets/missing.flac").status_code == 404
