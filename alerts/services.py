@@ -88,6 +88,10 @@ def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
 
 
 def _write_snippet(device_id: int, started_at: datetime, audio: np.ndarray, rate: int) -> str:
+    """Store the snippet; "" (no file) for empty audio: an alert is never lost for its audio."""
+    if np.asarray(audio).size == 0:
+        log.warning("device %s: alert at %s has no snippet audio", device_id, started_at)
+        return ""
     fmt = snippet_format()
     data = encode_snippet(audio, rate, fmt)
     name = snippet_name(device_id, started_at, fmt)
@@ -168,7 +172,7 @@ def update_alert(
     try:
         with transaction.atomic():
             alert = Alert.objects.select_for_update().get(pk=alert_id)
-            if snippet is not None:
+            if snippet is not None and np.asarray(snippet).size:
                 new_name = _write_snippet(
                     alert.device_id or 0, alert.started_at, snippet, snippet_rate
                 )

@@ -163,3 +163,20 @@ def test_wav_snippets_when_configured(media, device, settings):
     alert = open_alert(**alert_kwargs(device, seconds=2.0))
     assert alert.snippet.name.endswith(".wav")
     assert soundfile.info(io.BytesIO(Path(alert.snippet.path).read_bytes())).format == "WAV"
+
+
+def test_an_alert_without_audio_is_still_stored_and_broadcast(media, device, listener):
+    alert = open_alert(**alert_kwargs(device, snippet=np.zeros(0, np.float32)))
+    message = listener()
+    assert message["type"] == "alert.created" and message["alert"]["snippet_url"] is None
+    assert Alert.objects.get(pk=alert.pk).snippet.name == "" and media_files(media) == []
+    # The closing update brings the audio.
+    update_alert(
+        alert.pk,
+        peak_score=0.9,
+        mean_score=0.8,
+        score_curve=[],
+        snippet=tone(2.0),
+        snippet_rate=RATE,
+    )
+    assert listener()["alert"]["snippet_url"].endswith(".flac")
