@@ -132,10 +132,31 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
     async def on_windows(self, windows: list) -> None:
         """Hand-off point to scoring: the new ``(start_column, window)`` pairs of this stream.
 
-        Stream time of a window: ``self.stream.window_times(start_column)``; audio for
-        snippets: ``self.stream.ring.between(t0, t1)``. Until scoring is wired in, windows are
-        only counted (``DeviceStream.stats.windows``, written to ``Device.windows``).
+        ``detection.live_scoring.StreamScoring`` gates, scores (in-process or through the
+        ``detection-score`` worker), decides and opens/updates alerts; it never blocks here.
         """
+        if not windows:
+            return
+        scoring = getattr(self, "scoring", None)
+        if scoring is None:
+            from detection.live_scoring import start_for_consumer
+
+            scoring = self.scoring = await start_for_consumer(self)  # False: no model
+        if scoring:
+            scoring.push(windows)
+
+    async def score_result(self, event) -> None:
+        """A scoring worker's answer (scaled mode)."""
+        scoring = getattr(self, "scoring", None)
+        if scoring:
+            scoring.client.handle_result(event)
+
+    async def stop_scoring(self) -> None:
+        """Score what is in flight, close an open incident (its alert gets its end)."""
+        scoring, self.scoring = getattr(self, "scoring", None), None
+        if scoring:
+            await scoring.client.close()
+            await scoring.close()
 
     # ------------------------------------------------------------------ closing
 
@@ -153,6 +174,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         self._hello_timer.cancel()
+        await self.stop_scoring()
         if self.device_id is None:
             return
         await self.channel_layer.group_discard(

@@ -1,0 +1,296 @@
+"""One live stream's scoring: level gate, scoring requests, decisions, alert snippets.
+
+``StreamScoring`` is what the ingest consumer's ``on_windows`` hands windows to. It needs only
+the stream's ``DeviceStream``-like object (``cfg``, ``ring``, ``window_times``,
+``stream_time_s``), a ``ScoringClient``, a ``DecisionConfig`` and two async alert callables, so
+it is tested without Django.
+
+Snippet policy: on ``opened`` the alert gets the audio from ``PRE_ROLL_S`` before the incident's
+start to now; the snippet keeps growing from the ring buffer while the incident lasts (capped at
+``MAX_SNIPPET_S``) and on ``closed`` it is finished ``POST_ROLL_S`` after the end and stored with
+the final scores. Stream time becomes wall-clock time through the arrival time of the stream's
+first windows.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from .decision import CLOSED, OPENED, DecisionConfig, DecisionEvent, IncidentTracker, LevelGate
+from .features import level_dbfs
+
+log = logging.getLogger(__name__)
+
+PRE_ROLL_S = 2.0
+POST_ROLL_S = 1.0
+MAX_SNIPPET_S = 20.0
+
+OpenAlert = Callable[..., Awaitable[int | None]]
+UpdateAlert = Callable[..., Awaitable[None]]
+
+
+class StreamScoring:
+    def __init__(
+        self,
+        stream,
+        client,
+        decision: DecisionConfig,
+        open_alert: OpenAlert,
+        update_alert: UpdateAlert,
+        device_id: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stream = stream
+        self.client = client
+        self.client.on_scores = self.on_scores
+        self.rate = stream.cfg.sample_rate
+        self.tracker = IncidentTracker(decision, window_span_s=stream.cfg.window_span_s())
+        self.gate = LevelGate(decision.level_gate_dbfs)
+        self.open_alert = open_alert
+        self.update_alert = update_alert
+        self.device_id = device_id
+        self.clock = clock
+        self.wall_zero: float | None = None  # wall-clock time of stream sample 0
+        self.version = ""
+        self.alert_id: int | None = None
+        self.alerts_opened = 0
+        self.alert_errors = 0
+        # Snippet being collected: absolute ring sample range and the audio so far.
+        self._snip_begin = 0
+        self._snip_end = 0
+        self._snip_parts: list[np.ndarray] = []
+        self._collecting = False
+        self._closing: DecisionEvent | None = None  # closed, waiting for the post-roll
+
+    # ------------------------------------------------------------------ windows in
+
+    def push(self, windows: list[tuple[int, np.ndarray]]) -> None:
+        """Queue new windows: gated ones count as probability 0, the others are scored."""
+        if not windows:
+            return
+        if self.wall_zero is None:
+            self.wall_zero = self.clock() - self.stream.stream_time_s
+        run_cols: list[int] = []
+        run_windows: list[np.ndarray] = []
+        run_scored = True
+        for col, window in windows:
+            t0, t1 = self.stream.window_times(col)
+            scored = self.gate.passes(level_dbfs(self.stream.ring.between(t0, t1)[1]))
+            if run_cols and scored != run_scored:
+                self._submit(run_cols, run_windows, run_scored)
+                run_cols, run_windows = [], []
+            run_scored = scored
+            run_cols.append(col)
+            run_windows.append(window)
+        self._submit(run_cols, run_windows, run_scored)
+
+    def _submit(self, cols: list[int], windows: list[np.ndarray], scored: bool) -> None:
+        if scored:
+            self.client.submit(cols, np.stack(windows))
+        else:
+            self.client.submit_known(cols, np.zeros(len(cols), dtype=np.float32), self.version)
+
+    # ------------------------------------------------------------------ scores back
+
+    async def on_scores(self, cols: list[int], probs: np.ndarray, version: str) -> None:
+        if version:
+            self.version = version
+        for col, prob in zip(cols, probs, strict=True):
+            _, t_end = self.stream.window_times(col)
+            for event in self.tracker.update(t_end, float(prob)):
+                await self._on_event(event)
+        self._collect()
+        await self._finish_if_ready()
+
+    async def close(self) -> None:
+        """End of stream: close an open incident with the audio there is."""
+        for event in self.tracker.finish():
+            await self._on_event(event)
+        self._collect()
+        await self._finish_if_ready(force=True)
+
+    async def _on_event(self, event: DecisionEvent) -> None:
+        incident = event.incident
+        if event.kind == OPENED:
+            await self._finish_if_ready(force=True)  # a previous incident still collecting
+            begin = max(0, int(math.floor((incident.started_s - PRE_ROLL_S) * self.rate)))
+            self._snip_begin = max(begin, self.stream.ring.start)
+            self._snip_end = self._snip_begin
+            self._snip_parts = []
+            self._collecting = True
+            self._collect()
+            self.alert_id = None
+            try:
+                self.alert_id = await self.open_alert(
+                    device_id=self.device_id,
+                    started_at=self._wall(incident.started_s),
+                    peak_score=incident.peak_score,
+                    mean_score=incident.mean_score,
+                    score_curve=self._curve(incident),
+                    model_version=self.version,
+                    snippet=self._snippet(),
+                    snippet_rate=self.rate,
+                    snippet_started_at=self._wall(self._snip_begin / self.rate),
+                )
+                self.alerts_opened += 1
+            except Exception:
+                self.alert_errors += 1
+                log.exception("device %s: could not open an alert", self.device_id)
+        elif event.kind == CLOSED:
+            self._closing = event
+        elif self.alert_id is not None:  # updated
+            await self._update(incident)
+
+    def _collect(self) -> None:
+        """Append the ring audio that arrived since the last call (up to the snippet cap)."""
+        if not self._collecting:
+            return
+        cap = self._snip_begin + int(MAX_SNIPPET_S * self.rate)
+        stop = min(self.stream.ring.end, cap)
+        if self._closing is not None:
+            stop = min(stop, self._post_roll_end())
+        if stop > self._snip_end:
+            self._snip_parts.append(self.stream.ring.samples(self._snip_end, stop))
+            self._snip_end = stop
+
+    def _post_roll_end(self) -> int:
+        return int(math.ceil((self._closing.incident.ended_s + POST_ROLL_S) * self.rate))
+
+    async def _finish_if_ready(self, force: bool = False) -> None:
+        if self._closing is None:
+            return
+        cap = self._snip_begin + int(MAX_SNIPPET_S * self.rate)
+        if not force and self._snip_end < min(self._post_roll_end(), cap):
+            return
+        event, self._closing = self._closing, None
+        if self.alert_id is not None:
+            await self._update(event.incident, final=True)
+        self.alert_id = None
+        self._collecting = False
+        self._snip_parts = []
+
+    async def _update(self, incident, final: bool = False) -> None:
+        kwargs = {}
+        if final:
+            kwargs = {
+                "ended_at": self._wall(incident.ended_s),
+                "snippet": self._snippet(),
+                "snippet_rate": self.rate,
+                "snippet_started_at": self._wall(self._snip_begin / self.rate),
+            }
+        try:
+            await self.update_alert(
+                self.alert_id,
+                peak_score=incident.peak_score,
+                mean_score=incident.mean_score,
+                score_curve=self._curve(incident),
+                **kwargs,
+            )
+        except Exception:
+            self.alert_errors += 1
+            log.exception("device %s: could not update alert %s", self.device_id, self.alert_id)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _snippet(self) -> np.ndarray:
+        if not self._snip_parts:
+            return np.zeros(0, dtype=np.float32)
+        if len(self._snip_parts) > 1:
+            self._snip_parts = [np.concatenate(self._snip_parts)]
+        return self._snip_parts[0]
+
+    def _curve(self, incident) -> list[list[float]]:
+        begin_s = self._snip_begin / self.rate
+        end_s = begin_s + MAX_SNIPPET_S
+        return [
+            [t - begin_s, min(1.0, max(0.0, p))]
+            for t, p in incident.scores
+            if begin_s <= t <= end_s
+        ]
+
+    def _wall(self, stream_s: float) -> datetime:
+        return datetime.fromtimestamp(self.wall_zero or 0.0, tz=UTC) + timedelta(seconds=stream_s)
+
+
+# --------------------------------------------------------------------------- Django glue
+
+
+def live_decision_config(device_id: int) -> DecisionConfig:
+    """The active model's decision defaults, then settings, site and device overrides.
+
+    ``settings.EYESCREAM_DECISION`` (a dict of ``DecisionConfig`` fields) applies to every
+    stream; a ``sensitivity`` (0..1) or ``decision`` dict on the site or device row, where the
+    data model has them, applies to that site or device.
+    """
+    from django.conf import settings
+
+    from devices.models import Device
+
+    from .artifacts import ArtifactError
+    from .scoring import model_defaults
+
+    try:
+        _, decision = model_defaults(settings.EYESCREAM_MODEL_DIR)
+    except ArtifactError:
+        decision = DecisionConfig()
+    decision = decision.with_overrides(**getattr(settings, "EYESCREAM_DECISION", {}))
+    device = Device.objects.select_related("location__site").get(pk=device_id)
+    for row in (device.location.site, device):
+        decision = decision.with_overrides(
+            **(getattr(row, "decision", None) or {}), sensitivity=getattr(row, "sensitivity", None)
+        )
+    return decision
+
+
+@functools.cache
+def _warn_no_model(reason: str) -> None:
+    log.warning("live streams are not scored: %s", reason)
+
+
+async def start_for_consumer(consumer) -> StreamScoring | bool:
+    """Scoring for an ingest consumer that has ``stream``, ``device_id``, ``channel_layer``
+    and ``channel_name``: in-process in embedded mode, the scoring worker with ``REDIS_URL``.
+
+    ``False`` (windows are only counted, one warning per process) when there is no model.
+    """
+    from channels.db import database_sync_to_async
+    from django.conf import settings
+
+    from alerts import services as alert_services
+
+    from .scoring import features_key
+    from .scoring_client import ScoringClient
+
+    async def open_alert(**kwargs) -> int:
+        alert = await database_sync_to_async(alert_services.open_alert)(**kwargs)
+        return alert.pk
+
+    async def update_alert(alert_id: int, **kwargs) -> None:
+        await database_sync_to_async(alert_services.update_alert)(alert_id, **kwargs)
+
+    from .artifacts import ArtifactError, read_model_config
+
+    try:
+        read_model_config(settings.EYESCREAM_MODEL_DIR)
+    except ArtifactError as exc:
+        _warn_no_model(str(exc))
+        return False
+    decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
+    scaled = bool(getattr(settings, "REDIS_URL", ""))
+    client = ScoringClient(
+        None,
+        features_key(consumer.stream.cfg),
+        channel_layer=consumer.channel_layer if scaled else None,
+        reply_channel=consumer.channel_name if scaled else None,
+        reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
+    )
+    return StreamScoring(
+        consumer.stream, client, decision, open_alert, update_alert, consumer.device_id
+    )

@@ -1,0 +1,99 @@
+"""One stream's live scoring without Django: gate, in-process scorer, decisions, snippets."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from detection.decision import DecisionConfig
+from detection.features import FeatureConfig
+from detection.live_scoring import POST_ROLL_S, PRE_ROLL_S, StreamScoring
+from detection.scoring import features_key
+from detection.scoring_client import ScoringClient
+from devices.protocol import Hello
+from devices.stream_state import DeviceStream
+
+from .tiny_model import make_artifact
+
+RATE = 16_000
+# Every scored window counts (the tiny model is untrained); gated (silent) ones give 0.
+DECISION = DecisionConfig(
+    on_threshold=1e-6,
+    off_threshold=1e-6,
+    smoothing_windows=1,
+    min_duration_s=0.0,
+    merge_gap_s=0.5,
+    cooldown_s=0.0,
+    level_gate_dbfs=-50.0,
+)
+
+
+class AlertLog:
+    def __init__(self):
+        self.opened: list[dict] = []
+        self.updated: list[tuple[int, dict]] = []
+
+    async def open_alert(self, **kwargs):
+        self.opened.append(kwargs)
+        return 7
+
+    async def update_alert(self, alert_id, **kwargs):
+        self.updated.append((alert_id, kwargs))
+
+
+def test_a_loud_burst_gives_one_alert_with_pre_and_post_roll(tmp_path):
+    model_dir = make_artifact(tmp_path / "model", seed=4)
+    rng = np.random.default_rng(0)
+    audio = np.concatenate(
+        [
+            np.zeros(3 * RATE, np.float32),
+            rng.normal(0, 0.2, 4 * RATE).astype(np.float32),  # about -14 dBFS
+            np.zeros(4 * RATE, np.float32),
+        ]
+    )
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    frame = RATE // 5
+    clock = [0.0]
+    stream = DeviceStream(
+        Hello("tok", RATE, "pcm_s16le", 1, "test"), FeatureConfig(), 0.1, clock=lambda: clock[0]
+    )
+    alerts = AlertLog()
+
+    async def main():
+        client = ScoringClient(None, features_key(stream.cfg), model_dir=model_dir)
+        scoring = StreamScoring(
+            stream, client, DECISION, alerts.open_alert, alerts.update_alert, device_id=3
+        )
+        for start in range(0, len(pcm), frame):
+            clock[0] += 0.2
+            scoring.push(stream.feed(pcm[start : start + frame].tobytes(), now=clock[0]))
+            await asyncio.sleep(0.02)  # let scoring keep up, as in real time
+        await client.close()
+        await scoring.close()
+        return scoring
+
+    scoring = asyncio.run(main())
+    assert scoring.gate.gated > 0 and scoring.gate.scored > 0
+    assert len(alerts.opened) == 1
+    opened = alerts.opened[0]
+    assert opened["device_id"] == 3 and opened["snippet_rate"] == stream.cfg.sample_rate
+    assert opened["model_version"]
+    started = (opened["started_at"] - opened["snippet_started_at"]).total_seconds()
+    assert started == pytest.approx(PRE_ROLL_S, abs=0.05)
+    assert len(opened["snippet"]) >= PRE_ROLL_S * stream.cfg.sample_rate
+
+    final = [kw for _, kw in alerts.updated if kw.get("ended_at") is not None]
+    assert len(final) == 1 and all(alert_id == 7 for alert_id, _ in alerts.updated)
+    final = final[0]
+    duration = (final["ended_at"] - opened["started_at"]).total_seconds()
+    # The 4 s burst plus up to one window (1.07 s) on each side that overlaps its edges.
+    assert 4.0 <= duration <= 6.2
+    snippet_s = len(final["snippet"]) / stream.cfg.sample_rate
+    assert snippet_s == pytest.approx(PRE_ROLL_S + duration + POST_ROLL_S, abs=0.1)
+    # The snippet is the stream's audio: silent pre-roll, then the burst.
+    snippet = final["snippet"]
+    rate = stream.cfg.sample_rate
+    assert np.abs(snippet[: rate // 2]).max() < 1e-3
+    assert np.abs(snippet[int(3.5 * rate) : int(4.5 * rate)]).std() > 0.1
+    times = [t for t, _ in final["score_curve"]]
+    assert times == sorted(times) and 0 <= times[0] and times[-1] <= snippet_s + 3
