@@ -1,4 +1,4 @@
-"""The dashboard WebSocket ``/ws/alerts/``: live alerts for logged-in users.
+"""The dashboard WebSocket ``/ws/alerts/``: live alerts for operators and admins.
 
 Joins the channel-layer group ``alerts`` and forwards what ``alerts.services`` broadcasts
 after commit: ``alert.created``, ``alert.updated`` (``{"type", "alert"}``) and
@@ -7,11 +7,14 @@ after commit: ``alert.created``, ``alert.updated`` (``{"type", "alert"}``) and
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .permissions import is_operator
 from .services import ALERTS_GROUP
 
 UNAUTHENTICATED = 4401
+FORBIDDEN = 4403  # logged in, but neither in Operators nor in Admins
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -20,6 +23,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             # Closing before accept refuses the handshake (HTTP 403 to the client).
             await self.close(code=UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(is_operator)(user):
+            await self.close(code=FORBIDDEN)
             return
         self.joined = True
         await self.channel_layer.group_add(ALERTS_GROUP, self.channel_name)

@@ -1,6 +1,6 @@
-from django.urls import re_path
+from django.urls import path, re_path
 
-from . import views
+from . import pages, views
 
 urlpatterns = [
     re_path(
@@ -8,4 +8,7 @@ urlpatterns = [
         views.alert_media,
         name="alert-media",
     ),
+    path("", pages.live_map, name="map"),
+    path("alerts/", pages.alert_list, name="alert-list"),
+    path("alerts/<int:alert_id>/", pages.alert_detail, name="alert-detail"),
 ]

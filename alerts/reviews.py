@@ -1,0 +1,105 @@
+"""Confirm or dismiss an alert: one Review row, one status change; the first decision wins.
+
+The status moves from ``new`` with a conditional UPDATE (``... WHERE status = 'new'``) in the same
+transaction as the Review row, so of two operators deciding at once exactly one succeeds (the
+database serialises the two UPDATEs; the second matches no row) and the other gets
+``AlreadyReviewed`` naming who decided. ``alert.updated`` goes to every dashboard after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Alert, Review
+from .serializers import serialize_alert
+from .services import ALERTS_GROUP, UPDATED
+
+log = logging.getLogger(__name__)
+
+LABELS = dict(Review.LABELS)
+DISMISS_LABELS = ("0_0", "0_1", "0_2")
+MAX_NOTE = 2000
+
+
+class ReviewError(ValueError):
+    """The request itself is wrong (unknown label, missing alert)."""
+
+
+class AlreadyReviewed(Exception):
+    """Someone decided first; ``review`` is their Review (None if the status was set otherwise)."""
+
+    def __init__(self, alert: Alert, review: Review | None) -> None:
+        self.alert, self.review = alert, review
+        who = review_user(review) if review else "someone else"
+        super().__init__(f"alert {alert.pk} was already {alert.status} by {who}")
+
+
+def review_user(review: Review) -> str:
+    return review.user.get_username() if review.user else "a deleted user"
+
+
+def status_for(label: str) -> str:
+    if label == Review.SCREAM:
+        return Alert.CONFIRMED
+    if label in DISMISS_LABELS:
+        return Alert.DISMISSED
+    raise ReviewError(f"unknown label {label!r}: use one of {', '.join(LABELS)}")
+
+
+def review_dict(review: Review | None) -> dict | None:
+    if review is None:
+        return None
+    return {
+        "user": review_user(review),
+        "label": review.label,
+        "label_name": LABELS.get(review.label, review.label),
+        "note": review.note,
+        "created": review.created.isoformat(),
+    }
+
+
+def latest_review(alert: Alert) -> Review | None:
+    return alert.reviews.select_related("user").order_by("-created", "-id").first()
+
+
+def alert_payload(alert: Alert) -> dict:
+    """``serialize_alert`` plus the deciding review (who, label, note, when) if any."""
+    return {**serialize_alert(alert), "review": review_dict(latest_review(alert))}
+
+
+def broadcast_review(alert: Alert) -> None:
+    """Tell every dashboard (never raises: the review is already saved)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            ALERTS_GROUP, {"type": UPDATED, "alert": alert_payload(alert)}
+        )
+    except Exception:
+        log.exception("could not broadcast the review of alert %s", alert.pk)
+
+
+def review_alert(alert_id: int, user, label: str, note: str = "") -> Alert:
+    """Record ``user``'s verdict on a new alert; raise ``AlreadyReviewed`` if it is decided."""
+    status = status_for(label)
+    note = (note or "").strip()[:MAX_NOTE]
+    with transaction.atomic():
+        won = Alert.objects.filter(pk=alert_id, status=Alert.NEW).update(
+            status=status, updated=timezone.now()
+        )
+        if not won:
+            try:
+                alert = Alert.objects.get(pk=alert_id)
+            except Alert.DoesNotExist:
+                raise ReviewError(f"no alert {alert_id}") from None
+            raise AlreadyReviewed(alert, latest_review(alert))
+        Review.objects.create(alert_id=alert_id, user=user, label=label, note=note)
+        alert = Alert.objects.get(pk=alert_id)
+        transaction.on_commit(lambda: broadcast_review(alert))
+    return alert

@@ -1,0 +1,168 @@
+"""Admin pages for sites, locations and devices (``/manage/``), without the Django admin.
+
+Locations are placed by clicking on the map or on the site's floor plan. Registering a device or
+rotating its token shows the token once (only its hash is stored); revoke and disable close a
+live stream at once (the save signal of ``devices.services``). Floor-plan images are served to
+operators too, for the live map.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.static import serve
+
+from alerts.pages import map_settings, site_dict
+from alerts.permissions import admin_required, operator_required
+
+from . import services
+from .models import Device, Location, Site
+from .positions import location_latlng, valid_bounds
+
+
+class SiteForm(forms.ModelForm):
+    floor_plan_bounds = forms.JSONField(
+        required=False,
+        help_text="Where the floor plan lies on the map: [[south, west], [north, east]]",
+    )
+
+    class Meta:
+        model = Site
+        fields = ["name", "address", "latitude", "longitude", "floor_plan", "floor_plan_bounds"]
+        widgets = {"address": forms.Textarea(attrs={"rows": 2})}
+
+    def clean_floor_plan_bounds(self):
+        bounds = self.cleaned_data.get("floor_plan_bounds")
+        if bounds in (None, "", []):
+            return None
+        if not valid_bounds(bounds):
+            raise forms.ValidationError("use [[south, west], [north, east]] with north > south")
+        return [[float(v) for v in corner] for corner in bounds]
+
+
+class LocationForm(forms.ModelForm):
+    class Meta:
+        model = Location
+        fields = ["site", "name", "latitude", "longitude", "x", "y"]
+        widgets = {
+            name: forms.NumberInput(attrs={"step": "any"})
+            for name in ("latitude", "longitude", "x", "y")
+        }
+
+    def clean(self):
+        data = super().clean()
+        for name in ("x", "y"):
+            value = data.get(name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                self.add_error(name, "a fraction of the floor plan, 0..1")
+        return data
+
+
+class DeviceForm(forms.ModelForm):
+    class Meta:
+        model = Device
+        fields = ["location", "name", "enabled", "token_expires"]
+        widgets = {"token_expires": forms.DateTimeInput(attrs={"type": "datetime-local"})}
+
+
+@admin_required
+def manage_home(request):
+    return render(
+        request,
+        "devices/manage/home.html",
+        {
+            "sites": Site.objects.prefetch_related("locations__devices"),
+            "devices": Device.objects.select_related("location__site"),
+        },
+    )
+
+
+@admin_required
+def site_edit(request, site_id: int | None = None):
+    site = get_object_or_404(Site, pk=site_id) if site_id else None
+    form = SiteForm(request.POST or None, request.FILES or None, instance=site)
+    if request.method == "POST" and form.is_valid():
+        site = form.save()
+        messages.success(request, f"Saved site {site.name}.")
+        return redirect("devices:manage")
+    return render(
+        request,
+        "devices/manage/site_form.html",
+        {"form": form, "site": site, "data": {**map_settings(), "site": site and site_dict(site)}},
+    )
+
+
+@admin_required
+def location_edit(request, location_id: int | None = None):
+    location = get_object_or_404(Location, pk=location_id) if location_id else None
+    initial = {"site": request.GET.get("site")} if location is None else None
+    form = LocationForm(request.POST or None, instance=location, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        location = form.save()
+        messages.success(request, f"Saved location {location}.")
+        return redirect("devices:manage")
+    sites = {s.pk: site_dict(s) for s in Site.objects.all()}
+    others = [
+        {"name": str(loc), "latlng": location_latlng(loc, loc.site)}
+        for loc in Location.objects.select_related("site")
+        if location is None or loc.pk != location.pk
+    ]
+    return render(
+        request,
+        "devices/manage/location_form.html",
+        {
+            "form": form,
+            "location": location,
+            "data": {**map_settings(), "sites": sites, "others": others},
+        },
+    )
+
+
+@admin_required
+def device_new(request):
+    form = DeviceForm(request.POST or None, initial={"location": request.GET.get("location")})
+    if request.method == "POST" and form.is_valid():
+        device = form.save()
+        token = services.issue_token(device, expires=device.token_expires)
+        return render(request, "devices/manage/token.html", {"device": device, "token": token})
+    return render(request, "devices/manage/device_new.html", {"form": form})
+
+
+DEVICE_ACTIONS = ("rotate", "revoke", "disable", "enable")
+
+
+@admin_required
+def device_detail(request, device_id: int):
+    device = get_object_or_404(Device.objects.select_related("location__site"), pk=device_id)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action not in DEVICE_ACTIONS:
+            messages.error(request, f"unknown action {action!r}")
+        elif action == "rotate":
+            token = services.issue_token(device, expires=device.token_expires)
+            return render(request, "devices/manage/token.html", {"device": device, "token": token})
+        elif action == "revoke":
+            services.revoke_token(device)
+            messages.success(request, f"Revoked the token of {device.name}.")
+        else:
+            device.enabled = action == "enable"
+            device.save()
+            messages.success(request, f"{device.name} is {action}d.")
+        return redirect("devices:device", device_id=device.pk)
+    recent = device.alerts.all()[:20]
+    return render(
+        request, "devices/manage/device_detail.html", {"device": device, "alerts": recent}
+    )
+
+
+@operator_required
+def floor_plan(request, site_id: int):
+    site = get_object_or_404(Site, pk=site_id)
+    if not site.floor_plan:
+        raise Http404("this site has no floor plan")
+    response = serve(request, site.floor_plan.name, document_root=settings.MEDIA_ROOT)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
