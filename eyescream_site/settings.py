@@ -100,7 +100,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 10},
+            # redis-py reads time out after 5 s by default, the same as channels_redis's
+            # blocking pop: an idle receive would fail. Give reads room beyond the pop.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": 5000,
+                "expiry": 10,
+            },
         }
     }
 else:
