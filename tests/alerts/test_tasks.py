@@ -82,9 +82,9 @@ def test_embedded_mode_renders_the_picture_off_the_callers_thread(media, device,
     """Eager Celery, but the picture is drawn on its own thread: open_alert returns first."""
     settings.EYESCREAM_ALERT_IMAGES = True
     settings.EYESCREAM_EAGER_TASKS_INLINE = False
-    before = {t.ident for t in threading.enumerate()}
+    before = set(threading.enumerate())
     alert = open_alert(**alert_kwargs(device))
-    workers = [t for t in threading.enumerate() if t.ident not in before]
+    workers = [t for t in threading.enumerate() if t not in before and t.name.startswith("eager-")]
     assert [t.name for t in workers] == ["eager-alerts.tasks.render_alert_image"]
     workers[0].join(timeout=30)
     alert.refresh_from_db()
