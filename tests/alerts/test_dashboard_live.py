@@ -1,5 +1,6 @@
-"""The dashboard WebSocket through a real daphne: anonymous users are refused, a logged-in
-user receives ``alert.created`` for an alert another process stores, and can fetch its audio.
+"""The dashboard WebSocket through a real daphne: anonymous users and users without the
+operator role are refused, a logged-in operator receives ``alert.created`` for an alert another
+process stores, and can fetch its audio.
 
 daphne runs with the SQLite file of its data folder and the Redis channel layer (the alert is
 created by a separate ``manage.py shell`` process, as a scoring worker or second daphne would).
@@ -26,8 +27,14 @@ REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: no other test'
 
 LOGIN = """
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
-get_user_model().objects.create_user("operator", password="pw-for-tests-only")
+user = get_user_model().objects.create_user("operator", password="pw-for-tests-only")
+user.groups.add(Group.objects.get(name="Operators"))
+get_user_model().objects.create_user("visitor", password="pw-for-tests-only")
+visitor = Client()
+assert visitor.login(username="visitor", password="pw-for-tests-only")
+print("VISITOR" + visitor.cookies["sessionid"].value)
 client = Client()
 assert client.login(username="operator", password="pw-for-tests-only")
 print("RESULT" + client.cookies["sessionid"].value)
@@ -86,14 +93,18 @@ def test_anonymous_and_bad_sessions_are_refused(live):
 
 
 def test_logged_in_dashboard_receives_the_new_alert_and_can_play_it(live, tmp_path):
-    session = live.shell(LOGIN).split("RESULT", 1)[1].strip()
+    out = live.shell(LOGIN)
+    session = out.split("RESULT", 1)[1].strip()
+    visitor = out.split("VISITOR", 1)[1].split()[0]
+    # Logged in but not an operator: refused too.
+    url = f"ws://127.0.0.1:{live.port}/ws/alerts/"
+    assert asyncio.run(refused(url, {"Cookie": f"sessionid={visitor}"})) == 403
     device = live.make_devices({"dash-mic": {}})["dash-mic"]
     rate = 16_000
     t = np.arange(3 * rate) / rate
     scream_like = (0.4 * np.sin(2 * np.pi * (900 + 300 * np.sin(8 * t)) * t)).astype(np.float32)
     source = tmp_path / "snippet.wav"
     soundfile.write(source, scream_like, rate)
-    url = f"ws://127.0.0.1:{live.port}/ws/alerts/"
 
     async def scenario():
         async with websockets.connect(

@@ -1,23 +1,30 @@
-"""Alert media are served to logged-in users only, and only from their own folders."""
+"""Alert media are served to operators only, and only from their own folders."""
 
 import io
 
 import pytest
 import soundfile
+from django.contrib.auth.models import Group
 
+from alerts.permissions import OPERATORS
 from alerts.services import open_alert
 
 from .conftest import RATE, alert_kwargs
 
 
 @pytest.mark.django_db
-def test_snippet_is_served_to_logged_in_users_only(client, django_user_model, media, device):
+def test_snippet_is_served_to_operators_only(client, django_user_model, media, device):
     alert = open_alert(**alert_kwargs(device, seconds=2.0))
     url = alert.snippet.url
     anonymous = client.get(url)
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
 
-    client.force_login(django_user_model.objects.create_user("op", password="x-long-pass"))
+    client.force_login(django_user_model.objects.create_user("visitor", password="x-long-pass"))
+    assert client.get(url).status_code == 403  # logged in, but not an operator
+
+    operator = django_user_model.objects.create_user("op", password="x-long-pass")
+    operator.groups.add(Group.objects.get_or_create(name=OPERATORS)[0])
+    client.force_login(operator)
     response = client.get(url)
     assert response.status_code == 200 and "private" in response["Cache-Control"]
     audio, rate = soundfile.read(io.BytesIO(b"".join(response.streaming_content)))
