@@ -127,8 +127,11 @@
   for (const info of data.devices) for (const id of info.new_alerts) devices.get(info.id).newAlerts.add(id);
   for (const dev of devices.values()) refreshDevice(dev);
 
+  const arrivals = {};  // alert id -> Date.now() when it first reached this page
+
   function onAlert(alert, kind) {
     const isNew = !alerts.has(alert.id);
+    if (isNew) arrivals[alert.id] = {at: Date.now(), kind};
     alerts.set(alert.id, alert);
     renderAlert(alert, isNew);
     trackStatus(alert);
@@ -147,6 +150,6 @@
     }
   }
 
-  window.eyescreamMap = {map, devices, alerts,
+  window.eyescreamMap = {map, devices, alerts, arrivals,
     live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path, onAlert, onDevicesOffline})};
 })();

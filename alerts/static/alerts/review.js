@@ -56,7 +56,9 @@
   const names = {"1": "scream", "0_0": "human sound", "0_1": "siren/bird/machine", "0_2": "other background"};
 
   function drawCurve() {
+    // The picture has the curve under the spectrogram; this one is the fallback with a playhead.
     const canvas = document.getElementById("curve");
+    canvas.hidden = !!alert.spectrogram_url;
     const ctx = canvas.getContext("2d");
     const w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
@@ -90,8 +92,10 @@
       buttons.disabled = true;
       decided.hidden = false;
       const r = a.review;
-      decided.textContent = a.status[0].toUpperCase() + a.status.slice(1) +
-        (r ? ` by ${r.user} (${names[r.label] || r.label})` + (r.note ? `: “${r.note}”` : "") : "");
+      if (r || !decided.textContent.trim()) {
+        decided.textContent = a.status[0].toUpperCase() + a.status.slice(1) +
+          (r ? ` by ${r.user} (${names[r.label] || r.label})` + (r.note ? `: “${r.note}”` : "") : "");
+      }
     }
     if (a.spectrogram_url && img.getAttribute("src") !== a.spectrogram_url) {
       img.src = a.spectrogram_url; img.hidden = false;
