@@ -6,6 +6,7 @@ that reconnects can fetch what it missed with ``?since_id=<last id seen>`` and t
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -91,9 +92,14 @@ def _time_param(params, name: str):
     value = params.get(name)
     if value in (None, ""):
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
     if parsed is None:
         raise ValidationError({name: "must be an ISO 8601 date and time"})
+    if timezone.is_naive(parsed):  # a form's datetime-local: the site's time zone
+        parsed = timezone.make_aware(parsed)
     return parsed
 
 

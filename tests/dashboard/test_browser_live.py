@@ -345,6 +345,47 @@ def test_reconnect_fetches_the_alerts_missed_while_disconnected(server, browsers
     assert js(first, "return location.pathname") == "/"
 
 
+def test_two_operators_decide_at_once_the_second_is_told_and_the_next_alert_opens(
+    server, browsers, real_v1
+):
+    from selenium.webdriver.common.by import By
+
+    first, second = browsers
+    device = server.world["devices"]["stairs-mic"]
+    older = store_alert(server, real_v1, device)["id"]
+    newer = store_alert(server, real_v1, device)["id"]
+    login(first, server, "op1")
+    login(second, server, "op2")
+    for drv in (first, second):
+        open_live(drv, f"{server.http_url}/alerts/{newer}/")
+    # The second page misses the live update, as if both pressed at the same moment.
+    js(second, "const l = window.eyescreamReview.live; l.stopped = true; l.socket.close();")
+    first.find_element(By.ID, "note").send_keys("two voices, one screaming")
+    first.find_element(By.ID, "confirm").click()
+    wait_for(
+        lambda: js(first, "return location.pathname") == f"/alerts/{older}/",
+        5,
+        "the next alert to open after the decision",
+    )
+    second.find_element(By.TAG_NAME, "body").send_keys("2")  # dismiss: siren/bird/machine
+    conflict = second.find_element(By.ID, "conflict")
+    wait_for(conflict.is_displayed, 5, "the second operator to be told")
+    assert f"alert {newer} was already confirmed by op1" in conflict.text
+    assert second.find_element(By.ID, "status").text == "confirmed"
+    assert "two voices, one screaming" in second.find_element(By.ID, "decided").text
+    reviews = json.loads(
+        server.shell(f"""
+import json
+from alerts.models import Review
+print(json.dumps(list(Review.objects.filter(alert_id={newer}).values_list("user__username",
+    "label"))))
+""")
+        .strip()
+        .splitlines()[-1]
+    )
+    assert reviews == [["op1", "1"]]
+
+
 def test_admin_places_a_location_by_clicking_on_the_map(server, browsers):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
