@@ -150,6 +150,22 @@
     }
   }
 
+  // Online/offline comes from the devices' health rows (written about once a second).
+  async function refreshDevices() {
+    try {
+      const r = await fetch("/api/devices/", {credentials: "same-origin"});
+      if (!r.ok) return;
+      for (const row of await r.json()) {
+        const dev = devices.get(row.id);
+        if (dev && dev.info.state !== row.connection_state) {
+          dev.info.state = row.connection_state;
+          refreshDevice(dev);
+        }
+      }
+    } catch (e) { /* offline: the next round tries again */ }
+  }
+  setInterval(refreshDevices, 15000);
+
   window.eyescreamMap = {map, devices, alerts, arrivals,
     live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path, onAlert, onDevicesOffline})};
 })();
