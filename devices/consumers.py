@@ -9,10 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from functools import cache
 
+import numpy as np
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import transaction
 from django.utils import timezone
+
+from detection.features import FeatureConfig, mel_columns
 
 from . import services
 from .health import HealthDelta, flusher
@@ -33,9 +38,43 @@ log = logging.getLogger(__name__)
 HELLO, AUTHENTICATING, STREAMING, CLOSED = "hello", "authenticating", "streaming", "closed"
 
 
-def _start_stream(device_id: int, hello: Hello, channel: str) -> int:
-    """Mark the device online for this connection; return the samples to resume from."""
-    device = Device.objects.get(pk=device_id)
+@cache
+def single_threaded_blas() -> None:
+    """One BLAS thread in a process that serves streams (called once, at the first stream).
+
+    Each stream's mel projection is a small matrix product; a multi-threaded BLAS spends more
+    on waking and spinning its threads than on the product (25x slower at 36 columns on a busy
+    2-core machine). Streams run in parallel across processes, not inside one product.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with librosa
+        log.warning("threadpoolctl missing: set OPENBLAS_NUM_THREADS=1 for the ingest server")
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
+_warm: set[FeatureConfig] = set()
+
+
+async def warm_up(cfg: FeatureConfig) -> None:
+    """Before a process's first stream: one BLAS thread, and the feature code imported and
+    its mel basis built in a thread (librosa's first import takes seconds; it must not stall
+    the event loop and every other stream)."""
+    if cfg not in _warm:
+        single_threaded_blas()
+        await asyncio.to_thread(mel_columns, np.zeros(cfg.n_fft, dtype=np.float32), cfg)
+        _warm.add(cfg)
+
+
+@transaction.atomic
+def _start_stream(hello: Hello, channel: str) -> tuple[Device, int]:
+    """Authenticate, mark the device online for this connection (one transaction).
+
+    Returns the device and the samples of its ``stream_id`` to resume from.
+    """
+    device = services.authenticate(hello.token)
+    device_id = device.pk
     now = timezone.now()
     resume_at = (
         device.stream_samples if hello.stream_id and hello.stream_id == device.stream_id else 0
@@ -50,7 +89,7 @@ def _start_stream(device_id: int, hello: Hello, channel: str) -> int:
         stream_samples=resume_at,
         last_error="",
     )
-    return resume_at
+    return device, resume_at
 
 
 def _end_stream(device_id: int, channel: str, error: str) -> None:
@@ -75,10 +114,22 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
 
     async def _hello_deadline(self) -> None:
         await asyncio.sleep(HELLO_TIMEOUT_S)
-        if self.state in (HELLO, AUTHENTICATING):
+        if self.state == HELLO:
             await self.fail(
                 ProtocolError("hello_timeout", f"no hello within {HELLO_TIMEOUT_S:g} s")
             )
+
+    async def dispatch(self, message) -> None:
+        """Audio frames skip Channels' per-message ``close_old_connections`` thread hop.
+
+        Frames never touch the database (health is written in batches by ``devices.health``,
+        through ``database_sync_to_async``, which closes stale connections itself); the hop
+        cost more than the frame's signal processing.
+        """
+        if message["type"] == "websocket.receive" and self.state == STREAMING:
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     # ------------------------------------------------------------------ frames in
 
@@ -100,7 +151,10 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
 
     async def on_hello(self, hello: Hello) -> None:
         self.state = AUTHENTICATING
-        device = await database_sync_to_async(services.authenticate)(hello.token)
+        self._hello_timer.cancel()
+        device, self.resume_at = await database_sync_to_async(_start_stream)(
+            hello, self.channel_name
+        )
         self.device_id = device.pk
         self.token_hash = device.token_hash
         group = services.device_group(device.pk)
@@ -109,13 +163,10 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             group, {"type": "device.replaced", "by": self.channel_name}
         )
         await self.channel_layer.group_add(group, self.channel_name)
-        self.resume_at = await database_sync_to_async(_start_stream)(
-            device.pk, hello, self.channel_name
-        )
         cfg, stride_s = stream_feature_config()
+        await warm_up(cfg)
         self.stream = DeviceStream(hello, cfg, stride_s)
         self.state = STREAMING
-        self._hello_timer.cancel()
         flusher().add(self.channel_name, self)
         await self.send_json(
             ready_message(device.pk, device.name, hello, cfg.sample_rate, self.resume_at)

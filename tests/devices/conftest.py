@@ -3,9 +3,9 @@ import pytest
 from .live import LiveServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(tmp_path_factory):
-    """An embedded-mode daphne (SQLite file, in-memory channel layer) for this module."""
+    """One embedded-mode daphne (SQLite file, in-memory channel layer) for all device tests."""
     server = LiveServer(tmp_path_factory.mktemp("live"))
     server.migrate()
     server.start()
@@ -13,6 +13,6 @@ def live(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fuzz_token(live):
     return live.make_devices({"fuzz-target": {}})["fuzz-target"]["token"]

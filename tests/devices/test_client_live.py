@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -55,17 +57,29 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(tmp_path, real_v1
     server.start()
     try:
         proc = client(server, device["token"], "--file", str(path), "--speed", "2", "-v")
-        time.sleep(2.5)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not any("streaming from sample" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.05)
+        time.sleep(2.0)  # mid-stream: some audio stored and acked, more in flight
         server.stop(kill=True)  # SIGKILL: nothing is flushed on the way out
         time.sleep(1.0)
         server.start()
-        out, err = proc.communicate(timeout=60)
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        reader.join(timeout=5)
+        err = "".join(lines)
         assert proc.returncode == 0, err
         summary = json.loads(out.strip().splitlines()[-1])
         row = server.device_row(device["id"])
     finally:
         server.stop()
     assert summary["connections"] >= 2, err
+    resumed = [int(x) for x in re.findall(r"streaming from sample (\d+)", err)]
+    assert len(resumed) >= 2 and resumed[-1] > 0, err  # the second connection resumed
     assert summary["captured_samples"] == total
     assert summary["acked_samples"] == total and summary["dropped_samples"] == 0
     assert row["samples_received"] == total  # nothing lost, nothing doubled

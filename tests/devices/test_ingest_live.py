@@ -84,6 +84,7 @@ def test_every_error_has_its_close_code_while_a_good_stream_flows(live, devices)
     async def scenario():
         good = GoodStream(live.ws_url, tokens["good"])
         good_task = asyncio.create_task(good.run())
+        await asyncio.wait_for(good.ready.wait(), 30)
         await asyncio.sleep(0.5)
         results = await asyncio.gather(*(make(live.ws_url) for make in cases.values()))
         await asyncio.sleep(1.0)

@@ -69,10 +69,12 @@ class GoodStream:
         self.acked = 0
         self.closed_code = None
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
 
     async def run(self) -> None:
         ws, _ = await open_stream(self.url, self.token, stream_id="good-stream")
         receiver = asyncio.create_task(self._receive(ws))
+        self.ready.set()
         t0 = time.monotonic()
         while not self._stop.is_set():
             await ws.send(pcm_frame(offset=self.sent))
