@@ -17,8 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from channels.db import database_sync_to_async
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Device
@@ -55,21 +54,52 @@ class LiveStream(Protocol):
     async def check_access(self, row: DeviceAccess | None) -> None: ...
 
 
+INCREMENTED = [
+    "frames_received",
+    "samples_received",
+    "seconds_received",
+    "frames_rejected",
+    "windows",
+]
+ASSIGNED = ["level_dbfs", "clipping", "stream_samples", "last_seen"]
+
+
+def _update_sql() -> str:
+    meta = Device._meta
+    quote = connection.ops.quote_name
+    column = {name: quote(meta.get_field(name).column) for name in INCREMENTED + ASSIGNED}
+    sets = [f"{column[n]} = {column[n]} + %s" for n in INCREMENTED]
+    sets += [f"{column[n]} = %s" for n in ASSIGNED]
+    pk = quote(meta.pk.column)
+    return f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {pk} = %s"
+
+
 def write_deltas(deltas: list[HealthDelta], now: datetime) -> None:
-    """One transaction, one UPDATE per device (counters incremented in the database)."""
-    with transaction.atomic():
-        for d in deltas:
-            Device.objects.filter(pk=d.device_id).update(
-                frames_received=F("frames_received") + d.frames,
-                samples_received=F("samples_received") + d.samples,
-                seconds_received=F("seconds_received") + d.seconds,
-                frames_rejected=F("frames_rejected") + d.rejected,
-                windows=F("windows") + d.windows,
-                level_dbfs=d.level_dbfs,
-                clipping=d.clipping,
-                stream_samples=d.stream_samples,
-                last_seen=now,
-            )
+    """One transaction, one prepared UPDATE run for all devices (``executemany``).
+
+    Counters are incremented in the database. At hundreds of streams the ORM's per-row
+    ``update()`` would cost a good part of a core every second; this costs a few milliseconds.
+    """
+    field = Device._meta.get_field
+    last_seen = field("last_seen").get_db_prep_value(now, connection)
+    clipping = field("clipping")
+    rows = [
+        (
+            d.frames,
+            d.samples,
+            d.seconds,
+            d.rejected,
+            d.windows,
+            d.level_dbfs,
+            clipping.get_db_prep_value(d.clipping, connection),
+            d.stream_samples,
+            last_seen,
+            d.device_id,
+        )
+        for d in deltas
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_update_sql(), rows)
 
 
 class HealthFlusher:
