@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm as _tqdm
 
 from .dataset import (
     NEGATIVE,
@@ -49,6 +49,15 @@ SEARCH_SPACE = {
     "weight_decay": (0.0, 1e-6),
 }
 MAX_BACKGROUNDS = 48  # negative files loaded as mixing backgrounds per training set
+
+
+def tqdm(iterable, **kwargs):
+    """A progress bar; redrawn at most every 30 s when stderr is not a terminal (logs)."""
+    import sys
+
+    interactive = getattr(sys.stderr, "isatty", lambda: False)()
+    kwargs.setdefault("mininterval", 0.1 if interactive else 30.0)
+    return _tqdm(iterable, **kwargs)
 
 
 class TrainingError(ValueError):

@@ -170,6 +170,7 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     training = model.config["training"]
     assert training["n_files"] == 10 and training["seed"] == 3 and training["epochs"] == 1
     assert training["data_dir"] == str(real_v1)
+    assert '"limit_files": 10' in training["command"] and training["git_commit"]
     assert set(training["data"]["files_by_kind"]) & {"1"}
     probs = model.predict(np.zeros((2, cfg.n_mels, cfg.window_columns), np.float32))
     assert probs.shape == (2,)
@@ -249,3 +250,15 @@ def test_no_cv_keeps_default_threshold(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["threshold"] == 0.5 and "no cross-validation" in config["threshold_source"]
     assert "cv" not in json.loads((out / "metrics.json").read_text())
+
+
+def test_time_shift_only_on_files_labelled_as_one_whole():
+    from detection.training import shift_safe
+
+    whole = Recording(None, "n.flac", None, "n", [Segment(0.0, 5.0, "0_2")])
+    assert shift_safe(whole, 5.0)
+    assert not shift_safe(whole, 8.0)  # 3 s unlabelled
+    scream = Recording(None, "s.flac", None, "s", [Segment(1.0, 2.0, "1")])
+    assert not shift_safe(scream, 5.0)
+    mixed = Recording(None, "m.flac", None, "m", [Segment(0, 2, "0_0"), Segment(2, 4, "0_2")])
+    assert not shift_safe(mixed, 4.0)

@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
-from tqdm.auto import tqdm
 
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import FeatureStore, file_windows
 from detection.evaluation import Scored, best_f1_threshold, build_report, summarize, write_files
 from detection.management.commands.train import load_recordings
-from detection.training import _jsonable
+from detection.training import _jsonable, tqdm
 
 
 class Command(BaseCommand):

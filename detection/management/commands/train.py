@@ -124,7 +124,15 @@ class Command(BaseCommand):
             raise CommandError(f"networks unavailable: {exc}") from exc
         if hyper.arch not in ARCHITECTURES:
             raise CommandError(f"unknown --arch {hyper.arch!r}; valid: {', '.join(ARCHITECTURES)}")
-        command = shlex.join([sys.executable, *sys.argv]) if sys.argv else "train"
+        if len(sys.argv) > 1 and sys.argv[1] == "train":
+            command = shlex.join(["python", *sys.argv])
+        else:  # called from code (call_command): the parsed options say what was asked
+            skip = {"settings", "pythonpath", "traceback", "no_color", "force_color", "skip_checks"}
+            command = (
+                "call_command('train', "
+                + json.dumps({k: v for k, v in sorted(opts.items()) if k not in skip}, default=str)
+                + ")"
+            )
         try:
             metrics = run_training(
                 recordings,
