@@ -423,6 +423,69 @@ print(json.dumps([loc.latitude, loc.longitude]))
     assert stored == pytest.approx([lat, lng], abs=1e-6)
 
 
+def floor_plan_png(path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([10, 10, 390, 290], outline="black", width=4)
+    draw.line([200, 10, 200, 290], fill="black", width=3)
+    image.save(path)
+    return path
+
+
+def test_admin_uploads_a_floor_plan_and_places_a_location_on_it(server, browsers, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    _, second = browsers
+    login(second, server, "boss")
+    site = server.world["site"]
+    second.get(f"{server.http_url}/manage/sites/{site}/")
+    upload = wait_for(lambda: second.find_element(By.ID, "id_floor_plan"), what="the form")
+    upload.send_keys(str(floor_plan_png(tmp_path / "plan.png")))
+    bounds = second.find_element(By.ID, "id_floor_plan_bounds")
+    bounds.clear()
+    bounds.send_keys("[[37.5565, 126.9235], [37.5580, 126.9255]]")
+    second.find_element(By.CSS_SELECTOR, "#site-form button[type=submit]").click()
+    wait_for(lambda: second.current_url.endswith("/manage/"), what="the saved site")
+
+    second.get(f"{server.http_url}/manage/locations/new/?site={site}")
+    plan = wait_for(lambda: second.find_element(By.ID, "plan"), what="the floor plan")
+    wait_for(
+        lambda: js(
+            second,
+            "const p = document.getElementById('plan');"
+            "return !document.getElementById('plan-box').hidden && p.complete"
+            " && p.naturalWidth === 400",
+        ),
+        10,
+        "the floor plan image",
+    )
+    second.execute_script("arguments[0].scrollIntoView({block: 'center'})", plan)
+    size = plan.size
+    ActionChains(second).move_to_element_with_offset(plan, size["width"] / 4, 0).click().perform()
+    x = float(second.find_element(By.ID, "id_x").get_attribute("value"))
+    y = float(second.find_element(By.ID, "id_y").get_attribute("value"))
+    assert x == pytest.approx(0.75, abs=0.01) and y == pytest.approx(0.5, abs=0.01)
+    assert second.find_element(By.ID, "plan-dot").is_displayed()
+    second.find_element(By.ID, "id_name").send_keys("Platform toilet")
+    second.find_element(By.ID, "save").click()
+    wait_for(lambda: second.current_url.endswith("/manage/"), what="the saved location")
+    stored = json.loads(
+        server.shell("""
+import json
+from devices.models import Location
+loc = Location.objects.get(name="Platform toilet")
+print(json.dumps([loc.x, loc.y, loc.latitude, loc.site.floor_plan_bounds]))
+""")
+        .strip()
+        .splitlines()[-1]
+    )
+    assert stored[:3] == [pytest.approx(x), pytest.approx(y), None]
+    assert stored[3] == [[37.5565, 126.9235], [37.558, 126.9255]]
+
+
 def test_operator_cannot_reach_the_device_pages(server, browsers):
     from selenium.webdriver.common.by import By
 
