@@ -494,3 +494,18 @@ def test_operator_cannot_reach_the_device_pages(server, browsers):
     for path in ("/manage/", "/manage/devices/new/", "/manage/locations/new/"):
         first.get(f"{server.http_url}{path}")
         assert "403 Forbidden" in first.find_element(By.TAG_NAME, "h1").text, path
+
+
+def test_api_docs_page_lists_the_endpoints_from_the_schema(server, browsers):
+    first, _ = browsers
+    login(first, server, "op1")
+    first.get(f"{server.http_url}/api/docs/")
+    titles = wait_for(
+        lambda: js(
+            first, "return [...document.querySelectorAll('.endpoint h3')].map(h => h.textContent)"
+        ),
+        10,
+        "the endpoints listed from the OpenAPI schema",
+    )
+    assert "POST /api/alerts/{id}/review/" in titles
+    assert "GET /api/devices/" in titles
