@@ -106,6 +106,7 @@ def _synthetic_set(cfg, n_files=6, seed=0):
     )
 
 
+@pytest.mark.slow
 def test_train_network_learns_and_is_deterministic():
     import torch
 
