@@ -14,6 +14,7 @@ first windows.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -68,6 +69,7 @@ class StreamScoring:
         self._snip_parts: list[np.ndarray] = []
         self._collecting = False
         self._closing: DecisionEvent | None = None  # closed, waiting for the post-roll
+        self._opening: asyncio.Future | None = None  # open_alert in progress
 
     # ------------------------------------------------------------------ windows in
 
@@ -111,6 +113,8 @@ class StreamScoring:
 
     async def close(self) -> None:
         """End of stream: close an open incident with the audio there is."""
+        if self._opening is not None:  # opening was interrupted: wait for the alert's id
+            await self._opened(self._opening)
         for event in self.tracker.finish():
             await self._on_event(event)
         self._collect()
@@ -127,8 +131,10 @@ class StreamScoring:
             self._collecting = True
             self._collect()
             self.alert_id = None
-            try:
-                self.alert_id = await self.open_alert(
+            # A task of its own: a stream that ends meanwhile (its delivery cancelled) must
+            # still learn the new alert's id, to give it its end and full snippet in close().
+            self._opening = asyncio.ensure_future(
+                self.open_alert(
                     device_id=self.device_id,
                     started_at=self._wall(incident.started_s),
                     peak_score=incident.peak_score,
@@ -139,14 +145,22 @@ class StreamScoring:
                     snippet_rate=self.rate,
                     snippet_started_at=self._wall(self._snip_begin / self.rate),
                 )
-                self.alerts_opened += 1
-            except Exception:
-                self.alert_errors += 1
-                log.exception("device %s: could not open an alert", self.device_id)
+            )
+            await self._opened(asyncio.shield(self._opening))
         elif event.kind == CLOSED:
             self._closing = event
         elif self.alert_id is not None:  # updated
             await self._update(incident)
+
+    async def _opened(self, opening: Awaitable[int | None]) -> None:
+        try:
+            self.alert_id = await opening
+            self.alerts_opened += 1
+        except Exception:
+            self.alert_errors += 1
+            log.exception("device %s: could not open an alert", self.device_id)
+        finally:
+            self._opening = None
 
     def _collect(self) -> None:
         """Append the ring audio that arrived since the last call (up to the snippet cap)."""
@@ -284,6 +298,13 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         return False
     decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
+    if not scaled:  # load the network now (in the scoring thread), not at the first windows
+        from .scoring import shared_scorer
+
+        try:
+            await shared_scorer().ensure_loaded()
+        except Exception as exc:  # counted per request as failures; the stream goes on
+            _warn_no_model(f"cannot load {settings.EYESCREAM_MODEL_DIR}: {exc}")
     client = ScoringClient(
         None,
         features_key(consumer.stream.cfg),

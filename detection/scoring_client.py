@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SCORE_CHANNEL = "detection-score"
 REPLY_TIMEOUT_S = 1.0
+CLOSE_GRACE_S = 30.0  # after the last window: time to deliver what is in flight
 
 OnScores = Callable[[list[int], np.ndarray, str], Awaitable[None]]
 
@@ -130,13 +131,19 @@ class ScoringClient:
             future.set_result((probs, message.get("version", "")))
 
     async def close(self) -> None:
-        """Deliver what is in flight, then stop."""
+        """Deliver what is in flight (scores and the alerts they open), then stop.
+
+        Waits up to ``2 * reply_timeout_s + CLOSE_GRACE_S``: enough for a retry, inline scoring
+        and the database writes of an alert on a busy machine, bounded if something hangs.
+        """
         if self._deliverer is None:
             return
         self._order.put_nowait(None)
+        timeout = 2 * self.reply_timeout_s + CLOSE_GRACE_S
         try:
-            await asyncio.wait_for(self._deliverer, timeout=2 * self.reply_timeout_s + 2.0)
+            await asyncio.wait_for(asyncio.shield(self._deliverer), timeout=timeout)
         except (TimeoutError, asyncio.CancelledError):
+            log.warning("scores still in flight after %g s at the end of a stream", timeout)
             self._deliverer.cancel()
         for future in self._waiting.values():
             future.cancel()
@@ -177,6 +184,12 @@ class ScoringClient:
                 log.warning("%s; scoring inline", exc)
                 break
         self.stats.inline += 1
+        if self.stats.inline in (1, 10, 100) or self.stats.inline % 1000 == 0:
+            log.warning(
+                "no scoring worker answered %s twice; scoring inline (%d requests so far)",
+                self.reply_channel,
+                self.stats.inline,
+            )
         return await self._inline(windows)
 
     async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:

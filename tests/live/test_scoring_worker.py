@@ -13,7 +13,7 @@ from detection.scoring import features_key
 from detection.scoring_client import ScoringClient
 from tests.detection.tiny_model import make_artifact
 
-from .workers import ScoringWorker, redis_url
+from .workers import ScoringWorker, layer_hosts, redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaled]
 CFG = FeatureConfig()
@@ -62,7 +62,7 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
     batches = [windows(2, seed=i) for i in range(30)]
 
     async def main():
-        layer = RedisChannelLayer(hosts=[url])
+        layer = RedisChannelLayer(hosts=layer_hosts(url))
         channel = await layer.new_channel()
         collector = Collector()
         client = ScoringClient(

@@ -19,12 +19,12 @@ POSTGRES_URL = os.environ.get("EYESCREAM_TEST_POSTGRES", "postgres://postgres@12
 def redis_url() -> str:
     """A Redis URL on a random database 8-15 (flushed), so parallel tests do not share queues.
 
-    ``socket_timeout=30``: redis-py 8 reads time out after 5 s by default, the same as
-    channels_redis's blocking-pop timeout, so an idle receive would fail without it.
+    A plain URL: it is also Celery's broker URL, which takes no redis-py options. Settings give
+    the channel layer its read timeout; a test's own layer uses ``layer_hosts(url)``.
     """
     import redis
 
-    url = f"{REDIS_HOST}/{random.randint(8, 15)}?socket_timeout=30"
+    url = f"{REDIS_HOST}/{random.randint(8, 15)}"
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1)
         client.flushdb()
@@ -34,6 +34,37 @@ def redis_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+def layer_hosts(url: str) -> list[dict]:
+    """Channel-layer hosts as settings.py builds them: reads wait longer than the blocking pop
+    (redis-py 8 times out after 5 s by default, channels_redis blocks for 5 s)."""
+    return [{"address": url, "socket_timeout": 30}]
+
+
+async def worker_answers(url: str, model_dir: Path, timeout: float) -> None:
+    """Send one scoring request over the channel layer and wait for the worker's answer (its
+    first request loads the model, so a worker that answered is ready for streams)."""
+    import asyncio
+
+    import numpy as np
+    from channels_redis.core import RedisChannelLayer
+
+    from detection.artifacts import read_model_config
+    from detection.features import FeatureConfig
+    from detection.scoring import features_key
+    from detection.scoring_client import SCORE_CHANNEL, encode_request
+
+    cfg = FeatureConfig.from_dict(read_model_config(model_dir)["features"])
+    layer = RedisChannelLayer(hosts=layer_hosts(url))
+    channel = await layer.new_channel()
+    windows = np.full((1, cfg.n_mels, cfg.window_columns), -60.0, dtype=np.float32)
+    await layer.send(SCORE_CHANNEL, encode_request(windows, channel, "probe", features_key(cfg)))
+    try:
+        reply = await asyncio.wait_for(layer.receive(channel), timeout)
+    finally:
+        await layer.close_pools()
+    assert reply.get("type") == "score.result" and not reply.get("error"), reply
 
 
 class ScoringWorker:
