@@ -5,8 +5,9 @@ The flow (``run_training``):
 1. every labelled recording's feature columns are computed once (``FeatureStore``, cached);
 2. recordings are split into K folds by ``group`` (``grouped_folds``), balancing scream files;
 3. for each fold a network is trained on the other folds -- their original audio plus a few
-   waveform-augmented copies whose background mixes come only from the *training* folds'
-   negative files -- and scores every window of its validation files (out-of-fold);
+   waveform-augmented copies whose background mixes come only from negatives of the copied
+   file's own fold (so never from the held-out fold; each copy is made once and reused) --
+   and scores every window of its validation files (out-of-fold);
 4. the operating threshold maximises F1 over all out-of-fold windows; per-fold and mean
    figures are computed at it;
 5. a final network is trained on every file and saved with ``save_artifact`` together with
@@ -340,63 +341,91 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-class Corpus:
-    """The recordings of a run with their original features, and augmented copies on demand."""
+def background_pool(
+    recordings: list[Recording], pools: np.ndarray, pool: int, seed: int
+) -> list[int]:
+    """Indices of the negative files of ``pool`` used as mixing backgrounds (at most
+    ``MAX_BACKGROUNDS``, drawn with the seed)."""
+    negatives = [i for i, rec in enumerate(recordings) if pools[i] == pool and not rec.has_scream]
+    if len(negatives) > MAX_BACKGROUNDS:
+        rng = np.random.default_rng([seed, 7919, pool])
+        negatives = sorted(rng.choice(negatives, MAX_BACKGROUNDS, replace=False).tolist())
+    return negatives
 
-    def __init__(self, recordings: list[Recording], store: FeatureStore, plan: Plan):
+
+class Corpus:
+    """The recordings of a run with their original features and their augmented copies.
+
+    ``pools`` assigns every file to a background pool (its cross-validation fold). A file's
+    augmented copies mix in backgrounds from negatives of its own pool only, so a copy never
+    carries audio of another fold: when fold v is held out, every training copy comes from
+    other folds' audio alone. Copies therefore do not depend on which fold is held out and are
+    computed once per file, then reused by every fold and by the final model.
+    """
+
+    def __init__(
+        self,
+        recordings: list[Recording],
+        store: FeatureStore,
+        plan: Plan,
+        pools: np.ndarray | None = None,
+    ):
         self.recordings = recordings
         self.store = store
         self.plan = plan
         self.cfg = store.cfg
+        self.pools = np.zeros(len(recordings), dtype=np.int64) if pools is None else pools
         self.original = [
             store.features(rec)
             for rec in tqdm(
                 recordings, desc="features", unit="file", leave=False, disable=not plan.progress
             )
         ]
+        self._copies: dict[tuple[int, int], FileFeatures] = {}
 
-    def augmented(self, train: np.ndarray, label: str) -> list[FileFeatures]:
-        """``aug_copies`` augmented copies of each training file.
+    def _pool_backgrounds(self, pool: int) -> tuple[list[int], str]:
+        aug_cfg = augment_config(self.plan)
+        negatives = background_pool(self.recordings, self.pools, pool, self.plan.seed)
+        ids = [self.recordings[i].rel for i in negatives]
+        tag = _digest({"aug": aug_cfg.to_dict(), "seed": self.plan.seed, "bg": ids})
+        return negatives, tag
 
-        Backgrounds for mixing come from the training files' negatives only (a validation
-        file never leaks into training); the copy's cache entry is keyed by the augmentation
-        config, seed, copy index and the background set.
-        """
+    def augmented(self, files: np.ndarray, label: str) -> list[FileFeatures]:
+        """``aug_copies`` augmented copies of each of ``files`` (computed once, then reused)."""
         if self.plan.aug_copies <= 0:
             return []
         from .augment import WaveAugmenter
 
         aug_cfg = augment_config(self.plan)
         no_shift = replace(aug_cfg, time_shift=False)
-        rng = np.random.default_rng([self.plan.seed, 7919])
-        negatives = [int(i) for i in train if not self.recordings[i].has_scream]
-        if len(negatives) > MAX_BACKGROUNDS:
-            negatives = sorted(rng.choice(negatives, MAX_BACKGROUNDS, replace=False).tolist())
-        background_ids = [self.recordings[i].rel for i in negatives]
-        tag = _digest({"aug": aug_cfg.to_dict(), "seed": self.plan.seed, "bg": background_ids})
-        backgrounds: list[np.ndarray] | None = None
-        copies = []
-        items = [(int(i), c) for c in range(self.plan.aug_copies) for i in train]
+        pool_info = {int(p): self._pool_backgrounds(int(p)) for p in np.unique(self.pools[files])}
+        loaded: dict[int, list[np.ndarray]] = {}
+        items = [(int(i), c) for c in range(self.plan.aug_copies) for i in files]
+        todo = [item for item in items if item not in self._copies]
         for i, copy in tqdm(
-            items,
+            todo,
             desc=f"{label}: augment",
             unit="file",
             leave=False,
-            disable=not self.plan.progress,
+            disable=not self.plan.progress or not todo,
         ):
             rec = self.recordings[i]
+            pool = int(self.pools[i])
+            negatives, tag = pool_info[pool]
 
-            def augment(audio, rec=rec, copy=copy):
-                nonlocal backgrounds
-                if backgrounds is None:  # loaded only when something is not cached yet
-                    backgrounds = [self.store.audio(self.recordings[j]) for j in negatives]
+            def augment(audio, rec=rec, copy=copy, pool=pool, negatives=negatives):
+                if pool not in loaded:  # loaded only when something is not cached yet
+                    loaded[pool] = [self.store.audio(self.recordings[j]) for j in negatives]
                 file_seed = int(self.store.file_hash(rec.path)[:8], 16)
                 generator = np.random.default_rng([self.plan.seed, copy, file_seed])
                 safe = shift_safe(rec, audio.shape[0] / self.cfg.sample_rate)
-                return WaveAugmenter(aug_cfg if safe else no_shift, backgrounds, generator)(audio)
+                augmenter = WaveAugmenter(aug_cfg if safe else no_shift, loaded[pool], generator)
+                return augmenter(audio)
 
-            copies.append(self.store.features(rec, variant=f"aug-{tag}-c{copy}", augment=augment))
-        return copies
+            self._copies[(i, copy)] = self.store.features(
+                rec, variant=f"aug-{tag}-c{copy}", augment=augment
+            )
+        return [self._copies[item] for item in items]
 
     def training_set(self, train: np.ndarray, label: str) -> WindowSet:
         items = [self.original[i] for i in train] + self.augmented(train, label)
@@ -623,22 +652,21 @@ def run_training(
         raise TrainingError("no recording has a non-scream segment")
     cfg = plan.features
     store = FeatureStore(cfg, cache_dir=cache_dir)
-    corpus = Corpus(recordings, store, plan)
+    folds = None
+    if plan.cross_validate or plan.search:
+        folds = grouped_folds(recordings, plan.folds, plan.seed)
+    corpus = Corpus(recordings, store, plan, pools=folds)
     aug_cfg = augment_config(plan).to_dict()
 
-    folds = None
     trials: list[dict] = []
     cv: CVResult | None = None
     if plan.search:
-        folds = grouped_folds(recordings, plan.folds, plan.seed)
         hyper, trials = random_search(corpus, hyper, folds, plan.search, plan.search_epochs)
         log(
             f"search: best mean F1 {max(t['score'] for t in trials):.3f} with "
             + ", ".join(f"{k}={getattr(hyper, k):.3g}" for k in SEARCHED)
         )
     if plan.cross_validate:
-        if folds is None:
-            folds = grouped_folds(recordings, plan.folds, plan.seed)
         cv = cross_validate(corpus, hyper, folds)
         log(
             f"cross-validation ({plan.folds} folds): mean F1 {cv.means['f1']:.3f}, "

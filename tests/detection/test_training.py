@@ -14,6 +14,7 @@ from detection.training import (
     Hyper,
     TrainingError,
     WindowSet,
+    background_pool,
     epoch_indices,
     grouped_folds,
     sample_hyper,
@@ -58,6 +59,17 @@ def test_grouped_folds_balance_scream_files():
     assert screams.tolist() == [2, 2, 2, 2, 2]
     assert np.bincount(folds, minlength=5).tolist() == [6, 6, 6, 6, 6]
     assert np.array_equal(folds, grouped_folds(recs, 5))  # deterministic
+
+
+def test_backgrounds_never_come_from_another_fold():
+    """A copy's mixing backgrounds come from its own fold, so no held-out audio leaks."""
+    recs = _corpus(seed=3) * 3  # enough negatives per fold to exceed the cap
+    folds = grouped_folds(recs, 5, seed=0)
+    for fold in range(5):
+        pool = background_pool(recs, folds, fold, seed=0)
+        assert pool, "every fold has negatives"
+        assert all(folds[i] == fold and not recs[i].has_scream for i in pool)
+        assert pool == background_pool(recs, folds, fold, seed=0)  # deterministic
 
 
 def test_grouped_folds_need_enough_groups():
@@ -188,8 +200,9 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     for image in ("confusion_windows.png", "confusion_files.png", "pr_curve.png"):
         assert (out / image).read_bytes()[:4] == b"\x89PNG"
         assert image in report
-    # 10 originals + one augmented copy of each training file per fold (2 folds) and final
-    assert len(list(cache.rglob("*.npz"))) == 10 + 10 + 10
+    # 10 originals + one augmented copy per file, made once and reused by both folds and
+    # the final model (backgrounds from the copied file's own fold)
+    assert len(list(cache.rglob("*.npz"))) == 10 + 10
     assert training["augmentation"]["background"] is True
 
     evaluation = tmp_path / "eval"
