@@ -163,6 +163,13 @@ def fpr_per_sublabel(sublabels: np.ndarray, scores: np.ndarray, threshold: float
     return out
 
 
+def file_top_scores(file_index: np.ndarray, scores: np.ndarray, n_files: int) -> np.ndarray:
+    """Each file's highest window score (-inf for a file without windows)."""
+    top = np.full(n_files, -np.inf)
+    np.maximum.at(top, np.asarray(file_index, dtype=np.int64), np.asarray(scores, np.float64))
+    return top
+
+
 def file_level(
     file_index: np.ndarray, scores: np.ndarray, file_truth: np.ndarray, threshold: float
 ) -> dict:
@@ -172,8 +179,7 @@ def file_level(
     a scream. Files without any window count as not detected.
     """
     file_truth = np.asarray(file_truth).astype(bool)
-    top = np.full(file_truth.shape[0], -np.inf)
-    np.maximum.at(top, np.asarray(file_index, dtype=np.int64), np.asarray(scores, np.float64))
+    top = file_top_scores(file_index, scores, file_truth.shape[0])
     detected = top >= threshold
     counts = confusion(file_truth, detected)
     finite_top = np.where(np.isfinite(top), top, 0.0)

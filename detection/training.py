@@ -39,7 +39,14 @@ from .dataset import (
     Recording,
     file_windows,
 )
-from .evaluation import Scored, best_f1_threshold, build_report, fold_means, summarize
+from .evaluation import (
+    Scored,
+    best_f1_threshold,
+    build_report,
+    file_top_scores,
+    fold_means,
+    summarize,
+)
 from .features import FeatureConfig, normalize_windows
 
 # The seed's search ranges.
@@ -101,6 +108,9 @@ class Plan:
     threads: int = 2
     seed: int = 0
     progress: bool = True
+    # What the out-of-fold threshold maximises F1 over: "files" (a file counts as detected
+    # when any window reaches the threshold -- the event the product alerts on) or "windows".
+    threshold_on: str = "files"
 
 
 # --------------------------------------------------------------------------- folds
@@ -453,6 +463,18 @@ class CVResult:
     seconds: float
 
 
+def choose_threshold(scored: Scored, on: str) -> float:
+    """The threshold maximising out-of-fold F1 of files (any window over it) or of windows."""
+    if on == "files":
+        top = file_top_scores(scored.file_index, scored.scores, scored.file_truth.size)
+        seen = np.isfinite(top)
+        return best_f1_threshold(scored.file_truth[seen], top[seen])[0]
+    if on == "windows":
+        lab = scored.labelled
+        return best_f1_threshold(scored.targets[lab] == POSITIVE, scored.scores[lab])[0]
+    raise TrainingError(f"unknown threshold_on {on!r} (files or windows)")
+
+
 def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str = "cv") -> CVResult:
     """Train K networks, each scoring its held-out fold; threshold and figures out of fold."""
     began = time.monotonic()
@@ -489,8 +511,7 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
     lab = scored.labelled
     if not np.any(scored.targets[lab] == POSITIVE):
         raise TrainingError("no labelled scream window in any validation fold")
-    threshold, _ = best_f1_threshold(scored.targets[lab] == POSITIVE, scored.scores[lab])
-    threshold = clip_threshold(threshold)
+    threshold = clip_threshold(choose_threshold(scored, corpus.plan.threshold_on))
     fold_rows = []
     for fold in range(k):
         files = np.flatnonzero(folds == fold)
@@ -711,7 +732,11 @@ def run_training(
         "features": cfg.to_dict(),
         "stride_s": plan.stride_s,
         "threshold": threshold,
-        "threshold_source": "out-of-fold F1 maximum" if cv else "default (no cross-validation)",
+        "threshold_source": (
+            f"out-of-fold F1 maximum over {plan.threshold_on}"
+            if cv
+            else "default (no cross-validation)"
+        ),
         "decision": decision_defaults(threshold),
         "training": training,
     }

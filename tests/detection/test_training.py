@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment, write_labels
-from detection.evaluation import roc_auc
+from detection.evaluation import Scored, roc_auc
 from detection.features import FeatureConfig
 from detection.training import (
     SEARCH_SPACE,
@@ -15,6 +15,7 @@ from detection.training import (
     TrainingError,
     WindowSet,
     background_pool,
+    choose_threshold,
     epoch_indices,
     grouped_folds,
     sample_hyper,
@@ -70,6 +71,24 @@ def test_backgrounds_never_come_from_another_fold():
         assert pool, "every fold has negatives"
         assert all(folds[i] == fold and not recs[i].has_scream for i in pool)
         assert pool == background_pool(recs, folds, fold, seed=0)  # deterministic
+
+
+def test_threshold_on_files_or_windows():
+    # file 0: scream (its best window 0.7); file 1: negative whose best window is 0.6
+    scored = Scored(
+        scores=np.array([0.7, 0.2, 0.6, 0.1]),
+        targets=np.array([POSITIVE, NEGATIVE, NEGATIVE, NEGATIVE], dtype=np.int8),
+        sublabels=np.array([-1, 2, 2, 2]),
+        file_index=np.array([0, 0, 1, 1]),
+        file_truth=np.array([True, False]),
+        file_names=["s", "n"],
+    )
+    assert choose_threshold(scored, "files") == pytest.approx(0.7)
+    assert choose_threshold(scored, "windows") == pytest.approx(0.7)
+    scored.scores[2] = 0.8  # the negative file now outscores the scream: files F1 best at 0.7
+    assert choose_threshold(scored, "files") == pytest.approx(0.7)
+    with pytest.raises(TrainingError):
+        choose_threshold(scored, "segments")
 
 
 def test_grouped_folds_need_enough_groups():

@@ -56,6 +56,12 @@ class Command(BaseCommand):
         parser.add_argument("--stride", type=float, default=0.1, help="serving stride (s)")
         parser.add_argument("--train-stride", type=float, default=0.1, help="training stride (s)")
         parser.add_argument("--aug-copies", type=int, default=2)
+        parser.add_argument(
+            "--threshold-on",
+            choices=("files", "windows"),
+            default="files",
+            help="maximise out-of-fold F1 of files (any window over it) or of windows",
+        )
         parser.add_argument("--augment", help="JSON of AugmentConfig fields")
         for name in _augment_switches():
             parser.add_argument(
@@ -115,6 +121,7 @@ class Command(BaseCommand):
             threads=opts["threads"],
             seed=opts["seed"],
             progress=not opts["no_progress"],
+            threshold_on=opts["threshold_on"],
         )
         if plan.search and not plan.cross_validate:
             raise CommandError("--search scores trials by cross-validation: drop --no-cv")
