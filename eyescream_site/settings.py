@@ -150,3 +150,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}},
 }
+
+# ---------------------------------------------------------------- product settings (env)
+# Alerts: snippet format, pictures, webhook, retention (see docs/operations.md).
+EYESCREAM_SNIPPET_FORMAT = os.environ.get("EYESCREAM_SNIPPET_FORMAT", "flac")
+EYESCREAM_ALERT_IMAGES = env_bool("EYESCREAM_ALERT_IMAGES", True)
+EYESCREAM_ALERT_WEBHOOK_URL = os.environ.get("EYESCREAM_ALERT_WEBHOOK_URL", "")
+EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S = float(os.environ.get("EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S", 5))
+EYESCREAM_ALERT_RETENTION_DAYS = int(os.environ.get("EYESCREAM_ALERT_RETENTION_DAYS", 90))
+EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS = int(
+    os.environ.get("EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS", 365)
+)
+# Devices: when an online device that sends nothing is marked offline.
+EYESCREAM_DEVICE_OFFLINE_AFTER_S = float(os.environ.get("EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
+EYESCREAM_PURGE_INTERVAL_S = float(os.environ.get("EYESCREAM_PURGE_INTERVAL_S", 3600))
+EYESCREAM_OFFLINE_SWEEP_INTERVAL_S = float(os.environ.get("EYESCREAM_OFFLINE_SWEEP_INTERVAL_S", 30))
+# Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
+EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
+# Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).
+EYESCREAM_TILE_URL = os.environ.get(
+    "EYESCREAM_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+)
