@@ -1,9 +1,14 @@
-"""``manage.py seed_demo``: a demo site with locations and devices (idempotent).
+"""``manage.py seed_demo``: a demo site with locations, devices and users (idempotent).
 
-Prints the token of each device it creates, once; existing devices keep their tokens (rotate
-them in the admin if lost).
+Prints the token of each device it creates and the password of each user it creates, once;
+existing devices and users are left as they are (rotate a token in the admin, reset a password
+with ``manage.py changepassword``).
 """
 
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -16,6 +21,7 @@ DEMO_SITE = {
     "latitude": 37.5563,
     "longitude": 126.9236,
 }
+DEMO_USERS = [("admin", "Admins", True), ("operator", "Operators", False)]
 DEMO_LOCATIONS = [
     ("Alley 3 street light", 37.5569, 126.9228, "alley-3-mic"),
     ("Station restroom entrance", 37.5575, 126.9245, "restroom-mic"),
@@ -40,7 +46,22 @@ class Command(BaseCommand):
                 self.stdout.write(f"device {device_name} (id {device.pk}) token: {token}")
             else:
                 self.stdout.write(f"device {device_name} (id {device.pk}) exists; token unchanged")
+        for username, group, is_superuser in DEMO_USERS:
+            self._user(username, group, is_superuser)
         self.stdout.write(
             "Stream with: python -m devices.client --token TOKEN --file FILE.wav --loop"
             " (or open /device/ in a browser)"
         )
+
+    def _user(self, username: str, group: str, is_superuser: bool) -> None:
+        users = get_user_model()
+        if users.objects.filter(username=username).exists():
+            self.stdout.write(f"user {username} exists; password unchanged")
+            return
+        password = secrets.token_urlsafe(12)
+        if is_superuser:
+            user = users.objects.create_superuser(username, password=password)
+        else:
+            user = users.objects.create_user(username, password=password)
+        user.groups.add(Group.objects.get(name=group))
+        self.stdout.write(f"user {username} ({group}) password: {password}")
