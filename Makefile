@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench screenshots clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Browser tests that also refresh the README's screenshots in docs/screenshots/.
+screenshots: install
+	EYESCREAM_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/dashboard/test_browser_live.py
 
 ## Benchmarks (print numbers; not tests).
 bench: install

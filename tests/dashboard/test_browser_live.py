@@ -4,14 +4,17 @@ daphne runs with its own SQLite file and the Redis channel layer (a database num
 alerts are stored by a separate ``manage.py shell`` process through ``alerts.services.open_alert``
 (with a real scream cut from the real recordings), so their broadcast reaches the pages exactly
 as one from a scoring worker would. Tiles cannot load here (no internet): the map must still work.
-Screenshots go to docs/screenshots/ (committed, shown in the README).
+Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); `make screenshots`
+writes them to docs/screenshots/ (committed, shown in the README).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +27,9 @@ pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/11"  # a database of its own: no other test's "alerts" group
 PASSWORD = "pw-for-tests-only"
 SCREAM = "audio/screamdet-main/319258_ramston_woman-screaming-of-fear.flac"
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("EYESCREAM_SCREENSHOTS", Path(tempfile.gettempdir()) / "eyescream-screenshots")
+)
 
 SETUP = f"""
 import json
