@@ -61,7 +61,9 @@ INCREMENTED = [
     "frames_rejected",
     "windows",
 ]
-ASSIGNED = ["level_dbfs", "clipping", "stream_samples", "last_seen"]
+# connection_state: a stream that is flushing is online, even if the offline sweep marked it
+# offline during a silent minute.
+ASSIGNED = ["level_dbfs", "clipping", "stream_samples", "last_seen", "connection_state"]
 
 
 def _update_sql() -> str:
@@ -94,6 +96,7 @@ def write_deltas(deltas: list[HealthDelta], now: datetime) -> None:
             clipping.get_db_prep_value(d.clipping, connection),
             d.stream_samples,
             last_seen,
+            Device.ONLINE,
             d.device_id,
         )
         for d in deltas

@@ -27,3 +27,12 @@ def test_write_deltas_increments_counters_and_sets_levels(db):
         assert device.windows == 20 and device.stream_samples == 32000
         assert device.level_dbfs == -20.5 - i and device.clipping == bool(i)
         assert device.last_seen == now
+        assert device.connection_state == Device.ONLINE  # devices start offline
+
+
+def test_a_flushing_stream_is_back_online_after_the_offline_sweep(db):
+    location = Location.objects.create(site=Site.objects.create(name="S"), name="L")
+    device = Device.objects.create(location=location, name="d", connection_state=Device.OFFLINE)
+    write_deltas([HealthDelta(device.pk, 1, 160, 0.01, 0, 0, -30.0, False, 160)], timezone.now())
+    device.refresh_from_db()
+    assert device.connection_state == Device.ONLINE
