@@ -83,13 +83,17 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def make_resampler(rate_in: int, rate_out: int = MODEL_RATE) -> soxr.ResampleStream:
+    """The one resampler configuration (mono float32, soxr HQ) every path uses."""
+    return soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+
+
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.ndarray:
     """Resample mono float32 audio with soxr, the same way the streaming front end does."""
     audio = to_mono(audio)
     if rate_in == rate_out:
         return audio
-    stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
-    return stream.resample_chunk(audio, last=True)
+    return make_resampler(rate_in, rate_out).resample_chunk(audio, last=True)
 
 
 def level_dbfs(audio: np.ndarray) -> float:
@@ -219,9 +223,7 @@ class StreamingFeatures:
         self.input_rate = input_rate or cfg.sample_rate
         self._resampler = None
         if self.input_rate != cfg.sample_rate:
-            self._resampler = soxr.ResampleStream(
-                self.input_rate, cfg.sample_rate, 1, dtype="float32", quality="HQ"
-            )
+            self._resampler = make_resampler(self.input_rate, cfg.sample_rate)
         self._pending = np.zeros(0, dtype=np.float32)
         self.samples_in = 0  # input-rate samples received
         self.columns_out = 0  # columns emitted so far

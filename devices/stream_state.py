@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import soxr
 
-from detection.features import FeatureConfig, StreamingFeatures, WindowCutter
+from detection.features import FeatureConfig, StreamingFeatures, WindowCutter, make_resampler
 
 from .protocol import Hello, ProtocolError, RateGuard, decode_frame
 
@@ -133,10 +132,8 @@ class DeviceStream:
         self.rate_guard = RateGuard(clock())
         self._resampler = None
         if hello.sample_rate != cfg.sample_rate:
-            # Same resampler settings as detection.features.resample / StreamingFeatures.
-            self._resampler = soxr.ResampleStream(
-                hello.sample_rate, cfg.sample_rate, 1, dtype="float32", quality="HQ"
-            )
+            # The same resampler as detection.features.resample / StreamingFeatures.
+            self._resampler = make_resampler(hello.sample_rate, cfg.sample_rate)
         # The features see model-rate audio (resampled here once, shared with the ring buffer).
         self.features = StreamingFeatures(cfg, cfg.sample_rate)
         self.cutter = WindowCutter(cfg, cfg.stride_columns(stride_s))
