@@ -1,24 +1,36 @@
-"""Live detection latency: ``python -m bench.live_streams [--devices 50] [--mode embedded|scaled]``.
+"""Live detection latency: ``python -m bench.live_streams [--devices 200] [--mode scaled]``.
 
-Starts daphne (embedded: SQLite + in-memory layer, scorer in-process; scaled: plus
-``runworker detection-score``, Redis and PostgreSQL), a dashboard WebSocket client logged in as
-a user, and N simulated devices streaming 16 kHz pcm_s16le in 200 ms frames in real time. Each
-device's audio is quiet noise with one loud burst at a known time. The model is a small,
-untrained Type A artifact whose decision block opens an incident on the first scored window
-(this measures the pipeline, not the model's quality). Latency is from the send of the frame
-holding the last sample of the window that opens the incident to the dashboard's receipt of
-``alert.created``. Prints p50/p95/p99 latency, alerts per device, samples lost, and CPU.
+Starts daphne (embedded: SQLite + in-memory layer, scorer in-process; scaled: plus one
+``runworker detection-score``, Redis and PostgreSQL), an operator's dashboard WebSocket and N
+simulated devices streaming real recordings from the data set pack in real time, 16 kHz
+pcm_s16le in 200 ms frames. Each device's audio is real non-scream audio (alarms, sirens,
+laughing, speech, traffic, dogs, ...) with one real scream recording at a known time; the model
+is the active one (``EYESCREAM_MODEL_DIR``, default the shipped model) with its own decision
+settings.
+
+Where each incident must open is computed first, offline, by the same code path: the device's
+exact frames through ``DeviceStream`` (validation, resampling, features, windows), the level
+gate, the model and ``IncidentTracker``. Latency is from the moment the client sent the frame
+holding the last sample of the window that opens the scream's incident to the moment the
+dashboard received its ``alert.created``. Alerts that open outside a scream (from 1.5 s before
+its labelled start to 1 s after its labelled end) are false alerts, per hour of the non-scream
+audio streamed. Prints p50/p95/p99 latency, screams detected, false alerts per hour, samples
+lost (sent but never acknowledged as stored) and CPU per process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import csv
 import json
+import math
 import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,43 +39,156 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
-from detection.features import FeatureConfig  # noqa: E402
-from tests.detection.tiny_model import make_artifact  # noqa: E402
 from tests.devices.live import LiveServer  # noqa: E402
+from tests.live.e2e import postgres_database  # noqa: E402
 from tests.live.workers import ScoringWorker, redis_url  # noqa: E402
 
 RATE = 16_000
 FRAME_S = 0.2
-SESSION = """
-from django.contrib.auth.models import User
+DATASET = Path(os.environ.get("EYESCREAM_DATASETS", REPO.parent / "shared" / "datasets"))
+BACKGROUND_KINDS = (
+    "alarm", "siren_police", "laughing", "speech_turkish", "traffic", "street_ambience",
+    "dog_bark", "clapping", "crowd_cheering", "coughing", "construction", "baby_cry",
+)  # fmt: skip
+OPERATOR = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
-User.objects.create_user("bench", password="bench-pass-123")
+user = get_user_model().objects.create_user("bench", password="bench-pass-123")
+user.groups.add(Group.objects.get(name="Operators"))  # the dashboard is for operators only
 client = Client()
 assert client.login(username="bench", password="bench-pass-123")
 print("RESULT" + client.cookies["sessionid"].value)
 """
+DEVICE_IDS = """
+import json
+from devices.models import Device
+ids = Device.objects.filter(location__site__name="Bench").order_by("pk")
+print("RESULT" + json.dumps(list(ids.values_list("pk", flat=True))))
+"""
 
 
-def opening_window_end(burst_s: float, cfg: FeatureConfig, stride_s: float) -> float:
-    """Stream time of the end of the first window that overlaps the burst."""
-    stride = cfg.stride_columns(stride_s)
-    col = 0
-    while cfg.column_start_s(col) + cfg.window_span_s() <= burst_s:
-        col += stride
-    return cfg.column_start_s(col) + cfg.window_span_s()
+# --------------------------------------------------------------------------- audio
+
+
+def read_16k(path: Path) -> np.ndarray:
+    import soundfile
+
+    from detection.features import resample
+
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return resample(audio.mean(axis=1), rate, RATE).astype(np.float32)
+
+
+def scream_spans(label_file: Path) -> list[tuple[float, float]]:
+    spans = []
+    for line in label_file.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[2].strip() == "1":
+            spans.append((float(parts[0]), float(parts[1])))
+    return spans
+
+
+class Variant:
+    """One device's audio: real non-scream recordings with one real scream at ``scream_at``."""
+
+    def __init__(self, pcm: np.ndarray, scream_at: float, spans: list[tuple[float, float]], name):
+        self.pcm = pcm
+        self.scream_at = scream_at
+        self.spans = [(scream_at + s, scream_at + e) for s, e in spans]
+        self.name = name
+        self.openings: list[tuple[float, bool]] = []  # (opening window end, in a scream)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / RATE
+
+    def in_scream(self, t: float) -> bool:
+        return any(s - 1.5 <= t <= e + 1.0 for s, e in self.spans)
+
+    def scream_seconds(self) -> float:
+        return sum(min(e, self.seconds) - s for s, e in self.spans if s < self.seconds)
+
+
+def make_variants(count: int, seconds: float, seed: int = 0) -> list[Variant]:
+    pack = DATASET / "real-v1"
+    if not (pack / "manifest.csv").is_file():
+        raise SystemExit(f"real recordings not found at {pack} (set EYESCREAM_DATASETS)")
+    rows = list(csv.DictReader(open(pack / "manifest.csv", newline="")))
+    rng = np.random.default_rng(seed)
+    screams = [r for r in rows if r["class"] == "1" and 2.0 <= float(r["duration_s"]) <= 8.0]
+    backgrounds = [r for r in rows if r["subcategory"] in BACKGROUND_KINDS]
+    read = {}
+
+    def piece(row) -> np.ndarray:
+        if row["path"] not in read:
+            read[row["path"]] = read_16k(pack / row["path"])
+        return read[row["path"]]
+
+    def fill(samples: int) -> list[np.ndarray]:
+        parts, total = [], 0
+        while total < samples:
+            parts.append(piece(backgrounds[rng.integers(len(backgrounds))])[: samples - total])
+            total += len(parts[-1])
+        return parts
+
+    variants = []
+    for _ in range(count):
+        row = screams[rng.integers(len(screams))]
+        scream = piece(row)
+        spans = scream_spans(pack / row["label_file"])
+        before = int(rng.uniform(0.3, 0.6) * (seconds * RATE - len(scream)))
+        after = int(seconds * RATE) - before - len(scream)
+        audio = np.concatenate([*fill(before), scream, *fill(after)])
+        pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype("<i2")
+        variants.append(Variant(pcm, before / RATE, spans, row["path"]))
+    return variants
+
+
+def expected_openings(variants: list[Variant], model_dir: Path) -> None:
+    """Where the live path must open incidents: the same frames through the same code."""
+    from detection.artifacts import load_model
+    from detection.decision import OPENED, IncidentTracker, LevelGate
+    from detection.features import FeatureConfig, level_dbfs
+    from detection.scoring import decision_defaults
+    from devices.protocol import Hello
+    from devices.stream_state import DeviceStream
+
+    model = load_model(model_dir)
+    cfg = FeatureConfig.from_dict(model.config["features"])
+    stride_s = float(model.config["stride_s"])
+    decision = decision_defaults(model.config)
+    frame = int(FRAME_S * RATE)
+    for variant in variants:
+        stream = DeviceStream(
+            Hello("x", RATE, "pcm_s16le", 1, "bench", "offline"), cfg, stride_s, clock=lambda: 0.0
+        )
+        gate = LevelGate(decision.level_gate_dbfs)
+        cols, windows, scored = [], [], []
+        for start in range(0, len(variant.pcm), frame):
+            for col, window in stream.feed(variant.pcm[start : start + frame].tobytes(), now=1e9):
+                t0, t1 = stream.window_times(col)
+                cols.append(col)
+                windows.append(window)
+                scored.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
+        probs = model.predict(np.stack(windows)) * np.array(scored, dtype=np.float32)
+        tracker = IncidentTracker(decision, window_span_s=cfg.window_span_s())
+        for col, prob in zip(cols, probs, strict=True):
+            t_end = stream.window_times(col)[1]
+            for event in tracker.update(t_end, float(prob)):
+                if event.kind == OPENED:
+                    variant.openings.append((t_end, variant.in_scream(t_end)))
+
+
+# --------------------------------------------------------------------------- live
 
 
 class Device:
-    def __init__(self, url, token, seconds, burst_s, seed):
-        rng = np.random.default_rng(seed)
-        audio = rng.normal(0, 0.003, int(seconds * RATE))  # about -50 dBFS: gated
-        b0 = int(burst_s * RATE)
-        audio[b0 : b0 + RATE] = rng.normal(0, 0.2, RATE)
-        self.pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-        self.url, self.token, self.burst_s = url, token, burst_s
+    def __init__(self, url: str, token: str, variant: Variant) -> None:
+        self.url, self.token, self.variant = url, token, variant
         self.frame_sent_at: list[float] = []
         self.sent = self.acked = 0
-        self.error = None
+        self.error: str | None = None
 
     async def run(self, start_at: float) -> None:
         import websockets
@@ -73,37 +198,49 @@ class Device:
             "type": "hello", "token": self.token, "sample_rate": RATE,
             "encoding": "pcm_s16le", "channels": 1, "client": "bench",
         }  # fmt: skip
-        frame = int(FRAME_S * RATE)
+        pcm, frame = self.variant.pcm, int(FRAME_S * RATE)
         try:
-            async with websockets.connect(self.url, compression=None, proxy=None,
-                                          open_timeout=60, ping_interval=None) as ws:  # fmt: skip
+            async with websockets.connect(
+                self.url, compression=None, proxy=None, open_timeout=60, ping_interval=None
+            ) as ws:
                 await ws.send(json.dumps(hello))
-                await ws.recv()
+                ready = json.loads(await ws.recv())
+                if ready.get("type") != "ready":
+                    raise RuntimeError(f"refused: {ready}")
                 receiver = asyncio.create_task(self._receive(ws))
                 t0 = time.monotonic()
-                for start in range(0, len(self.pcm), frame):
-                    await ws.send(self.pcm[start : start + frame].tobytes())
+                for start in range(0, len(pcm), frame):
+                    chunk = pcm[start : start + frame]
+                    await ws.send(chunk.tobytes())
                     self.frame_sent_at.append(time.time())
-                    self.sent += frame
+                    self.sent += len(chunk)
                     await asyncio.sleep(max(0.0, t0 + self.sent / RATE - time.monotonic()))
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + 15
                 while self.acked < self.sent and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 receiver.cancel()
         except Exception as exc:
             self.error = repr(exc)
 
-    async def _receive(self, ws):
+    async def _receive(self, ws) -> None:
         async for message in ws:
             data = json.loads(message)
             if data["type"] == "ack":
-                self.acked = data["samples"]
+                self.acked = max(self.acked, data["samples"])
+
+    def sent_at(self, stream_s: float) -> float:
+        """When the frame holding the input sample at ``stream_s`` was sent."""
+        sample = max(1, math.ceil(stream_s * RATE))
+        index = min((sample - 1) // int(FRAME_S * RATE), len(self.frame_sent_at) - 1)
+        return self.frame_sent_at[index]
 
 
-async def dashboard(url, cookie, alerts, stop):
+async def dashboard(url: str, session: str, alerts: list, stop: asyncio.Event) -> None:
     import websockets
 
-    async with websockets.connect(url, proxy=None, additional_headers={"Cookie": cookie}) as ws:
+    async with websockets.connect(
+        url, proxy=None, additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=60
+    ) as ws:
         while not stop.is_set():
             try:
                 message = await asyncio.wait_for(ws.recv(), 0.5)
@@ -114,105 +251,189 @@ async def dashboard(url, cookie, alerts, stop):
                 alerts.append((time.time(), data["alert"]))
 
 
-async def drive(server, tokens, args, pids):
-    cfg = FeatureConfig()
+async def drive(server: LiveServer, devices: list[Device], args, session: str, pids: dict):
     alerts, stop = [], asyncio.Event()
-    cookie = "sessionid=" + server.shell(SESSION).split("RESULT", 1)[1].strip()
-    dash = asyncio.create_task(dashboard(f"ws://127.0.0.1:{server.port}/ws/alerts/", cookie,
-                                         alerts, stop))  # fmt: skip
+    dash = asyncio.create_task(
+        dashboard(f"ws://127.0.0.1:{server.port}/ws/alerts/", session, alerts, stop)
+    )
     await asyncio.sleep(1.0)
+    if dash.done():
+        dash.result()  # raises why the dashboard could not connect
     now = time.monotonic()
-    devices = []
-    for i, token in enumerate(tokens):
-        burst = 3.0 + (i % 10) * 0.37
-        devices.append(Device(server.ws_url, token, args.seconds, burst, i))
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     wall0 = time.monotonic()
-    await asyncio.gather(*(d.run(now + args.ramp * i / len(devices)) for i, d in
-                           enumerate(devices)))  # fmt: skip
+    await asyncio.gather(
+        *(d.run(now + args.ramp * i / len(devices)) for i, d in enumerate(devices))
+    )
     wall = time.monotonic() - wall0
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0)
     stop.set()
     await dash
-    by_device = {}
-    for received, alert in alerts:
-        by_device.setdefault(alert["device"] if not isinstance(alert["device"], dict)
-                             else alert["device"]["id"], []).append(received)  # fmt: skip
-    return devices, by_device, cpu, wall, cfg
+    return alerts, cpu, wall
+
+
+def warm_up(server: LiveServer, token: str, variant: Variant) -> None:
+    """One short stream first: the server imports and loads everything before measuring."""
+    short = Variant(variant.pcm[: 3 * RATE], 0.0, [], "warm-up")
+    asyncio.run(Device(server.ws_url, token, short).run(time.monotonic()))
+
+
+def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
+    """Live alerts against the offline openings of each device's audio.
+
+    The live decisions are deterministic in stream time, so a device's i-th live alert is its
+    i-th offline opening when the counts agree (then whether it is a scream, and the window that
+    opened it, are exact). Where they differ, an alert is placed in stream time by its
+    ``started_at`` against the device's first frame (seconds-accurate) and has no latency.
+    """
+    received: dict[int, list[tuple[float, dict]]] = {}
+    for at, alert in alerts:
+        received.setdefault(alert["device"]["id"], []).append((at, alert))
+    latencies, detected, false_alerts, differs = [], 0, 0, 0
+    screams = sum(1 for d in devices if d.variant.scream_seconds() > 0)
+    for device_id, device in by_id.items():
+        got = sorted(received.get(device_id, []), key=lambda item: item[0])
+        openings = device.variant.openings
+        if len(got) == len(openings):
+            for (at, _), (t_end, scream) in zip(got, openings, strict=True):
+                if scream:
+                    latencies.append(at - device.sent_at(t_end))
+            detected += any(scream for _, scream in openings)
+            false_alerts += sum(1 for _, scream in openings if not scream)
+            continue
+        differs += 1
+        stream_zero = device.frame_sent_at[0] - FRAME_S if device.frame_sent_at else 0.0
+        kinds = [
+            device.variant.in_scream(
+                datetime.fromisoformat(a["started_at"]).timestamp() - stream_zero
+            )
+            for _, a in got
+        ]
+        detected += any(kinds)
+        false_alerts += kinds.count(False)
+    extra = sum(len(v) for v in received.values()) - false_alerts - detected
+    non_scream_h = sum(d.variant.seconds - d.variant.scream_seconds() for d in devices) / 3600
+    lat = np.array(latencies) * 1000
+
+    def pct(q: float):
+        return round(float(np.percentile(lat, q)), 1) if lat.size else None
+
+    return {
+        "mode": args.mode,
+        "devices": len(devices),
+        "stream_seconds": args.seconds,
+        "screams_streamed": screams,
+        "screams_expected_offline": sum(any(s for _, s in d.variant.openings) for d in devices),
+        "screams_detected": detected,
+        "extra_alerts_same_scream": extra,
+        "devices_live_differs_from_offline": differs,
+        "latency_ms_p50": pct(50),
+        "latency_ms_p95": pct(95),
+        "latency_ms_p99": pct(99),
+        "latency_ms_max": round(float(lat.max()), 1) if lat.size else None,
+        "false_alerts": false_alerts,
+        "non_scream_audio_hours": round(non_scream_h, 3),
+        "false_alerts_per_hour": round(false_alerts / non_scream_h, 2) if non_scream_h else None,
+        "samples_sent": sum(d.sent for d in devices),
+        "samples_lost": sum(d.sent - d.acked for d in devices),
+        "device_errors": [d.error for d in devices if d.error][:3],
+        "cpu_percent_of_one_core": {k: round(100 * v / wall, 1) for k, v in cpu.items()},
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.live_streams", description=__doc__)
-    parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--ramp", type=float, default=3.0)
-    parser.add_argument("--mode", choices=["embedded", "scaled"], default="embedded")
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0, help="audio per device")
+    parser.add_argument("--ramp", type=float, default=5.0, help="seconds to connect them all")
+    parser.add_argument("--mode", choices=["embedded", "scaled"], default="scaled")
+    parser.add_argument(
+        "--redis-pool",
+        type=int,
+        default=0,
+        help="scaled: raise the channel layer's Redis pool to N connections (bench.live_settings)",
+    )
+    parser.add_argument(
+        "--no-images", action="store_true", help="diagnostic: no spectrogram pictures"
+    )
+    parser.add_argument("--logs", default="", help="copy the daphne and worker logs here")
+    parser.add_argument("--variants", type=int, default=24, help="distinct audio compositions")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get(
+            "EYESCREAM_MODEL_DIR", str(REPO / "detection" / "shipped" / "default")
+        ),
+    )
     args = parser.parse_args(argv)
-    args.seconds = max(args.seconds, 7.0)  # bursts at 3.0-6.3 s, plus 1 s
+    model_dir = Path(args.model).resolve()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
+    import torch
+
+    torch.set_num_threads(1)
+    variants = make_variants(args.variants, max(args.seconds, 12.0))
+    expected_openings(variants, model_dir)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        decision = {"on_threshold": 1e-4, "off_threshold": 1e-4, "smoothing_windows": 1,
-                    "min_duration_s": 0.0, "merge_gap_s": 1.0, "cooldown_s": 0.0,
-                    "level_gate_dbfs": -40.0}  # fmt: skip
-        model_dir = make_artifact(Path(tmp) / "model", seed=1)
-        config = json.loads((model_dir / "config.json").read_text())
-        config["decision"] = decision
-        (model_dir / "config.json").write_text(json.dumps(config))
-        env = {"LOG_LEVEL": "WARNING", "EYESCREAM_MODEL_DIR": str(model_dir),
-               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
+        env = {
+            "LOG_LEVEL": "WARNING",
+            "EYESCREAM_MODEL_DIR": str(model_dir),
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+        database = contextlib.nullcontext()
         if args.mode == "scaled":
             env["REDIS_URL"] = redis_url()
-            env["DATABASE_URL"] = os.environ.get(
-                "EYESCREAM_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"
-            )
-        server = LiveServer(Path(tmp) / "data", env)
-        server.migrate()
+            if args.redis_pool:
+                env["DJANGO_SETTINGS_MODULE"] = "bench.live_settings"
+                env["EYESCREAM_BENCH_REDIS_POOL"] = str(args.redis_pool)
+        if args.no_images:
+            env["DJANGO_SETTINGS_MODULE"] = "bench.live_settings"
+            env["EYESCREAM_BENCH_NO_IMAGES"] = "1"
+            database = postgres_database(f"eyescream_bench_{os.getpid()}")
+        with database as database_url:
+            if database_url:
+                env["DATABASE_URL"] = database_url
+            return run(args, Path(tmp), env, variants)
+
+
+def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
+    server = LiveServer(tmp / "data", env)
+    server.migrate()
+    tokens = json.loads(server.shell(CREATE.format(n=args.devices + 1)).split("RESULT", 1)[1])
+    ids = json.loads(server.shell(DEVICE_IDS).split("RESULT", 1)[1])
+    session = server.shell(OPERATOR).split("RESULT", 1)[1].strip()
+    worker = None
+    server.start(timeout=60)
+    pids = {"daphne": server.process.pid}
+    try:
         if args.mode == "scaled":
-            server.shell("from alerts.models import Alert; Alert.objects.all().delete()")
-        tokens = json.loads(server.shell(CREATE.format(n=args.devices)).split("RESULT", 1)[1])
-        ids = json.loads(server.shell(
-            "import json; from devices.models import Device; print('RESULT' + json.dumps("
-            "list(Device.objects.filter(location__site__name='Bench').order_by('pk')"
-            ".values_list('pk', flat=True))))").split("RESULT", 1)[1])  # fmt: skip
-        worker = None
-        server.start()
-        pids = {"daphne": server.process.pid}
-        try:
-            if args.mode == "scaled":
-                worker = ScoringWorker(server.env, Path(tmp) / "worker.log")
-                worker.start()
-                pids["worker"] = worker.process.pid
-                time.sleep(5)
-            devices, by_device, cpu, wall, cfg = asyncio.run(drive(server, tokens, args, pids))
-        finally:
+            worker = ScoringWorker(server.env, tmp / "worker.log")
+            worker.start()
+            pids["worker"] = worker.process.pid
+        warm_up(server, tokens[0], variants[0])
+        devices = [
+            Device(server.ws_url, token, variants[i % len(variants)])
+            for i, token in enumerate(tokens[1:])
+        ]
+        alerts, cpu, wall = asyncio.run(drive(server, devices, args, session, pids))
+    finally:
+        if worker:
+            worker.stop()
+        server.stop()
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            Path(args.logs, "daphne.log").write_text(server.log())
             if worker:
-                worker.stop()
-            server.stop()
-    latencies, missing, duplicates = [], 0, 0
-    for device_id, device in zip(ids[-len(devices) :], devices, strict=True):
-        got = by_device.get(device_id, [])
-        if not got:
-            missing += 1
-            continue
-        duplicates += len(got) - 1
-        t_end = opening_window_end(device.burst_s, cfg, 0.1)
-        frame = min(int(t_end / FRAME_S - 1e-9), len(device.frame_sent_at) - 1)
-        latencies.append(got[0] - device.frame_sent_at[frame])
-    lat = np.array(latencies) * 1000
-    result = {
-        "mode": args.mode,
-        "devices": args.devices,
-        "stream_seconds": args.seconds,
-        "alerts_expected": args.devices,
-        "devices_without_alert": missing,
-        "extra_alerts": duplicates,
-        "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-        "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
-        "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
-        "latency_ms_max": round(float(lat.max()), 1) if lat.size else None,
-        "samples_lost": sum(d.sent - d.acked for d in devices),
-        "device_errors": [d.error for d in devices if d.error][:3],
-        "cpu_percent_of_one_core": {k: round(100 * v / wall, 1) for k, v in cpu.items()},
+                Path(args.logs, "worker.log").write_text(worker.log())
+    by_id = dict(zip(ids[1:], devices, strict=True))
+    alerts = [(at, a) for at, a in alerts if a["device"]["id"] in by_id]
+    result = summarize(devices, alerts, by_id, cpu, wall, args)
+    log = server.log()
+    result["server_log"] = {  # requests that fell back to inline scoring, or were lost
+        "scoring_inline_warnings": log.count("scoring inline"),
+        "windows_not_scored": log.count("could not be scored"),
+        "tracebacks": log.count("Traceback"),
     }
     print(json.dumps(result, indent=2))
     return result

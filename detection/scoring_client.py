@@ -41,6 +41,7 @@ class ClientStats:
     retries: int = 0  # requests sent again after a timeout
     inline: int = 0  # requests scored in this process because no worker answered
     failed: int = 0  # requests that could not be scored at all (logged)
+    layer_errors: int = 0  # requests the channel layer could not send (then scored inline)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -181,15 +182,17 @@ class ScoringClient:
             except TimeoutError:
                 continue
             except RuntimeError as exc:  # the worker answered with an error
-                log.warning("%s; scoring inline", exc)
+                reason = str(exc)
                 break
+            except Exception as exc:  # the channel layer failed (Redis down, pool exhausted)
+                reason = f"channel layer: {type(exc).__name__}: {exc}"
+                self.stats.layer_errors += 1
+                break
+        else:
+            reason = f"no scoring worker answered {self.reply_channel} twice"
         self.stats.inline += 1
         if self.stats.inline in (1, 10, 100) or self.stats.inline % 1000 == 0:
-            log.warning(
-                "no scoring worker answered %s twice; scoring inline (%d requests so far)",
-                self.reply_channel,
-                self.stats.inline,
-            )
+            log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
         return await self._inline(windows)
 
     async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
