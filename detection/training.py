@@ -108,6 +108,8 @@ class Plan:
     threads: int = 2
     seed: int = 0
     progress: bool = True
+    # False: cross-validate and write the report only, no final model (comparing setups).
+    final: bool = True
     # What the out-of-fold threshold maximises F1 over: "files" (a file counts as detected
     # when any window reaches the threshold -- the event the product alerts on) or "windows".
     threshold_on: str = "files"
@@ -696,16 +698,17 @@ def run_training(
     threshold = cv.threshold if cv else 0.5
 
     final_began = time.monotonic()
-    all_files = np.arange(len(recordings))
-    net = train_network(
-        corpus.training_set(all_files, "final"),
-        hyper,
-        cfg,
-        seed=plan.seed * 1000 + 999,
-        progress=plan.progress,
-        label="final",
-        augment=augment_config(plan),
-    )
+    net = None
+    if plan.final:
+        net = train_network(
+            corpus.training_set(np.arange(len(recordings)), "final"),
+            hyper,
+            cfg,
+            seed=plan.seed * 1000 + 999,
+            progress=plan.progress,
+            label="final",
+            augment=augment_config(plan),
+        )
     final_seconds = time.monotonic() - final_began
 
     now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
@@ -764,7 +767,13 @@ def run_training(
             "",
             f"Out-of-fold figures of grouped {plan.folds}-fold cross-validation "
             f"(window stride {plan.stride_s} s); the operating threshold maximises F1 over "
-            "all out-of-fold windows. The shipped weights are a final training on all files.",
+            f"all out-of-fold {plan.threshold_on} (a file counts as detected when any of its "
+            "windows reaches the threshold). "
+            + (
+                "The shipped weights are a final training on all files."
+                if plan.final
+                else "Cross-validation only: no final model was trained."
+            ),
         ]
         extra = build_report(
             f"Training report: {name}",
@@ -788,6 +797,12 @@ def run_training(
     if trials:
         metrics["search"] = trials
     metrics = _jsonable(metrics)
+    if net is None:  # report only
+        from .evaluation import write_files
+
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_files(out, {**extra, "metrics.json": json.dumps(metrics, indent=2) + "\n"})
+        return metrics
     from .artifacts import save_artifact
 
     save_artifact(out, net, _jsonable(config), metrics=metrics, extra_files=extra)

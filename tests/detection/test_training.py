@@ -259,21 +259,26 @@ def test_search_scores_trials_and_trains_with_the_best(real_v1, tmp_path):
     assert config["training"]["augmentation"]["spec_augment"] is False
 
 
-def test_no_cv_keeps_default_threshold(tmp_path):
+def _tiny_folder(folder):
     import soundfile
-    import torch
 
-    torch.set_num_threads(1)
     rate = 22050
     t = np.arange(int(2.5 * rate)) / rate
     rng = np.random.default_rng(0)
     for i in range(3):
         tone = 0.3 * np.sin(2 * np.pi * (2000 + 300 * i) * t)
-        soundfile.write(str(tmp_path / f"s{i}.wav"), tone.astype(np.float32), rate)
-        write_labels(tmp_path / f"s{i}.txt", [Segment(0.2, 2.3, "1")])
+        soundfile.write(str(folder / f"s{i}.wav"), tone.astype(np.float32), rate)
+        write_labels(folder / f"s{i}.txt", [Segment(0.2, 2.3, "1")])
         noise = 0.05 * rng.standard_normal(t.size)
-        soundfile.write(str(tmp_path / f"n{i}.wav"), noise.astype(np.float32), rate)
-        write_labels(tmp_path / f"n{i}.txt", [Segment(0.0, 2.5, "0_2")])
+        soundfile.write(str(folder / f"n{i}.wav"), noise.astype(np.float32), rate)
+        write_labels(folder / f"n{i}.txt", [Segment(0.0, 2.5, "0_2")])
+
+
+def test_no_cv_keeps_default_threshold(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    _tiny_folder(tmp_path)
     out = tmp_path / "model"
     call_command(
         "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--no-cv",
@@ -283,6 +288,27 @@ def test_no_cv_keeps_default_threshold(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["threshold"] == 0.5 and "no cross-validation" in config["threshold_source"]
     assert "cv" not in json.loads((out / "metrics.json").read_text())
+
+
+def test_cv_only_writes_the_report_and_no_model(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    _tiny_folder(tmp_path)
+    out = tmp_path / "report"
+    call_command(
+        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--folds", "3",
+        "--cv-only", "--aug-copies", "0", "--cache-dir", str(tmp_path / "cache"),
+        "--no-progress", "--threads", "1",
+    )  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["cv"]["per_fold"]) == 3
+    assert "no final model" in (out / "report.md").read_text()
+    assert not (out / "weights.pt").exists() and not (out / "config.json").exists()
+    with pytest.raises(CommandError, match="--cv-only"):
+        call_command(
+            "train", "--data", str(tmp_path), "--out", str(out), "--no-cv", "--cv-only",
+        )  # fmt: skip
 
 
 def test_time_shift_only_on_files_labelled_as_one_whole():

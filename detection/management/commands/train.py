@@ -57,6 +57,11 @@ class Command(BaseCommand):
         parser.add_argument("--train-stride", type=float, default=0.1, help="training stride (s)")
         parser.add_argument("--aug-copies", type=int, default=2)
         parser.add_argument(
+            "--cv-only",
+            action="store_true",
+            help="cross-validate and write metrics.json + report.md only (no final model)",
+        )
+        parser.add_argument(
             "--threshold-on",
             choices=("files", "windows"),
             default="files",
@@ -122,7 +127,10 @@ class Command(BaseCommand):
             seed=opts["seed"],
             progress=not opts["no_progress"],
             threshold_on=opts["threshold_on"],
+            final=not opts["cv_only"],
         )
+        if opts["cv_only"] and not plan.cross_validate:
+            raise CommandError("--cv-only needs cross-validation: drop --no-cv")
         if plan.search and not plan.cross_validate:
             raise CommandError("--search scores trials by cross-validation: drop --no-cv")
         try:
@@ -162,9 +170,10 @@ class Command(BaseCommand):
                 f"recall {w['recall']:.3f} AUC {_f(w['roc_auc'])}; files: F1 {f['f1']:.3f}; "
                 f"mean fold F1 {cv['mean']['f1']:.3f}"
             )
+        saved = "report" if opts["cv_only"] else "model"
         self.stdout.write(
             self.style.SUCCESS(
-                f"model saved to {opts['out']} (threshold {metrics['threshold']:.4f})"
+                f"{saved} saved to {opts['out']} (threshold {metrics['threshold']:.4f})"
             )
         )
 
