@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureConfig, normalize_windows
+from .features import FeatureConfig, normalize_windows, prepare
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -175,6 +175,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     except RuntimeError as exc:
         raise ArtifactError(f"{weights} does not fit {config['architecture']}: {exc}") from exc
     net.eval()
+    prepare(features)
     return LoadedModel(
         path=path, config=config, features=features, net=net, version=weights_digest(path)
     )

@@ -118,6 +118,13 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     return basis
 
 
+def prepare(cfg: FeatureConfig) -> None:
+    """Build the cached filter bank and window now (importing librosa takes a second or two),
+    so the first audio a loaded model scores pays nothing extra."""
+    _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    _window(cfg.n_fft)
+
+
 @lru_cache(maxsize=16)
 def _window(n_fft: int) -> np.ndarray:
     w = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
