@@ -2,9 +2,8 @@
 to a real daphne (embedded mode), the ingest consumer scores it, the decision logic opens an
 incident, ``open_alert`` broadcasts, and the operator's map shows it without a reload.
 
-The model is a small untrained artifact with a near-zero threshold (tests/detection/tiny_model),
-so any audible window opens the incident: this checks the plumbing and its latency, not the
-detector (that is measured by the detection tests and the evaluation report).
+The server scores with the shipped model (detection/shipped/default), as `make run` does: the
+scream must be heard by the real detector, not by a stand-in.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from datetime import datetime
 
 import pytest
 
-from tests.detection.tiny_model import make_artifact
 from tests.devices.live import PYTHON, REPO, LiveServer
 
 from .test_browser_live import PASSWORD, js, login, new_browser, open_live, wait_for
@@ -44,8 +42,7 @@ print("RESULT" + json.dumps({{"id": device.pk, "token": services.issue_token(dev
 @pytest.fixture(scope="module")
 def streaming_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    make_artifact(root / "model", seed=0, threshold=0.01)
-    live = LiveServer(root / "data", {"EYESCREAM_MODEL_DIR": str(root / "model")})
+    live = LiveServer(root / "data")
     live.migrate()
     live.device = json.loads(live.shell(SETUP).split("RESULT", 1)[1])
     live.start()
