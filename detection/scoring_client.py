@@ -6,10 +6,13 @@ through ``on_scores(start_columns, probs, version)``.
 * Embedded mode (no ``REDIS_URL``): the process's shared ``Scorer``.
 * Scaled mode: ``{"type": "score.windows", "reply_channel", "request_id", "windows" (float32
   bytes), "shape", "features"}`` goes to the channel ``detection-score`` (served by
-  ``manage.py runworker detection-score``); the worker answers ``score.result`` on the
-  consumer's own channel, which hands it to ``handle_result``. A request without an answer
-  within ``reply_timeout_s`` is sent once more; if that one times out too the windows are scored
-  inline with a local Scorer. Every retry, inline scoring and failure is counted in ``stats``.
+  ``manage.py runworker detection-score``). By default (``batched``) the windows of every stream
+  in the process travel together (``scoring_batcher.RemoteBatcher``: one request per batch, the
+  answer on the batcher's own channel); with ``batched=False`` each stream sends its own request
+  and the worker answers on the consumer's channel, which hands it to ``handle_result``. A
+  request without an answer within ``reply_timeout_s`` is sent once more; if that one times out
+  too, or the channel layer fails, the windows are scored inline with a local Scorer. Every
+  retry, inline scoring and failure is counted in ``stats``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .scoring import shared_scorer
+from .scoring_batcher import batcher_for
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,7 @@ class ScoringClient:
         reply_channel: str | None = None,
         reply_timeout_s: float = REPLY_TIMEOUT_S,
         model_dir=None,
+        batched: bool = True,
     ) -> None:
         self.on_scores = on_scores
         self.features_key = features_key
@@ -92,6 +97,7 @@ class ScoringClient:
         self.reply_channel = reply_channel
         self.reply_timeout_s = reply_timeout_s
         self.model_dir = model_dir
+        self.batched = batched  # one request per process and batch (scoring_batcher)
         self.stats = ClientStats()
         self._waiting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count()
@@ -196,6 +202,9 @@ class ScoringClient:
         return await self._inline(windows)
 
     async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
+        if self.batched:
+            batcher = batcher_for(self.channel_layer, self.features_key)
+            return await batcher.score(windows, self.reply_timeout_s)
         request_id = f"{self._prefix}-{next(self._ids)}"
         future = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future

@@ -3,6 +3,7 @@
 import asyncio
 
 import numpy as np
+import pytest
 from redis.exceptions import MaxConnectionsError
 
 from detection.artifacts import load_model
@@ -21,12 +22,19 @@ class FailingLayer:
     def __init__(self) -> None:
         self.sends = 0
 
+    async def new_channel(self) -> str:
+        return "specific.test!replies"
+
+    async def receive(self, channel) -> dict:
+        await asyncio.Event().wait()  # nothing ever arrives
+
     async def send(self, channel, message) -> None:
         self.sends += 1
         raise MaxConnectionsError("Too many connections")
 
 
-def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path):
+@pytest.mark.parametrize("batched", [True, False], ids=["process-batch", "per-stream"])
+def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path, batched):
     model_dir = make_artifact(tmp_path / "model", seed=3)
     windows = np.random.default_rng(0).normal(-40, 12, (3, CFG.n_mels, CFG.window_columns))
     windows = windows.astype(np.float32)
@@ -44,6 +52,7 @@ def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path):
             reply_channel="specific.test!1",
             reply_timeout_s=5.0,
             model_dir=model_dir,
+            batched=batched,
         )
         client.submit([0, 4, 8], windows)
         await client.close()

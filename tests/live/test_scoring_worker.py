@@ -10,6 +10,7 @@ from channels_redis.core import RedisChannelLayer
 from detection.artifacts import load_model
 from detection.features import FeatureConfig
 from detection.scoring import features_key
+from detection.scoring_batcher import close_batchers
 from detection.scoring_client import ScoringClient
 from tests.detection.tiny_model import make_artifact
 
@@ -102,6 +103,7 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
 
         await client.close()
         pumping.cancel()
+        await close_batchers(layer)
         await layer.flush()
         return collector.results
 

@@ -1,0 +1,167 @@
+"""One scoring request per ingest process and batch, not one per stream and frame.
+
+Every stream's ``ScoringClient`` in a daphne process hands its windows to the process's
+``RemoteBatcher`` (one per channel layer, event loop and feature fingerprint). The batcher
+collects windows from all streams until ``max_batch`` windows are queued or the oldest has
+waited ``max_wait_s``, sends them to ``detection-score`` as one ``score.windows`` request with
+the batcher's own reply channel, and splits the worker's ``score.result`` back to the streams.
+With hundreds of streams this is tens of channel-layer messages per second instead of
+thousands; the per-message cost of the Redis channel layer, not the network's forward, is what
+limits a scaled deployment.
+
+A request that fails to send raises the layer's exception for each of its streams, an error
+answer raises ``RuntimeError`` and a missing answer ``TimeoutError`` in the stream's own wait:
+``ScoringClient`` retries once, then scores inline, and counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+import weakref
+
+import numpy as np
+
+from .scoring import MAX_BATCH, MAX_WAIT_S
+
+log = logging.getLogger(__name__)
+
+SCORE_CHANNEL = "detection-score"
+
+
+class RemoteBatcher:
+    def __init__(
+        self,
+        channel_layer,
+        features_key: str,
+        *,
+        max_wait_s: float = MAX_WAIT_S,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.layer = channel_layer
+        self.features_key = features_key
+        self.max_wait_s = max_wait_s
+        self.max_batch = max_batch
+        self.loop = asyncio.get_running_loop()
+        self.requests_sent = 0
+        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._queued = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._channel: str | None = None
+        self._channel_lock = asyncio.Lock()
+        self._receiver: asyncio.Task | None = None
+        self._waiting: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._sends: set[asyncio.Task] = set()
+
+    async def score(self, windows: np.ndarray, timeout: float) -> tuple[np.ndarray, str]:
+        """``(probs, version)`` for ``windows``; ``TimeoutError`` without an answer in time."""
+        await self._ensure_channel()
+        future = self.loop.create_future()
+        self._pending.append((windows, future))
+        self._queued += len(windows)
+        if self._queued >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = self.loop.call_later(self.max_wait_s, self._flush)
+        return await asyncio.wait_for(future, timeout)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._receiver is not None and not self._receiver.done():
+            self._receiver.cancel()
+            await asyncio.wait({self._receiver}, timeout=5)
+
+    async def _ensure_channel(self) -> None:
+        if self._channel is not None and self._receiver is not None and not self._receiver.done():
+            return
+        async with self._channel_lock:
+            if self._channel is None:
+                self._channel = await self.layer.new_channel()
+            if self._receiver is None or self._receiver.done():
+                self._receiver = self.loop.create_task(self._receive())
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending, self._queued = self._pending, [], 0
+        batch = [(w, f) for w, f in batch if not f.done()]  # callers that gave up
+        if not batch:
+            return
+        request_id = f"{self._prefix}-{next(self._ids)}"
+        self._waiting[request_id] = [(len(w), f) for w, f in batch]
+        windows = np.concatenate([w for w, _ in batch]).astype(np.float32, copy=False)
+        task = self.loop.create_task(self._send(request_id, windows))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        # Forget requests whose every caller has timed out (a worker that died).
+        for rid in [r for r, members in self._waiting.items() if all(f.done() for _, f in members)]:
+            del self._waiting[rid]
+
+    async def _send(self, request_id: str, windows: np.ndarray) -> None:
+        message = {
+            "type": "score.windows",
+            "reply_channel": self._channel,
+            "request_id": request_id,
+            "windows": np.ascontiguousarray(windows).tobytes(),
+            "shape": list(windows.shape),
+            "features": self.features_key,
+        }
+        try:
+            await self.layer.send(SCORE_CHANNEL, message)
+            self.requests_sent += 1
+        except Exception as exc:  # Redis down, pool exhausted, channel full
+            for _, future in self._waiting.pop(request_id, []):
+                if not future.done():
+                    future.set_exception(exc)
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next score() starts a new receiver
+                log.warning("scoring replies: channel layer receive failed: %s", exc)
+                return
+            members = self._waiting.pop(message.get("request_id", ""), None)
+            if members is None:
+                continue  # a late answer: its callers already retried or scored inline
+            if message.get("error"):
+                error = RuntimeError(f"scoring worker: {message['error']}")
+                for _, future in members:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            probs = np.frombuffer(message["probs"], dtype=np.float32)
+            version = message.get("version", "")
+            offset = 0
+            for size, future in members:
+                if not future.done():
+                    future.set_result((probs[offset : offset + size], version))
+                offset += size
+
+
+# Per channel layer (weakly held), then per event loop and feature fingerprint: the transport
+# of one process's requests, like the scorer's model cache.
+_BATCHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def batcher_for(channel_layer, features_key: str) -> RemoteBatcher:
+    loop = asyncio.get_running_loop()
+    by_key = _BATCHERS.setdefault(channel_layer, {})
+    batcher = by_key.get(features_key)
+    if batcher is None or batcher.loop is not loop or loop.is_closed():
+        batcher = by_key[features_key] = RemoteBatcher(channel_layer, features_key)
+    return batcher
+
+
+async def close_batchers(channel_layer) -> None:
+    """Stop the reply receivers of this layer's batchers (before closing the layer's pools)."""
+    for batcher in _BATCHERS.pop(channel_layer, {}).values():
+        await batcher.close()
