@@ -276,18 +276,28 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     """
     from channels.db import database_sync_to_async
     from django.conf import settings
+    from django.db import connection
 
     from alerts import services as alert_services
 
     from .scoring import features_key
     from .scoring_client import ScoringClient
 
+    # Alerts of many streams are written in parallel threads where the database allows
+    # concurrent writers (PostgreSQL): on the one shared database thread, a burst of incidents
+    # queued behind each other's snippet encoding, commit and broadcast. SQLite has one writer.
+    parallel = connection.vendor != "sqlite"
+    open_in_db = database_sync_to_async(alert_services.open_alert, thread_sensitive=not parallel)
+    update_in_db = database_sync_to_async(
+        alert_services.update_alert, thread_sensitive=not parallel
+    )
+
     async def open_alert(**kwargs) -> int:
-        alert = await database_sync_to_async(alert_services.open_alert)(**kwargs)
+        alert = await open_in_db(**kwargs)
         return alert.pk
 
     async def update_alert(alert_id: int, **kwargs) -> None:
-        await database_sync_to_async(alert_services.update_alert)(alert_id, **kwargs)
+        await update_in_db(alert_id, **kwargs)
 
     from .artifacts import ArtifactError, read_model_config
 
