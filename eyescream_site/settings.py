@@ -23,6 +23,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 # Where runtime data lives (SQLite file, snippets, images). Not committed.
 DATA_DIR = Path(os.environ.get("EYESCREAM_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite cannot create its file's folder
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "embedded-dev-key-change-me-for-any-real-deployment"
