@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 PRE_ROLL_S = 2.0
 POST_ROLL_S = 1.0
 MAX_SNIPPET_S = 20.0
+ALERT_THREADS = 4  # per kind and ingest process, where the database has concurrent writers
 
 OpenAlert = Callable[..., Awaitable[int | None]]
 UpdateAlert = Callable[..., Awaitable[None]]
@@ -264,6 +266,12 @@ def live_decision_config(device_id: int) -> DecisionConfig:
 
 
 @functools.cache
+def _alert_threads(kind: str) -> ThreadPoolExecutor:
+    """The process's threads that write alerts of one kind (``open`` or ``update``)."""
+    return ThreadPoolExecutor(ALERT_THREADS, thread_name_prefix=f"alerts-{kind}")
+
+
+@functools.cache
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
 
@@ -286,11 +294,18 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     # Alerts of many streams are written in parallel threads where the database allows
     # concurrent writers (PostgreSQL): on the one shared database thread, a burst of incidents
     # queued behind each other's snippet encoding, commit and broadcast. SQLite has one writer.
-    parallel = connection.vendor != "sqlite"
-    open_in_db = database_sync_to_async(alert_services.open_alert, thread_sensitive=not parallel)
-    update_in_db = database_sync_to_async(
-        alert_services.update_alert, thread_sensitive=not parallel
-    )
+    # New alerts have threads of their own: a burst of running incidents' updates (one a second
+    # each) must not delay the next incident's first alert.
+    if connection.vendor != "sqlite":
+        open_in_db = database_sync_to_async(
+            alert_services.open_alert, thread_sensitive=False, executor=_alert_threads("open")
+        )
+        update_in_db = database_sync_to_async(
+            alert_services.update_alert, thread_sensitive=False, executor=_alert_threads("update")
+        )
+    else:
+        open_in_db = database_sync_to_async(alert_services.open_alert)
+        update_in_db = database_sync_to_async(alert_services.update_alert)
 
     async def open_alert(**kwargs) -> int:
         alert = await open_in_db(**kwargs)
