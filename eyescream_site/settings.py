@@ -91,7 +91,14 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            "OPTIONS": {"timeout": 20},
+            # WAL lets readers and the writer overlap; IMMEDIATE transactions take the write
+            # lock up front, so concurrent writers wait (up to the timeout) instead of failing
+            # with "database is locked" on a lock upgrade.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -104,7 +111,8 @@ if REDIS_URL:
             # redis-py reads time out after 5 s by default, the same as channels_redis's
             # blocking pop: an idle receive would fail. Give reads room beyond the pop.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # redis-py 8 refuses a command past its pool size instead of waiting.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 1000}],
                 "capacity": 5000,
                 "expiry": 10,
             },
