@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,9 +43,11 @@ def beat_schedule() -> dict:
 def dispatch(task, *args) -> None:
     """Queue a task without ever failing or stalling the caller.
 
-    Scaled mode: sent to the broker. Embedded mode (eager Celery): run on a short-lived
-    thread by default, so a picture or webhook never holds up the live path's database
-    thread; ``EYESCREAM_EAGER_TASKS_INLINE = True`` runs it right here (tests).
+    Scaled mode: sent to the broker. Embedded mode (eager Celery): run on the one background
+    task thread by default, so a picture or webhook never holds up the live path's database
+    thread, and tasks run one after another: a burst of alerts queues its pictures instead of
+    starting a thread each, which would starve daphne's event loop of the GIL.
+    ``EYESCREAM_EAGER_TASKS_INLINE = True`` runs it right here (tests).
     """
     try:
         if not settings.CELERY_TASK_ALWAYS_EAGER:
@@ -52,11 +55,22 @@ def dispatch(task, *args) -> None:
         elif getattr(settings, "EYESCREAM_EAGER_TASKS_INLINE", False):
             _run_eager(task, args)
         else:
-            threading.Thread(
-                target=_run_eager, args=(task, args), name=f"eager-{task.name}", daemon=True
-            ).start()
+            _eager_pool().submit(_run_eager, task, args)
     except Exception:
         log.exception("could not dispatch %s%r", task.name, args)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _eager_pool() -> ThreadPoolExecutor:
+    """The process's one background thread for eager tasks (embedded mode only)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eager-task")
+        return _pool
 
 
 def _run_eager(task, args) -> None:
