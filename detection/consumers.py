@@ -13,7 +13,7 @@ import logging
 from channels.consumer import AsyncConsumer
 
 from .scoring import shared_scorer
-from .scoring_client import decode_windows, result_message
+from .scoring_messages import decode_windows, result_message
 
 log = logging.getLogger(__name__)
 

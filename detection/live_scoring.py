@@ -334,7 +334,6 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         None,
         features_key(consumer.stream.cfg),
         channel_layer=consumer.channel_layer if scaled else None,
-        reply_channel=consumer.channel_name if scaled else None,
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
     )
     return StreamScoring(

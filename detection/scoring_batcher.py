@@ -25,10 +25,9 @@ import weakref
 import numpy as np
 
 from .scoring import MAX_BATCH, MAX_WAIT_S
+from .scoring_messages import SCORE_CHANNEL, encode_request
 
 log = logging.getLogger(__name__)
-
-SCORE_CHANNEL = "detection-score"
 
 
 class RemoteBatcher:
@@ -104,14 +103,7 @@ class RemoteBatcher:
             del self._waiting[rid]
 
     async def _send(self, request_id: str, windows: np.ndarray) -> None:
-        message = {
-            "type": "score.windows",
-            "reply_channel": self._channel,
-            "request_id": request_id,
-            "windows": np.ascontiguousarray(windows).tobytes(),
-            "shape": list(windows.shape),
-            "features": self.features_key,
-        }
+        message = encode_request(windows, self._channel, request_id, self.features_key)
         try:
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1

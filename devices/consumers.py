@@ -196,12 +196,6 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         if scoring:
             scoring.push(windows)
 
-    async def score_result(self, event) -> None:
-        """A scoring worker's answer (scaled mode)."""
-        scoring = getattr(self, "scoring", None)
-        if scoring:
-            scoring.client.handle_result(event)
-
     async def stop_scoring(self) -> None:
         """Score what is in flight, close an open incident (its alert gets its end)."""
         scoring, self.scoring = getattr(self, "scoring", None), None

@@ -3,7 +3,6 @@
 import asyncio
 
 import numpy as np
-import pytest
 from redis.exceptions import MaxConnectionsError
 
 from detection.artifacts import load_model
@@ -33,8 +32,7 @@ class FailingLayer:
         raise MaxConnectionsError("Too many connections")
 
 
-@pytest.mark.parametrize("batched", [True, False], ids=["process-batch", "per-stream"])
-def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path, batched):
+def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path):
     model_dir = make_artifact(tmp_path / "model", seed=3)
     windows = np.random.default_rng(0).normal(-40, 12, (3, CFG.n_mels, CFG.window_columns))
     windows = windows.astype(np.float32)
@@ -49,10 +47,8 @@ def test_a_failing_channel_layer_scores_inline_and_counts_it(tmp_path, batched):
             on_scores,
             features_key(CFG),
             channel_layer=layer,
-            reply_channel="specific.test!1",
             reply_timeout_s=5.0,
             model_dir=model_dir,
-            batched=batched,
         )
         client.submit([0, 4, 8], windows)
         await client.close()

@@ -33,13 +33,6 @@ class Collector:
         self.results.append((columns, probs, version))
 
 
-async def pump(layer, channel, client):
-    """What the consumer's ``score_result`` handler does, for a bare channel."""
-    while True:
-        message = await layer.receive(channel)
-        client.handle_result(message)
-
-
 async def wait_for(condition, timeout: float):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -64,17 +57,14 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
 
     async def main():
         layer = RedisChannelLayer(hosts=layer_hosts(url))
-        channel = await layer.new_channel()
         collector = Collector()
         client = ScoringClient(
             collector,
             features_key(CFG),
             channel_layer=layer,
-            reply_channel=channel,
             reply_timeout_s=20.0,  # the first request waits for the worker to start
             model_dir=model_dir,
         )
-        pumping = asyncio.create_task(pump(layer, channel, client))
         worker.start()
         client.submit([0, 4], batches[0])
         await wait_for(lambda: collector.results, 60)
@@ -102,7 +92,6 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
         assert client.stats.inline == 1, worker.log()
 
         await client.close()
-        pumping.cancel()
         await close_batchers(layer)
         await layer.flush()
         return collector.results
