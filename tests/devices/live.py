@@ -16,6 +16,18 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 DAPHNE = REPO / ".venv" / "bin" / "daphne"
 
 
+def stop_process(process: subprocess.Popen | None, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL) a child process and reap it; SIGKILL if it outlives 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,15 +110,7 @@ class LiveServer:
         raise RuntimeError(f"daphne did not listen on {self.port}:\n{self.log()}")
 
     def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, kill)
         self.process = None
 
     def log(self) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = REPO / ".venv" / "bin" / "python"
+from tests.devices.live import PYTHON, REPO, stop_process
+
 REDIS_HOST = os.environ.get("EYESCREAM_TEST_REDIS", "redis://127.0.0.1:6379")
 POSTGRES_URL = os.environ.get("EYESCREAM_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 
@@ -87,19 +86,11 @@ class ScoringWorker:
         log.close()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process(self.process, kill=True)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def log(self) -> str:
