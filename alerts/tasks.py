@@ -88,6 +88,24 @@ def _run_eager(task, args) -> None:
 # ------------------------------------------------------------------------------- images
 
 
+def retry_when_locked(write, attempts: int = 5, pause_s: float = 0.05):
+    """Run a short database write, again after a pause while SQLite says it is locked.
+
+    Embedded mode's one SQLite file is shared by the live path and the picture thread; a
+    picture is worth a few retries, never a lost alert update.
+    """
+    from django.db import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return write()
+        except OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(pause_s * (attempt + 1))
+    return None
+
+
 @shared_task
 def render_alert_image(alert_id: int) -> str | None:
     """Render the alert's spectrogram + score curve PNG; returns its media name (or None)."""
@@ -118,11 +136,19 @@ def render_alert_image(alert_id: int) -> str | None:
     )
     name = f"spectrograms/{alert.started_at:%Y/%m/%d}/alert{alert.pk}-{uuid.uuid4().hex[:10]}.png"
     write_atomic(settings.MEDIA_ROOT, name, png)
-    with transaction.atomic():
-        # Only if the snippet is still the one drawn (a newer snippet renders again).
-        changed = Alert.objects.filter(pk=alert.pk, snippet=rendered_snippet).update(
-            spectrogram=name, updated=timezone.now()
-        )
+
+    def attach() -> int:
+        with transaction.atomic():
+            # Only if the snippet is still the one drawn (a newer snippet renders again).
+            return Alert.objects.filter(pk=alert.pk, snippet=rendered_snippet).update(
+                spectrogram=name, updated=timezone.now()
+            )
+
+    try:
+        changed = retry_when_locked(attach)
+    except Exception:
+        remove_quietly(settings.MEDIA_ROOT, name)
+        raise
     if not changed:
         remove_quietly(settings.MEDIA_ROOT, name)
         return None

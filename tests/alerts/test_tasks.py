@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 from PIL import Image
 
-from alerts.images import render_png
+from alerts.images import nice_step, render_png, spectrogram_rgb
 from alerts.models import Alert, Review
 from alerts.services import ALERTS_GROUP, open_alert
 from alerts.tasks import beat_schedule, purge_old_alerts, render_alert_image, sweep_offline_devices
@@ -41,6 +41,24 @@ def test_render_png_draws_spectrogram_over_score_curve():
     silent = render_png(np.zeros(3 * rate, np.float32), rate, [], FeatureConfig())
     # The sweep and the curve make a different picture than silence without a curve.
     assert np.abs(pixels - np.asarray(Image.open(io.BytesIO(silent)).convert("L"))).mean() > 5
+
+
+def test_spectrogram_colours_put_low_bands_at_the_bottom_and_span_the_dynamic_range():
+    columns = np.full((64, 5), -100.0, dtype=np.float32)
+    columns[0, :] = 0.0  # the lowest band is the loudest
+    rgb = spectrogram_rgb(columns)
+    assert rgb.shape == (64, 5, 3) and rgb.dtype == np.uint8
+    # Bottom row (lowest band) brightest, everything 100 dB below it the darkest colour.
+    assert (rgb[-1].astype(int).sum(axis=1) > 600).all()
+    assert (rgb[:-1].astype(int).sum(axis=2) < 10).all()
+    assert spectrogram_rgb(np.zeros((64, 0), np.float32)).shape == (64, 0, 3)
+
+
+@pytest.mark.parametrize("span", [0.3, 1.0, 1.9, 6.0, 20.0, 77.0])
+def test_time_axis_steps_are_round_and_at_most_ten(span):
+    step = nice_step(span)
+    assert span / step <= 10 and span / step > 2
+    assert round(step / 10 ** np.floor(np.log10(step)), 6) in (1.0, 2.0, 2.5, 5.0)
 
 
 @pytest.mark.django_db
@@ -181,3 +199,37 @@ def test_beat_schedule_names_registered_tasks():
     for entry in beat_schedule().values():
         assert entry["task"] in app.tasks
         assert entry["schedule"] > 0
+
+
+def test_a_locked_database_write_is_retried_and_other_errors_are_not():
+    from django.db import OperationalError
+
+    from alerts.tasks import retry_when_locked
+
+    calls = []
+
+    def locked_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("database table is locked")
+        return 7
+
+    assert retry_when_locked(locked_twice, pause_s=0.001) == 7 and len(calls) == 3
+
+    def broken():
+        calls.append(1)
+        raise OperationalError("no such table: alerts_alert")
+
+    calls.clear()
+    with pytest.raises(OperationalError):
+        retry_when_locked(broken, pause_s=0.001)
+    assert len(calls) == 1
+
+    def always_locked():
+        calls.append(1)
+        raise OperationalError("database is locked")
+
+    calls.clear()
+    with pytest.raises(OperationalError):
+        retry_when_locked(always_locked, attempts=2, pause_s=0.001)
+    assert len(calls) == 2
