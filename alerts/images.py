@@ -37,13 +37,29 @@ def active_feature_config(model_dir) -> tuple[FeatureConfig, float | None]:
     return feature_config(config), float(decision.get("on_threshold", config["threshold"]))
 
 
+# Nine evenly spaced stops of the "magma" colour map (dark purple -> orange -> pale yellow),
+# interpolated to 256 colours: no plotting library is imported into the serving process.
+MAGMA_STOPS = (
+    (0, 0, 4),
+    (29, 17, 71),
+    (81, 18, 124),
+    (131, 38, 129),
+    (183, 55, 121),
+    (231, 82, 99),
+    (252, 137, 97),
+    (254, 196, 136),
+    (252, 253, 191),
+)
+
+
 @cache
 def _palette() -> np.ndarray:
-    """The 'magma' colour map as a (256, 3) uint8 lookup table."""
-    from matplotlib import colormaps
-
-    table = colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3]
-    return np.round(table * 255).astype(np.uint8)
+    """The colour map as a (256, 3) uint8 lookup table."""
+    stops = np.asarray(MAGMA_STOPS, dtype=np.float64)
+    at = np.linspace(0.0, 1.0, len(stops))
+    x = np.linspace(0.0, 1.0, 256)
+    table = np.stack([np.interp(x, at, stops[:, c]) for c in range(3)], axis=1)
+    return np.round(table).astype(np.uint8)
 
 
 @cache

@@ -20,6 +20,10 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+# Imported with the module (NumPy, Pillow, the feature code), not at the first alert of a
+# burst, where an import would hold the serving process's GIL.
+from .images import active_feature_config, render_png
+
 log = logging.getLogger(__name__)
 
 ORPHAN_MIN_AGE_S = 3600.0  # files this young may still be about to be committed
@@ -113,7 +117,6 @@ def render_alert_image(alert_id: int) -> str | None:
     from django.db import transaction
     from django.utils import timezone
 
-    from .images import active_feature_config, render_png
     from .models import Alert
     from .services import UPDATED, broadcast
     from .snippets import remove_quietly, write_atomic
