@@ -98,9 +98,11 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.
 
 def level_dbfs(audio: np.ndarray) -> float:
     """RMS level in dBFS (full scale = 1.0); -inf-safe (floors at -120 dB)."""
-    if audio.size == 0:
+    flat = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    if flat.size == 0:
         return -120.0
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    # One BLAS dot product: no temporary array (the live level gate runs this per window).
+    rms = math.sqrt(max(float(np.dot(flat, flat)), 0.0) / flat.size)
     return max(-120.0, 20.0 * math.log10(rms + 1e-12))
 
 
@@ -145,7 +147,11 @@ def mel_columns(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     count = n_columns(audio.shape[0], cfg)
     if count == 0:
         return np.zeros((cfg.n_mels, 0), dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(audio, cfg.n_fft)[:: cfg.hop_length][:count]
+    # Frame k is samples [k * hop, k * hop + n_fft): a strided view, no copy.
+    step = audio.strides[0]
+    frames = np.lib.stride_tricks.as_strided(
+        audio, shape=(count, cfg.n_fft), strides=(cfg.hop_length * step, step), writeable=False
+    )
     spectrum = scipy.fft.rfft(frames * _window(cfg.n_fft), axis=1, workers=1)
     power = np.square(spectrum.real) + np.square(spectrum.imag)
     # The projection and the log in float64, one rounding to float32 at the end: a column's
