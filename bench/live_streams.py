@@ -384,13 +384,13 @@ def main(argv=None) -> dict:
         database = contextlib.nullcontext()
         if args.mode == "scaled":
             env["REDIS_URL"] = redis_url()
+            database = postgres_database(f"eyescream_bench_{os.getpid()}")
             if args.redis_pool:
                 env["DJANGO_SETTINGS_MODULE"] = "bench.live_settings"
                 env["EYESCREAM_BENCH_REDIS_POOL"] = str(args.redis_pool)
         if args.no_images:
             env["DJANGO_SETTINGS_MODULE"] = "bench.live_settings"
             env["EYESCREAM_BENCH_NO_IMAGES"] = "1"
-            database = postgres_database(f"eyescream_bench_{os.getpid()}")
         with database as database_url:
             if database_url:
                 env["DATABASE_URL"] = database_url
