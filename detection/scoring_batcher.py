@@ -45,6 +45,7 @@ class RemoteBatcher:
         self.max_batch = max_batch
         self.loop = asyncio.get_running_loop()
         self.requests_sent = 0
+        self.last_answer_at: float | None = None  # loop time of the newest answer received
         self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
         self._queued = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -56,8 +57,12 @@ class RemoteBatcher:
         self._prefix = uuid.uuid4().hex[:8]
         self._sends: set[asyncio.Task] = set()
 
-    async def score(self, windows: np.ndarray, timeout: float) -> tuple[np.ndarray, str]:
-        """``(probs, version)`` for ``windows``; ``TimeoutError`` without an answer in time."""
+    async def submit(self, windows: np.ndarray) -> asyncio.Future:
+        """Queue ``windows``; the future gets ``(probs, version)`` (or the send's error).
+
+        A caller that gives up cancels the future: its windows are then left out of a batch
+        not yet sent, and a late answer is dropped.
+        """
         await self._ensure_channel()
         future = self.loop.create_future()
         self._pending.append((windows, future))
@@ -66,7 +71,19 @@ class RemoteBatcher:
             self._flush()
         elif self._timer is None:
             self._timer = self.loop.call_later(self.max_wait_s, self._flush)
-        return await asyncio.wait_for(future, timeout)
+        return future
+
+    async def score(self, windows: np.ndarray, timeout: float) -> tuple[np.ndarray, str]:
+        """``(probs, version)`` for ``windows``; ``TimeoutError`` without an answer in time."""
+        return await asyncio.wait_for(await self.submit(windows), timeout)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Did a worker answer any of this process's requests in the last ``seconds``?
+
+        True means the workers are alive and a late answer is this process's or the queue's
+        delay, not a dead worker: scoring inline would only add load where it is already late.
+        """
+        return self.last_answer_at is not None and self.loop.time() - self.last_answer_at <= seconds
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -121,6 +138,7 @@ class RemoteBatcher:
             except Exception as exc:  # the next score() starts a new receiver
                 log.warning("scoring replies: channel layer receive failed: %s", exc)
                 return
+            self.last_answer_at = self.loop.time()
             members = self._waiting.pop(message.get("request_id", ""), None)
             if members is None:
                 continue  # a late answer: its callers already retried or scored inline

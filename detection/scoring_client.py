@@ -10,6 +10,11 @@ through ``on_scores(start_columns, probs, version)``.
   request without an answer within ``reply_timeout_s`` is sent once more; if that one times out
   too, or the channel layer fails, the windows are scored inline with a local Scorer. Every
   retry, inline scoring and failure is counted in ``stats``.
+* A request past its timeout while workers are still answering this process's other requests
+  is late, not lost: the workers are alive and this process (or the queue) is behind, so it
+  keeps waiting, up to ``late_limit_s``, and is counted as ``late``. Scoring inline there
+  would load the very process that is late, and a busy server would collapse into scoring
+  everything itself.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from .scoring_batcher import batcher_for
 log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT_S = 1.0
+LATE_LIMIT_S = 10.0  # longest wait for an answer while workers are answering other requests
 CLOSE_GRACE_S = 30.0  # after the last window: time to deliver what is in flight
 
 OnScores = Callable[[list[int], np.ndarray, str], Awaitable[None]]
@@ -37,6 +43,7 @@ class ClientStats:
     requests: int = 0
     windows: int = 0
     retries: int = 0  # requests sent again after a timeout
+    late: int = 0  # timeouts waited out because workers were answering other requests
     inline: int = 0  # requests scored in this process because no worker answered
     failed: int = 0  # requests that could not be scored at all (logged)
     layer_errors: int = 0  # requests the channel layer could not send (then scored inline)
@@ -55,12 +62,14 @@ class ScoringClient:
         *,
         channel_layer=None,
         reply_timeout_s: float = REPLY_TIMEOUT_S,
+        late_limit_s: float = LATE_LIMIT_S,
         model_dir=None,
     ) -> None:
         self.on_scores = on_scores
         self.features_key = features_key
         self.channel_layer = channel_layer
         self.reply_timeout_s = reply_timeout_s
+        self.late_limit_s = late_limit_s
         self.model_dir = model_dir
         self.stats = ClientStats()
         self._order: asyncio.Queue | None = None
@@ -150,7 +159,27 @@ class ScoringClient:
 
     async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
         batcher = batcher_for(self.channel_layer, self.features_key)
-        return await batcher.score(windows, self.reply_timeout_s)
+        future = await batcher.submit(windows)
+        waited = 0.0
+        try:
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout_s)
+                except TimeoutError:
+                    waited += self.reply_timeout_s
+                    if waited >= self.late_limit_s or not batcher.answered_within(
+                        self.reply_timeout_s
+                    ):
+                        raise
+                    self.stats.late += 1
+                    if self.stats.late in (1, 10, 100) or self.stats.late % 1000 == 0:
+                        log.warning(
+                            "scoring answer late but workers are answering; waiting "
+                            "(%d late so far)",
+                            self.stats.late,
+                        )
+        finally:
+            future.cancel()  # no-op once answered; otherwise the batcher forgets it
 
     async def _inline(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
         scorer = shared_scorer(self.model_dir)
