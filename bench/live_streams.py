@@ -432,6 +432,7 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
     log = server.log()
     result["server_log"] = {  # requests that fell back to inline scoring, or were lost
         "scoring_inline_warnings": log.count("scoring inline"),
+        "scoring_late_warnings": log.count("scoring answer late"),
         "windows_not_scored": log.count("could not be scored"),
         "tracebacks": log.count("Traceback"),
     }

@@ -10,8 +10,8 @@ thousands; the per-message cost of the Redis channel layer, not the network's fo
 limits a scaled deployment.
 
 A request that fails to send raises the layer's exception for each of its streams, an error
-answer raises ``RuntimeError`` and a missing answer ``TimeoutError`` in the stream's own wait:
-``ScoringClient`` retries once, then scores inline, and counts it.
+answer raises ``RuntimeError``; how long to wait for a missing answer is the stream's
+``ScoringClient``'s choice (``answered_within`` tells it whether workers are alive).
 """
 
 from __future__ import annotations
@@ -72,10 +72,6 @@ class RemoteBatcher:
         elif self._timer is None:
             self._timer = self.loop.call_later(self.max_wait_s, self._flush)
         return future
-
-    async def score(self, windows: np.ndarray, timeout: float) -> tuple[np.ndarray, str]:
-        """``(probs, version)`` for ``windows``; ``TimeoutError`` without an answer in time."""
-        return await asyncio.wait_for(await self.submit(windows), timeout)
 
     def answered_within(self, seconds: float) -> bool:
         """Did a worker answer any of this process's requests in the last ``seconds``?

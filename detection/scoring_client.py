@@ -158,6 +158,7 @@ class ScoringClient:
         return await self._inline(windows)
 
     async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
+        """The worker's answer; ``TimeoutError`` if none came in time (see the module doc)."""
         batcher = batcher_for(self.channel_layer, self.features_key)
         future = await batcher.submit(windows)
         waited = 0.0
