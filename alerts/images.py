@@ -91,6 +91,10 @@ def nice_step(span: float, most: int = 10) -> float:
     return span
 
 
+def _clamp01(value: float) -> float:
+    return min(max(value, 0.0), 1.0)
+
+
 def _label(value: float, step: float) -> str:
     return f"{value:.0f}" if step >= 1 else f"{value:.2f}".rstrip("0").rstrip(".")
 
@@ -117,8 +121,13 @@ def render_png(
     columns = file_columns(np.asarray(audio, dtype=np.float32), rate, cfg)
     width = RIGHT - LEFT
 
+    height = CURVE_BOTTOM - CURVE_TOP
+
     def x_of(t: float) -> float:
-        return LEFT + width * min(max(t / duration, 0.0), 1.0)
+        return LEFT + width * _clamp01(t / duration)
+
+    def y_of(score: float) -> float:
+        return CURVE_BOTTOM - height * _clamp01(score)
 
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
@@ -142,12 +151,8 @@ def render_png(
         draw.text((WIDTH / 2, 13), title, fill=INK, font=normal, anchor="mm")
 
     # Score curve: filled area under the curve, the line, the dashed on-threshold.
-    height = CURVE_BOTTOM - CURVE_TOP
     if len(score_curve):
-        points = [
-            (x_of(float(t)), CURVE_BOTTOM - height * min(max(float(s), 0.0), 1.0))
-            for t, s in score_curve
-        ]
+        points = [(x_of(float(t)), y_of(float(s))) for t, s in score_curve]
         if len(points) > 1:
             area = [(points[0][0], CURVE_BOTTOM), *points, (points[-1][0], CURVE_BOTTOM)]
             draw.polygon(area, fill=CURVE_FILL)
@@ -157,12 +162,12 @@ def render_png(
                 (points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2), fill=CURVE
             )
     if threshold is not None:
-        y = CURVE_BOTTOM - height * min(max(threshold, 0.0), 1.0)
+        y = y_of(threshold)
         for x in range(LEFT, RIGHT, 8):
             draw.line((x, y, min(x + 4, RIGHT), y), fill=GRID)
     draw.rectangle((LEFT, CURVE_TOP, RIGHT, CURVE_BOTTOM), outline=INK)
     for value in (0.0, 0.5, 1.0):
-        y = CURVE_BOTTOM - height * value
+        y = y_of(value)
         draw.line((LEFT - 4, y, LEFT, y), fill=INK)
         draw.text((LEFT - 7, y), f"{value:.1f}", fill=INK, font=small, anchor="rm")
     _vertical_text(image, "score", (16, (CURVE_TOP + CURVE_BOTTOM) // 2), normal)

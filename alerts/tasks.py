@@ -100,14 +100,14 @@ def retry_when_locked(write, attempts: int = 5, pause_s: float = 0.05):
     """
     from django.db import OperationalError
 
-    for attempt in range(attempts):
+    for attempt in range(1, attempts):
         try:
             return write()
         except OperationalError as error:
-            if "locked" not in str(error) or attempt == attempts - 1:
+            if "locked" not in str(error):
                 raise
-            time.sleep(pause_s * (attempt + 1))
-    return None
+            time.sleep(pause_s * attempt)
+    return write()  # the last attempt: its error goes to the caller
 
 
 @shared_task

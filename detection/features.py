@@ -102,7 +102,7 @@ def level_dbfs(audio: np.ndarray) -> float:
     if flat.size == 0:
         return -120.0
     # One BLAS dot product: no temporary array (the live level gate runs this per window).
-    rms = math.sqrt(max(float(np.dot(flat, flat)), 0.0) / flat.size)
+    rms = math.sqrt(float(np.dot(flat, flat)) / flat.size)
     return max(-120.0, 20.0 * math.log10(rms + 1e-12))
 
 
