@@ -138,12 +138,19 @@ print("RESULT" + json.dumps(out))
 """
         return json.loads(self.shell(code).split("RESULT", 1)[1])
 
-    def device_row(self, device_id: int) -> dict:
+    def device_row(self, device_id: int, offline_within_s: float = 0.0) -> dict:
+        """The device's row. ``offline_within_s``: first wait (up to that long) for the server
+        to mark it offline — a client sees its socket close before the server's disconnect
+        handler has written the row."""
         code = f"""
-import json
+import json, time
 from django.forms.models import model_to_dict
 from devices.models import Device
+deadline = time.monotonic() + {offline_within_s}
 d = Device.objects.get(pk={device_id})
+while d.connection_state != Device.OFFLINE and time.monotonic() < deadline:
+    time.sleep(0.05)
+    d = Device.objects.get(pk={device_id})
 row = model_to_dict(d)
 row.update(samples_received=d.samples_received, connection_state=d.connection_state)
 print("RESULT" + json.dumps(row, default=str))

@@ -112,7 +112,7 @@ def test_every_error_has_its_close_code_while_a_good_stream_flows(live, devices)
 
 
 def test_rejected_frames_are_counted_on_the_device(live, devices):
-    row = live.device_row(devices["partial"]["id"])
+    row = live.device_row(devices["partial"]["id"], offline_within_s=10)
     assert row["frames_rejected"] >= 1
     assert "4030" in row["last_error"]
     assert row["connection_state"] == "offline"
