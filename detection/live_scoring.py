@@ -1,7 +1,7 @@
 """One live stream's scoring: level gate, scoring requests, decisions, alert snippets.
 
 ``StreamScoring`` is what the ingest consumer's ``on_windows`` hands windows to. It needs only
-the stream's ``DeviceStream``-like object (``cfg``, ``ring``, ``window_times``,
+the stream's ``DeviceStream``-like object (``cfg``, ``ring`` with ``level_dbfs``, ``window_times``,
 ``stream_time_s``), a ``ScoringClient``, a ``DecisionConfig`` and two async alert callables, so
 it is tested without Django.
 
@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from .decision import CLOSED, OPENED, DecisionConfig, DecisionEvent, IncidentTracker, LevelGate
-from .features import level_dbfs
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class StreamScoring:
         run_scored = True
         for col, window in windows:
             t0, t1 = self.stream.window_times(col)
-            scored = self.gate.passes(level_dbfs(self.stream.ring.between(t0, t1)[1]))
+            scored = self.gate.passes(self.stream.ring.level_dbfs(t0, t1))
             if run_cols and scored != run_scored:
                 self._submit(run_cols, run_windows, run_scored)
                 run_cols, run_windows = [], []

@@ -203,20 +203,28 @@ class Scorer:
         ``key`` is the ``features_key`` the windows were computed with (None: the active
         model's); ``FeatureMismatch`` when no loaded model has those features.
         """
+        return await self.submit(windows, key)
+
+    def submit(self, windows: np.ndarray, key: str | None = None) -> asyncio.Future:
+        """Queue ``windows`` for the next batch; the future gets ``score``'s result.
+
+        Never waits (no task per request: live streams submit thousands a second).
+        """
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3:
             raise ValueError(f"windows must be (n, n_mels, frames), got shape {windows.shape}")
-        if windows.shape[0] == 0:
-            return np.zeros(0, dtype=np.float32), self._active_version()
         self._ensure_running()
         future = self._loop.create_future()
+        if windows.shape[0] == 0:
+            future.set_result((np.zeros(0, dtype=np.float32), self._active_version()))
+            return future
         self._pending.append(_Request(windows, key, future, time.monotonic()))
         self._queued += windows.shape[0]
         self.stats.requests += 1
         self._arrived.set()
         if self._queued >= self.max_batch:
             self._full.set()
-        return await future
+        return future
 
     def _ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
@@ -327,6 +335,7 @@ class Scorer:
 
 
 _SHARED: dict[Path, Scorer] = {}
+_BY_ARGUMENT: dict[str, Scorer] = {}  # the same, by the path as given (no resolve per call)
 
 
 def shared_scorer(model_dir: str | os.PathLike | None = None) -> Scorer:
@@ -335,10 +344,14 @@ def shared_scorer(model_dir: str | os.PathLike | None = None) -> Scorer:
         from django.conf import settings
 
         model_dir = settings.EYESCREAM_MODEL_DIR
+    known = _BY_ARGUMENT.get(os.fspath(model_dir))
+    if known is not None:
+        return known
     path = Path(model_dir).resolve()
     scorer = _SHARED.get(path)
     if scorer is None:
         scorer = _SHARED[path] = Scorer(path)
+    _BY_ARGUMENT[os.fspath(model_dir)] = scorer
     return scorer
 
 

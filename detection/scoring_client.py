@@ -84,8 +84,17 @@ class ScoringClient:
         if self._order is None:
             self._order = asyncio.Queue()
             self._deliverer = asyncio.get_running_loop().create_task(self._deliver())
-        task = asyncio.get_running_loop().create_task(self._score(windows))
-        self._order.put_nowait((start_columns, task))
+        if self.scaled:
+            pending = asyncio.get_running_loop().create_task(self._score(windows))
+        else:  # straight into the process's batcher: no task per request
+            self.stats.requests += 1
+            self.stats.windows += len(windows)
+            try:
+                pending = shared_scorer(self.model_dir).submit(windows, key=self.features_key)
+            except Exception as exc:  # delivered (and counted as failed) in order
+                pending = asyncio.get_running_loop().create_future()
+                pending.set_exception(exc)
+        self._order.put_nowait((start_columns, pending))
 
     def submit_known(self, start_columns: list[int], probs: np.ndarray, version: str) -> None:
         """Deliver already-known probabilities (gated windows) in order with the others."""

@@ -67,6 +67,22 @@ class RingBuffer:
             return self._data[a : a + length].copy()
         return np.concatenate([self._data[a:], self._data[: a + length - self.capacity]])
 
+    def level_dbfs(self, t0: float, t1: float) -> float:
+        """RMS level (dBFS) of stream time ``[t0, t1)``, the samples ``between`` would cut,
+        without copying them (the live level gate asks this for every window)."""
+        begin = max(int(math.floor(t0 * self.rate)), self.start)
+        stop = min(int(math.ceil(t1 * self.rate)), self.end)
+        if stop <= begin:
+            return -120.0
+        a, length = begin % self.capacity, stop - begin
+        first = self._data[a : min(a + length, self.capacity)]
+        power = float(np.dot(first, first))
+        if first.shape[0] < length:
+            rest = self._data[: length - first.shape[0]]
+            power += float(np.dot(rest, rest))
+        rms = math.sqrt(power / length)
+        return max(-120.0, 20.0 * math.log10(rms + 1e-12))
+
     def between(self, t0: float, t1: float) -> tuple[float, np.ndarray]:
         """Audio of stream time ``[t0, t1)``: ``(actual start time, samples)``."""
         begin = max(int(math.floor(t0 * self.rate)), self.start)

@@ -35,7 +35,9 @@ def test_concurrent_requests_share_batches_and_get_their_own_probabilities(model
     async def main():
         scorer = Scorer(model_dir, max_batch=256, max_wait_s=0.05)
         await scorer.ensure_loaded()
-        results = await asyncio.gather(*(scorer.score(w) for w in requests))
+        # submit() queues without a task per request; score() is submit() awaited
+        futures = [scorer.submit(w) for w in requests[:20]]
+        results = await asyncio.gather(*futures, *(scorer.score(w) for w in requests[20:]))
         await scorer.close()
         return scorer, results
 
@@ -190,6 +192,8 @@ def test_rejects_malformed_windows_with_a_clear_error(model_dir):
         with pytest.raises(ValueError, match=r"windows must be \(N, 64, 43\)"):
             await scorer.score(np.zeros((1, 64, 40), dtype=np.float32))
         probs, _ = await scorer.score(np.zeros((0, *SHAPE), dtype=np.float32))
+        with pytest.raises(ValueError, match="windows must be"):  # submit raises at once
+            scorer.submit(np.zeros((64, 43), dtype=np.float32))
         await scorer.close()
         return probs
 

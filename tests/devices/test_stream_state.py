@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from detection.features import FeatureConfig, file_columns, frame_windows
+from detection.features import FeatureConfig, file_columns, frame_windows, level_dbfs
 from devices.protocol import Hello, ProtocolError
 from devices.stream_state import DeviceStream, RingBuffer
 
@@ -94,3 +94,20 @@ def test_ring_buffer_wraps_and_handles_big_appends():
     ring.append(np.arange(100, 125, dtype=np.float32))
     assert ring.start == 27 and ring.end == 37
     np.testing.assert_array_equal(ring.samples(30, 33), [118, 119, 120])
+
+
+@pytest.mark.parametrize("t0, t1", [(3.5, 4.0), (2.2, 4.9), (1.0, 3.5), (4.9, 6.0), (5.0, 6.0)])
+def test_ring_level_equals_the_level_of_the_cut_audio(t0, t1):
+    """The level gate's no-copy level: the same as measuring ``between``'s samples, also
+    across the wrap-around and where the range starts before or ends after what is held."""
+    rate = 1000
+    ring = RingBuffer(2 * rate + 17, rate)  # a capacity that makes ranges wrap
+    rng = np.random.default_rng(3)
+    ring.append(rng.normal(0, 0.2, 5 * rate).astype(np.float32))
+    _, audio = ring.between(t0, t1)
+    assert ring.level_dbfs(t0, t1) == pytest.approx(level_dbfs(audio), abs=1e-4)
+
+
+def test_ring_level_of_nothing_held_is_the_floor():
+    ring = RingBuffer(100, 100)
+    assert ring.level_dbfs(0.0, 1.0) == -120.0
