@@ -120,10 +120,24 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     return basis
 
 
+@lru_cache(maxsize=16)
+def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
+    """The filter bank as a sparse matrix: each frequency bin feeds at most two bands (3 % of
+    the dense matrix is non-zero).
+
+    Besides being about 4x cheaper than the dense product for a stream's few columns, a sparse
+    product sums each band over its bins in one fixed order whatever the number of columns:
+    a column's value never depends on how many columns were computed with it (batch == stream).
+    """
+    import scipy.sparse
+
+    return scipy.sparse.csr_array(_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax))
+
+
 def prepare(cfg: FeatureConfig) -> None:
     """Build the cached filter bank and window now (importing librosa takes a second or two),
     so the first audio a loaded model scores pays nothing extra."""
-    _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    _mel_sparse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
     _window(cfg.n_fft)
 
 
@@ -154,11 +168,11 @@ def mel_columns(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     )
     spectrum = scipy.fft.rfft(frames * _window(cfg.n_fft), axis=1, workers=1)
     power = np.square(spectrum.real) + np.square(spectrum.imag)
-    # The projection and the log in float64, one rounding to float32 at the end: a column's
-    # value then never depends on how many columns were computed with it (batch == stream).
-    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax) @ power.T.astype(
-        np.float64
-    )
+    # The projection (sparse: one fixed summation order per band) and the log in float64, one
+    # rounding to float32 at the end: a column's value never depends on how many columns were
+    # computed with it (batch == stream).
+    basis = _mel_sparse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    mel = basis @ power.T.astype(np.float64)
     if cfg.log:
         mel = np.log10(np.maximum(mel, 1e-10), out=mel)
         mel *= 10.0
