@@ -153,7 +153,7 @@ def main(argv=None) -> dict:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.streams + 256)), hard))
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        server = LiveServer(Path(tmp), {"LOG_LEVEL": "WARNING"})
+        server = LiveServer(Path(tmp), {"LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"})
         server.migrate()
         tokens = json.loads(server.shell(CREATE.format(n=args.streams)).split("RESULT", 1)[1])
         server.start()

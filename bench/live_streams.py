@@ -377,6 +377,8 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         env = {
             "LOG_LEVEL": "WARNING",
+            # As deployed: with DEBUG, Django keeps every query in memory and wraps each cursor.
+            "DJANGO_DEBUG": "0",
             "EYESCREAM_MODEL_DIR": str(model_dir),
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",

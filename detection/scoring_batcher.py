@@ -9,6 +9,15 @@ With hundreds of streams this is tens of channel-layer messages per second inste
 thousands; the per-message cost of the Redis channel layer, not the network's forward, is what
 limits a scaled deployment.
 
+At most ``max_in_flight`` requests are unanswered at a time: while they are, new windows wait
+and go together in the next request as soon as an answer comes (or the batch is full). Under
+load the requests grow instead of multiplying. This matters because a daphne process takes its
+channel-layer messages one Redis round trip at a time, between everything else its event loop
+does: with a busy loop, a fixed one request per ``max_wait_s`` (100 answers a second) came back
+faster than the process could take them, and the answers queued in Redis for seconds. A request
+unanswered for ``stale_s`` no longer counts as in flight (a worker that died must not stop the
+batcher).
+
 A request that fails to send raises the layer's exception for each of its streams, an error
 answer raises ``RuntimeError``; how long to wait for a missing answer is the stream's
 ``ScoringClient``'s choice (``answered_within`` tells it whether workers are alive).
@@ -29,6 +38,9 @@ from .scoring_messages import SCORE_CHANNEL, encode_request
 
 log = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 2
+STALE_S = 1.0  # an unanswered request older than this no longer holds the next one back
+
 
 class RemoteBatcher:
     def __init__(
@@ -38,8 +50,14 @@ class RemoteBatcher:
         *,
         max_wait_s: float = MAX_WAIT_S,
         max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        stale_s: float = STALE_S,
     ) -> None:
         self.layer = channel_layer
+        self.max_in_flight = max_in_flight
+        self.stale_s = stale_s
+        self.held_back = 0  # flushes postponed because max_in_flight requests were unanswered
+        self._sent_at: dict[str, float] = {}  # unanswered requests: loop time they were sent
         self.features_key = features_key
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
@@ -97,16 +115,33 @@ class RemoteBatcher:
             if self._receiver is None or self._receiver.done():
                 self._receiver = self.loop.create_task(self._receive())
 
+    def in_flight(self) -> int:
+        """Requests sent and not answered, younger than ``stale_s``."""
+        now = self.loop.time()
+        for rid in [r for r, at in self._sent_at.items() if now - at > self.stale_s]:
+            del self._sent_at[rid]
+        return len(self._sent_at)
+
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if not self._pending:
+            return
+        if self._queued < self.max_batch and self.in_flight() >= self.max_in_flight:
+            # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
+            self.held_back += 1
+            oldest = min(self._sent_at.values())
+            wait = max(0.001, oldest + self.stale_s - self.loop.time())
+            self._timer = self.loop.call_later(wait, self._flush)
+            return
         batch, self._pending, self._queued = self._pending, [], 0
         batch = [(w, f) for w, f in batch if not f.done()]  # callers that gave up
         if not batch:
             return
         request_id = f"{self._prefix}-{next(self._ids)}"
         self._waiting[request_id] = [(len(w), f) for w, f in batch]
+        self._sent_at[request_id] = self.loop.time()
         windows = np.concatenate([w for w, _ in batch]).astype(np.float32, copy=False)
         task = self.loop.create_task(self._send(request_id, windows))
         self._sends.add(task)
@@ -121,6 +156,7 @@ class RemoteBatcher:
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1
         except Exception as exc:  # Redis down, pool exhausted, channel full
+            self._sent_at.pop(request_id, None)
             for _, future in self._waiting.pop(request_id, []):
                 if not future.done():
                     future.set_exception(exc)
@@ -135,6 +171,9 @@ class RemoteBatcher:
                 log.warning("scoring replies: channel layer receive failed: %s", exc)
                 return
             self.last_answer_at = self.loop.time()
+            self._sent_at.pop(message.get("request_id", ""), None)
+            if self._pending:  # held back while the answer was outstanding: send them now
+                self._flush()
             members = self._waiting.pop(message.get("request_id", ""), None)
             if members is None:
                 continue  # a late answer: its callers already retried or scored inline
