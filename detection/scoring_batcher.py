@@ -38,7 +38,7 @@ from .scoring_messages import SCORE_CHANNEL, encode_request
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
 STALE_S = 1.0  # an unanswered request older than this no longer holds the next one back
 
 
