@@ -75,18 +75,20 @@ class RemoteBatcher:
         self._prefix = uuid.uuid4().hex[:8]
         self._sends: set[asyncio.Task] = set()
 
-    async def submit(self, windows: np.ndarray) -> asyncio.Future:
+    async def submit(self, windows: np.ndarray, *, retry: bool = False) -> asyncio.Future:
         """Queue ``windows``; the future gets ``(probs, version)`` (or the send's error).
 
         A caller that gives up cancels the future: its windows are then left out of a batch
-        not yet sent, and a late answer is dropped.
+        not yet sent, and a late answer is dropped. A ``retry`` (its first request timed out)
+        goes now, with what is queued, whatever is in flight: the request it repeats is
+        exactly what would otherwise hold it back.
         """
         await self._ensure_channel()
         future = self.loop.create_future()
         self._pending.append((windows, future))
         self._queued += len(windows)
-        if self._queued >= self.max_batch:
-            self._flush()
+        if retry or self._queued >= self.max_batch:
+            self._flush(force=True)
         elif self._timer is None:
             self._timer = self.loop.call_later(self.max_wait_s, self._flush)
         return future
@@ -122,13 +124,13 @@ class RemoteBatcher:
             del self._sent_at[rid]
         return len(self._sent_at)
 
-    def _flush(self) -> None:
+    def _flush(self, force: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self._pending:
             return
-        if self._queued < self.max_batch and self.in_flight() >= self.max_in_flight:
+        if not force and self.in_flight() >= self.max_in_flight:
             # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
             self.held_back += 1
             oldest = min(self._sent_at.values())

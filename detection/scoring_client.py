@@ -149,7 +149,7 @@ class ScoringClient:
             if attempt:
                 self.stats.retries += 1
             try:
-                return await self._remote(windows)
+                return await self._remote(windows, retry=attempt > 0)
             except TimeoutError:
                 continue
             except RuntimeError as exc:  # the worker answered with an error
@@ -166,10 +166,10 @@ class ScoringClient:
             log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
         return await self._inline(windows)
 
-    async def _remote(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
+    async def _remote(self, windows: np.ndarray, retry: bool = False) -> tuple[np.ndarray, str]:
         """The worker's answer; ``TimeoutError`` if none came in time (see the module doc)."""
         batcher = batcher_for(self.channel_layer, self.features_key)
-        future = await batcher.submit(windows)
+        future = await batcher.submit(windows, retry=retry)
         waited = 0.0
         try:
             while True:

@@ -74,3 +74,25 @@ def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
     held, seen = asyncio.run(main())
     assert held == [1]
     assert seen == [1, 1]
+
+
+def test_a_retry_is_sent_at_once_even_with_its_first_request_in_flight():
+    async def main():
+        layer = InMemoryChannelLayer()
+        seen: list[int] = []
+        worker = asyncio.create_task(fake_worker(layer, 0.0, seen, answer=False))
+        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, max_in_flight=1, stale_s=10)
+        await batcher.submit(windows(1, 0.1))
+        await asyncio.sleep(0.02)
+        await batcher.submit(windows(3, 0.1))  # an ordinary request: held back
+        await asyncio.sleep(0.02)
+        held = list(seen)
+        await batcher.submit(windows(2, 0.1), retry=True)  # goes now, with the held one
+        await asyncio.sleep(0.02)
+        worker.cancel()
+        await batcher.close()
+        return held, seen
+
+    held, seen = asyncio.run(main())
+    assert held == [1]
+    assert seen == [1, 5]
