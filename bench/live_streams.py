@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
 from tests.devices.live import LiveServer  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
-from tests.live.workers import ScoringWorker, redis_url  # noqa: E402
+from tests.live.workers import ScoringWorker, redis_url, worker_answers  # noqa: E402
 
 RATE = 16_000
 FRAME_S = 0.2
@@ -413,6 +413,9 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             worker = ScoringWorker(server.env, tmp / "worker.log")
             worker.start()
             pids["worker"] = worker.process.pid
+            # Ready before the first stream: a first request that times out while the worker
+            # still imports torch would be scored inline, importing torch into daphne mid-run.
+            asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
         warm_up(server, tokens[0], variants[0])
         devices = [
             Device(server.ws_url, token, variants[i % len(variants)])
