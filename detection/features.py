@@ -96,14 +96,20 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.
     return make_resampler(rate_in, rate_out).resample_chunk(audio, last=True)
 
 
+def power_dbfs(sum_of_squares: float, count: int) -> float:
+    """RMS level in dBFS of ``count`` samples whose squares sum to ``sum_of_squares``
+    (full scale = 1.0; floors at -120 dB, also for no samples)."""
+    if count <= 0:
+        return -120.0
+    rms = math.sqrt(sum_of_squares / count)
+    return max(-120.0, 20.0 * math.log10(rms + 1e-12))
+
+
 def level_dbfs(audio: np.ndarray) -> float:
     """RMS level in dBFS (full scale = 1.0); -inf-safe (floors at -120 dB)."""
     flat = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-    if flat.size == 0:
-        return -120.0
     # One BLAS dot product: no temporary array (the live level gate runs this per window).
-    rms = math.sqrt(float(np.dot(flat, flat)) / flat.size)
-    return max(-120.0, 20.0 * math.log10(rms + 1e-12))
+    return power_dbfs(float(np.dot(flat, flat)), flat.size)
 
 
 # --------------------------------------------------------------------------- batch features

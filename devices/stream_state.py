@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from detection.features import FeatureConfig, StreamingFeatures, WindowCutter, make_resampler
+from detection.features import (
+    FeatureConfig,
+    StreamingFeatures,
+    WindowCutter,
+    make_resampler,
+    power_dbfs,
+)
 
 from .protocol import Hello, ProtocolError, RateGuard, decode_frame
 
@@ -57,37 +63,38 @@ class RingBuffer:
             self._data[: n - first] = audio[first:]
         self.end += n
 
-    def samples(self, begin: int, stop: int) -> np.ndarray:
-        """Samples ``[begin, stop)`` clipped to what is held (a copy, possibly shorter)."""
+    def _views(self, begin: int, stop: int) -> list[np.ndarray]:
+        """Samples ``[begin, stop)`` clipped to what is held, as one or two views (wrap)."""
         begin, stop = max(begin, self.start), min(stop, self.end)
         if stop <= begin:
-            return np.zeros(0, dtype=np.float32)
+            return []
         a, length = begin % self.capacity, stop - begin
         if a + length <= self.capacity:
-            return self._data[a : a + length].copy()
-        return np.concatenate([self._data[a:], self._data[: a + length - self.capacity]])
+            return [self._data[a : a + length]]
+        return [self._data[a:], self._data[: a + length - self.capacity]]
+
+    def samples(self, begin: int, stop: int) -> np.ndarray:
+        """Samples ``[begin, stop)`` clipped to what is held (a copy, possibly shorter)."""
+        views = self._views(begin, stop)
+        if len(views) == 1:
+            return views[0].copy()
+        return np.concatenate(views) if views else np.zeros(0, dtype=np.float32)
+
+    def _index_range(self, t0: float, t1: float) -> tuple[int, int]:
+        """Absolute samples of stream time ``[t0, t1)`` (first one no older than held)."""
+        return max(int(math.floor(t0 * self.rate)), self.start), int(math.ceil(t1 * self.rate))
 
     def level_dbfs(self, t0: float, t1: float) -> float:
         """RMS level (dBFS) of stream time ``[t0, t1)``, the samples ``between`` would cut,
         without copying them (the live level gate asks this for every window)."""
-        begin = max(int(math.floor(t0 * self.rate)), self.start)
-        stop = min(int(math.ceil(t1 * self.rate)), self.end)
-        if stop <= begin:
-            return -120.0
-        a, length = begin % self.capacity, stop - begin
-        first = self._data[a : min(a + length, self.capacity)]
-        power = float(np.dot(first, first))
-        if first.shape[0] < length:
-            rest = self._data[: length - first.shape[0]]
-            power += float(np.dot(rest, rest))
-        rms = math.sqrt(power / length)
-        return max(-120.0, 20.0 * math.log10(rms + 1e-12))
+        views = self._views(*self._index_range(t0, t1))
+        power = sum(float(np.dot(view, view)) for view in views)
+        return power_dbfs(power, sum(view.shape[0] for view in views))
 
     def between(self, t0: float, t1: float) -> tuple[float, np.ndarray]:
         """Audio of stream time ``[t0, t1)``: ``(actual start time, samples)``."""
-        begin = max(int(math.floor(t0 * self.rate)), self.start)
-        audio = self.samples(begin, int(math.ceil(t1 * self.rate)))
-        return begin / self.rate, audio
+        begin, stop = self._index_range(t0, t1)
+        return begin / self.rate, self.samples(begin, stop)
 
 
 class StreamStats:
@@ -121,8 +128,7 @@ class StreamStats:
     def close_period(self) -> None:
         """End the health period: level (RMS dBFS) and clipping (>= 0.1 % of samples)."""
         if self._period_values:
-            rms = math.sqrt(self._period_power / self._period_values)
-            self.level_dbfs = max(-120.0, 20.0 * math.log10(rms + 1e-12))
+            self.level_dbfs = power_dbfs(self._period_power, self._period_values)
             self.clipping = self._period_clipped >= max(1, self._period_values // 1000)
         self._period_power = 0.0
         self._period_values = 0
