@@ -57,7 +57,6 @@ class RemoteBatcher:
         self.max_in_flight = max_in_flight
         self.stale_s = stale_s
         self.held_back = 0  # flushes postponed because max_in_flight requests were unanswered
-        self._sent_at: dict[str, float] = {}  # unanswered requests: loop time they were sent
         self.features_key = features_key
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
@@ -70,7 +69,8 @@ class RemoteBatcher:
         self._channel: str | None = None
         self._channel_lock = asyncio.Lock()
         self._receiver: asyncio.Task | None = None
-        self._waiting: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        # Unanswered requests: the loop time each was sent and its callers' window counts.
+        self._waiting: dict[str, tuple[float, list[tuple[int, asyncio.Future]]]] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
         self._sends: set[asyncio.Task] = set()
@@ -117,12 +117,14 @@ class RemoteBatcher:
             if self._receiver is None or self._receiver.done():
                 self._receiver = self.loop.create_task(self._receive())
 
+    def _fresh_sends(self) -> list[float]:
+        """Send times of the requests in flight: unanswered and younger than ``stale_s``."""
+        now = self.loop.time()
+        return [sent_at for sent_at, _ in self._waiting.values() if now - sent_at <= self.stale_s]
+
     def in_flight(self) -> int:
         """Requests sent and not answered, younger than ``stale_s``."""
-        now = self.loop.time()
-        for rid in [r for r, at in self._sent_at.items() if now - at > self.stale_s]:
-            del self._sent_at[rid]
-        return len(self._sent_at)
+        return len(self._fresh_sends())
 
     def _flush(self, force: bool = False) -> None:
         if self._timer is not None:
@@ -130,10 +132,11 @@ class RemoteBatcher:
             self._timer = None
         if not self._pending:
             return
-        if not force and self.in_flight() >= self.max_in_flight:
+        fresh = self._fresh_sends()
+        if not force and len(fresh) >= self.max_in_flight:
             # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
             self.held_back += 1
-            oldest = min(self._sent_at.values())
+            oldest = min(fresh)
             wait = max(0.001, oldest + self.stale_s - self.loop.time())
             self._timer = self.loop.call_later(wait, self._flush)
             return
@@ -142,15 +145,15 @@ class RemoteBatcher:
         if not batch:
             return
         request_id = f"{self._prefix}-{next(self._ids)}"
-        self._waiting[request_id] = [(len(w), f) for w, f in batch]
-        self._sent_at[request_id] = self.loop.time()
+        self._waiting[request_id] = (self.loop.time(), [(len(w), f) for w, f in batch])
         windows = np.concatenate([w for w, _ in batch]).astype(np.float32, copy=False)
         task = self.loop.create_task(self._send(request_id, windows))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
         # Forget requests whose every caller has timed out (a worker that died).
-        for rid in [r for r, members in self._waiting.items() if all(f.done() for _, f in members)]:
-            del self._waiting[rid]
+        for rid, (_, members) in list(self._waiting.items()):
+            if all(f.done() for _, f in members):
+                del self._waiting[rid]
 
     async def _send(self, request_id: str, windows: np.ndarray) -> None:
         message = encode_request(windows, self._channel, request_id, self.features_key)
@@ -158,8 +161,7 @@ class RemoteBatcher:
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1
         except Exception as exc:  # Redis down, pool exhausted, channel full
-            self._sent_at.pop(request_id, None)
-            for _, future in self._waiting.pop(request_id, []):
+            for _, future in self._waiting.pop(request_id, (0.0, []))[1]:
                 if not future.done():
                     future.set_exception(exc)
 
@@ -173,12 +175,12 @@ class RemoteBatcher:
                 log.warning("scoring replies: channel layer receive failed: %s", exc)
                 return
             self.last_answer_at = self.loop.time()
-            self._sent_at.pop(message.get("request_id", ""), None)
+            answered = self._waiting.pop(message.get("request_id", ""), None)
             if self._pending:  # held back while the answer was outstanding: send them now
                 self._flush()
-            members = self._waiting.pop(message.get("request_id", ""), None)
-            if members is None:
+            if answered is None:
                 continue  # a late answer: its callers already retried or scored inline
+            members = answered[1]
             if message.get("error"):
                 error = RuntimeError(f"scoring worker: {message['error']}")
                 for _, future in members:
