@@ -81,9 +81,7 @@ class ScoringClient:
 
     def submit(self, start_columns: list[int], windows: np.ndarray) -> None:
         """Queue windows for scoring; never waits. An empty batch keeps its place in order."""
-        if self._order is None:
-            self._order = asyncio.Queue()
-            self._deliverer = asyncio.get_running_loop().create_task(self._deliver())
+        order = self._delivery_order()
         if self.scaled:
             pending = asyncio.get_running_loop().create_task(self._score(windows))
         else:  # straight into the process's batcher: no task per request
@@ -94,16 +92,21 @@ class ScoringClient:
             except Exception as exc:  # delivered (and counted as failed) in order
                 pending = asyncio.get_running_loop().create_future()
                 pending.set_exception(exc)
-        self._order.put_nowait((start_columns, pending))
+        order.put_nowait((start_columns, pending))
 
     def submit_known(self, start_columns: list[int], probs: np.ndarray, version: str) -> None:
         """Deliver already-known probabilities (gated windows) in order with the others."""
+        order = self._delivery_order()
+        future = asyncio.get_running_loop().create_future()
+        future.set_result((probs, version))
+        order.put_nowait((start_columns, future))
+
+    def _delivery_order(self) -> asyncio.Queue:
+        """The queue results are delivered from, in submission order (started at first use)."""
         if self._order is None:
             self._order = asyncio.Queue()
             self._deliverer = asyncio.get_running_loop().create_task(self._deliver())
-        future = asyncio.get_running_loop().create_future()
-        future.set_result((probs, version))
-        self._order.put_nowait((start_columns, future))
+        return self._order
 
     async def close(self) -> None:
         """Deliver what is in flight (scores and the alerts they open), then stop.

@@ -54,12 +54,18 @@ def test_a_slow_worker_gets_fewer_bigger_requests_and_every_window_its_answer():
     assert batcher.held_back > 0
 
 
+def dead_worker_batcher(stale_s: float):
+    """A batcher (one request in flight) whose worker receives requests but never answers."""
+    layer = InMemoryChannelLayer()
+    seen: list[int] = []
+    worker = asyncio.create_task(fake_worker(layer, 0.0, seen, answer=False))
+    batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, max_in_flight=1, stale_s=stale_s)
+    return batcher, worker, seen
+
+
 def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
     async def main():
-        layer = InMemoryChannelLayer()
-        seen: list[int] = []
-        worker = asyncio.create_task(fake_worker(layer, 0.0, seen, answer=False))  # dead
-        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, max_in_flight=1, stale_s=0.1)
+        batcher, worker, seen = dead_worker_batcher(stale_s=0.1)
         await batcher.submit(windows(1, 0.1))
         await asyncio.sleep(0.02)
         assert batcher.in_flight() == 1
@@ -78,10 +84,7 @@ def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
 
 def test_a_retry_is_sent_at_once_even_with_its_first_request_in_flight():
     async def main():
-        layer = InMemoryChannelLayer()
-        seen: list[int] = []
-        worker = asyncio.create_task(fake_worker(layer, 0.0, seen, answer=False))
-        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, max_in_flight=1, stale_s=10)
+        batcher, worker, seen = dead_worker_batcher(stale_s=10)
         await batcher.submit(windows(1, 0.1))
         await asyncio.sleep(0.02)
         await batcher.submit(windows(3, 0.1))  # an ordinary request: held back
