@@ -116,28 +116,21 @@ def level_dbfs(audio: np.ndarray) -> float:
 
 
 @lru_cache(maxsize=16)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import librosa
-
-    basis = librosa.filters.mel(
-        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64
-    )
-    basis.setflags(write=False)
-    return basis
-
-
-@lru_cache(maxsize=16)
 def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
-    """The filter bank as a sparse matrix: each frequency bin feeds at most two bands (3 % of
-    the dense matrix is non-zero).
+    """The mel filter bank (librosa's, float64) as a sparse matrix: each frequency bin feeds
+    at most two bands (3 % of the dense matrix is non-zero).
 
     Besides being about 4x cheaper than the dense product for a stream's few columns, a sparse
     product sums each band over its bins in one fixed order whatever the number of columns:
     a column's value never depends on how many columns were computed with it (batch == stream).
     """
+    import librosa
     import scipy.sparse
 
-    return scipy.sparse.csr_array(_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax))
+    basis = librosa.filters.mel(
+        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64
+    )
+    return scipy.sparse.csr_array(basis)
 
 
 def prepare(cfg: FeatureConfig) -> None:
