@@ -219,7 +219,7 @@ class IncidentTracker:
             else:
                 self._active = False  # quiet: merge or close decided by the next windows
                 return events
-        elif t_end_s - self._last_active_s > cfg.merge_gap_s:
+        elif t_end_s - self._last_active_s > cfg.merge_gap_s + 1e-9:  # as min_duration_s
             events.append(self._close())
             if score < cfg.on_threshold:
                 return events
@@ -272,6 +272,7 @@ class IncidentTracker:
         self._active = True
         self._first_active_s = self._last_active_s = t
         self._sum, self._count = score, 1
+        self._lowest = score  # of the active scores: the mean never falls below it
         self._waited_cooldown = False
 
     def _add_point(self, t: float, score: float) -> None:
@@ -282,9 +283,11 @@ class IncidentTracker:
         self._last_active_s = t
         self._sum += score
         self._count += 1
+        self._lowest = min(self._lowest, score)
         incident = self._incident
         incident.peak_score = max(incident.peak_score, score)
-        incident.mean_score = min(self._sum / self._count, incident.peak_score)
+        # Within [lowest, peak] like _mean: a running float sum of equal scores can round below.
+        incident.mean_score = min(max(self._sum / self._count, self._lowest), incident.peak_score)
 
     def _drop_candidate(self) -> None:
         if self._waited_cooldown:
