@@ -290,15 +290,17 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
     received: dict[int, list[tuple[float, dict]]] = {}
     for at, alert in alerts:
         received.setdefault(alert["device"]["id"], []).append((at, alert))
-    latencies, detected, false_alerts, differs = [], 0, 0, 0
+    latencies, to_row, detected, false_alerts, differs = [], [], 0, 0, 0
     screams = sum(1 for d in devices if d.variant.scream_seconds() > 0)
     for device_id, device in by_id.items():
         got = sorted(received.get(device_id, []), key=lambda item: item[0])
         openings = device.variant.openings
         if len(got) == len(openings):
-            for (at, _), (t_end, scream) in zip(got, openings, strict=True):
+            for (at, alert), (t_end, scream) in zip(got, openings, strict=True):
                 if scream:
                     latencies.append(at - device.sent_at(t_end))
+                    created = datetime.fromisoformat(alert["created"]).timestamp()
+                    to_row.append(created - device.sent_at(t_end))
             detected += any(scream for _, scream in openings)
             false_alerts += sum(1 for _, scream in openings if not scream)
             continue
@@ -316,8 +318,10 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
     non_scream_h = sum(d.variant.seconds - d.variant.scream_seconds() for d in devices) / 3600
     lat = np.array(latencies) * 1000
 
-    def pct(q: float):
-        return round(float(np.percentile(lat, q)), 1) if lat.size else None
+    def pct(q: float, values=lat):
+        return round(float(np.percentile(values, q)), 1) if values.size else None
+
+    row = np.array(to_row) * 1000
 
     return {
         "mode": args.mode,
@@ -332,6 +336,11 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         "latency_ms_p95": pct(95),
         "latency_ms_p99": pct(99),
         "latency_ms_max": round(float(lat.max()), 1) if lat.size else None,
+        # The same latency split at the alert row's ``created`` time (set in the server process
+        # just before the insert): before it = transport, features, scoring, decision, snippet;
+        # after it = insert, commit, broadcast and the dashboard's receipt.
+        "to_row_ms_p50_p95": [pct(50, row), pct(95, row)],
+        "after_row_ms_p50_p95": [pct(50, lat - row), pct(95, lat - row)] if lat.size else None,
         "false_alerts": false_alerts,
         "non_scream_audio_hours": round(non_scream_h, 3),
         "false_alerts_per_hour": round(false_alerts / non_scream_h, 2) if non_scream_h else None,
@@ -407,7 +416,7 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
     session = server.shell(OPERATOR).split("RESULT", 1)[1].strip()
     worker = None
     server.start(timeout=60)
-    pids = {"daphne": server.process.pid}
+    pids = {"daphne": server.process.pid, "load_generator": os.getpid()}
     try:
         if args.mode == "scaled":
             worker = ScoringWorker(server.env, tmp / "worker.log")

@@ -74,20 +74,30 @@ class RemoteBatcher:
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
         self._sends: set[asyncio.Task] = set()
+        self._urgent = False  # a retry is queued: the next flush ignores the in-flight limit
+        self._pruned_at = 0.0
 
     async def submit(self, windows: np.ndarray, *, retry: bool = False) -> asyncio.Future:
         """Queue ``windows``; the future gets ``(probs, version)`` (or the send's error).
 
         A caller that gives up cancels the future: its windows are then left out of a batch
         not yet sent, and a late answer is dropped. A ``retry`` (its first request timed out)
-        goes now, with what is queued, whatever is in flight: the request it repeats is
-        exactly what would otherwise hold it back.
+        goes within ``max_wait_s`` whatever is in flight (the request it repeats is exactly
+        what would otherwise hold it back), together with what is queued and with the other
+        retries of that moment: when a stall times out every stream at once, that is one
+        request, not one per stream (which once took a connection each and exhausted the
+        Redis pool).
         """
         await self._ensure_channel()
         future = self.loop.create_future()
         self._pending.append((windows, future))
         self._queued += len(windows)
-        if retry or self._queued >= self.max_batch:
+        if retry:
+            self._urgent = True
+            if self._timer is not None and self._timer.when() > self.loop.time() + self.max_wait_s:
+                self._timer.cancel()  # held back until a stale time: a retry does not wait
+                self._timer = None
+        if self._queued >= self.max_batch:
             self._flush(force=True)
         elif self._timer is None:
             self._timer = self.loop.call_later(self.max_wait_s, self._flush)
@@ -132,6 +142,7 @@ class RemoteBatcher:
             self._timer = None
         if not self._pending:
             return
+        force = force or self._urgent
         fresh = self._fresh_sends()
         if not force and len(fresh) >= self.max_in_flight:
             # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
@@ -140,7 +151,7 @@ class RemoteBatcher:
             wait = max(0.001, oldest + self.stale_s - self.loop.time())
             self._timer = self.loop.call_later(wait, self._flush)
             return
-        batch, self._pending, self._queued = self._pending, [], 0
+        batch, self._pending, self._queued, self._urgent = self._pending, [], 0, False
         batch = [(w, f) for w, f in batch if not f.done()]  # callers that gave up
         if not batch:
             return
@@ -150,7 +161,18 @@ class RemoteBatcher:
         task = self.loop.create_task(self._send(request_id, windows))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
-        # Forget requests whose every caller has timed out (a worker that died).
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget requests whose every caller has given up (a worker that died).
+
+        At most once per ``stale_s``: a scan per flush grew with the unanswered requests and,
+        under load, took more of the event loop than anything else in the process.
+        """
+        now = self.loop.time()
+        if now - self._pruned_at < self.stale_s:
+            return
+        self._pruned_at = now
         for rid, (_, members) in list(self._waiting.items()):
             if all(f.done() for _, f in members):
                 del self._waiting[rid]

@@ -82,7 +82,7 @@ def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
     assert seen == [1, 1]
 
 
-def test_a_retry_is_sent_at_once_even_with_its_first_request_in_flight():
+def test_a_retry_is_sent_soon_even_with_its_first_request_in_flight():
     async def main():
         batcher, worker, seen = dead_worker_batcher(stale_s=10)
         await batcher.submit(windows(1, 0.1))
@@ -99,3 +99,22 @@ def test_a_retry_is_sent_at_once_even_with_its_first_request_in_flight():
     held, seen = asyncio.run(main())
     assert held == [1]
     assert seen == [1, 5]
+
+
+def test_retries_of_the_same_moment_travel_as_one_request():
+    """A stall that times out every stream at once must not become one send per stream."""
+
+    async def main():
+        batcher, worker, seen = dead_worker_batcher(stale_s=10)
+        await batcher.submit(windows(1, 0.1))
+        await asyncio.sleep(0.02)
+        for _ in range(50):  # every stream's retry within the same tick
+            await batcher.submit(windows(2, 0.1), retry=True)
+        await asyncio.sleep(0.05)
+        worker.cancel()
+        await batcher.close()
+        return seen, batcher.requests_sent
+
+    seen, sent = asyncio.run(main())
+    assert seen == [1, 100]
+    assert sent == 2
