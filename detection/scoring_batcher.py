@@ -11,16 +11,25 @@ limits a scaled deployment.
 
 At most ``max_in_flight`` requests are unanswered at a time: while they are, new windows wait
 and go together in the next request as soon as an answer comes (or the batch is full). Under
-load the requests grow instead of multiplying. This matters because a daphne process takes its
-channel-layer messages one Redis round trip at a time, between everything else its event loop
-does: with a busy loop, a fixed one request per ``max_wait_s`` (100 answers a second) came back
-faster than the process could take them, and the answers queued in Redis for seconds. A request
-unanswered for ``stale_s`` no longer counts as in flight (a worker that died must not stop the
-batcher).
+load the requests grow instead of multiplying. A daphne process takes its channel-layer
+messages one Redis round trip at a time, between everything else its event loop does: a fixed
+one request per ``max_wait_s`` came back faster than a busy process could take the answers.
+A request unanswered for ``stale_s`` no longer counts as in flight (a worker that died must not
+stop the batcher).
 
-A request that fails to send raises the layer's exception for each of its streams, an error
-answer raises ``RuntimeError``; how long to wait for a missing answer is the stream's
-``ScoringClient``'s choice (``answered_within`` tells it whether workers are alive).
+Missing answers are the batcher's business, not each stream's: one watchdog timer per process
+(not a timed wait per stream and frame, which was a tenth of a busy process's CPU) looks at
+each request when its ``reply_timeout_s`` runs out:
+
+* a worker answered anything in the last ``reply_timeout_s``, or this process's own event loop
+  was behind (the watchdog itself ran late: the answer may be waiting unread): the request is
+  **late**, counted, and waited for, up to ``late_limit_s``;
+* otherwise the request is sent once more (a **retry**: one message for every stream in it);
+* a retried request that times out again, or any request older than ``late_limit_s``, fails
+  with ``ScoringTimeout``, and its streams score those windows inline.
+
+A request that fails to send fails its streams' futures with the layer's exception; an error
+answer with ``RuntimeError``. Counts go to each member's ``stats`` (``ClientStats``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import itertools
 import logging
 import uuid
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +50,39 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 1
 STALE_S = 1.0  # an unanswered request older than this no longer holds the next one back
+REPLY_TIMEOUT_S = 1.0
+LATE_LIMIT_S = 10.0  # longest wait for an answer while workers are answering other requests
+
+
+class ScoringTimeout(TimeoutError):
+    """No scoring worker answered a request (see the module doc)."""
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    windows: int = 0
+    retries: int = 0  # requests sent again after a timeout
+    late: int = 0  # timeouts waited out because workers were answering other requests
+    inline: int = 0  # requests scored in this process because no worker answered
+    failed: int = 0  # requests that could not be scored at all (logged)
+    layer_errors: int = 0  # requests the channel layer could not send (then scored inline)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Request:
+    first_sent_at: float
+    deadline: float  # loop time the watchdog looks at it next
+    windows: np.ndarray  # kept for one retry
+    members: list[tuple[int, asyncio.Future, ClientStats]]
+    sent_at: float = 0.0
+    retried: bool = False
+
+    def live(self) -> list[tuple[int, asyncio.Future, ClientStats]]:
+        return [m for m in self.members if not m[1].done()]
 
 
 class RemoteBatcher:
@@ -52,51 +95,43 @@ class RemoteBatcher:
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
         stale_s: float = STALE_S,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+        late_limit_s: float = LATE_LIMIT_S,
     ) -> None:
         self.layer = channel_layer
-        self.max_in_flight = max_in_flight
-        self.stale_s = stale_s
-        self.held_back = 0  # flushes postponed because max_in_flight requests were unanswered
         self.features_key = features_key
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.stale_s = stale_s
+        self.reply_timeout_s = reply_timeout_s
+        self.late_limit_s = late_limit_s
         self.loop = asyncio.get_running_loop()
         self.requests_sent = 0
+        self.held_back = 0  # flushes postponed because max_in_flight requests were unanswered
         self.last_answer_at: float | None = None  # loop time of the newest answer received
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[np.ndarray, asyncio.Future, ClientStats]] = []
         self._queued = 0
         self._timer: asyncio.TimerHandle | None = None
         self._channel: str | None = None
         self._channel_lock = asyncio.Lock()
         self._receiver: asyncio.Task | None = None
-        # Unanswered requests: the loop time each was sent and its callers' window counts.
-        self._waiting: dict[str, tuple[float, list[tuple[int, asyncio.Future]]]] = {}
+        self._waiting: dict[str, _Request] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
-        self._sends: set[asyncio.Task] = set()
-        self._urgent = False  # a retry is queued: the next flush ignores the in-flight limit
-        self._pruned_at = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        self._logged: dict[str, int] = {}
 
-    async def submit(self, windows: np.ndarray, *, retry: bool = False) -> asyncio.Future:
-        """Queue ``windows``; the future gets ``(probs, version)`` (or the send's error).
+    def submit(self, windows: np.ndarray, stats: ClientStats | None = None) -> asyncio.Future:
+        """Queue ``windows``; the future gets ``(probs, version)`` or fails (module doc).
 
-        A caller that gives up cancels the future: its windows are then left out of a batch
-        not yet sent, and a late answer is dropped. A ``retry`` (its first request timed out)
-        goes within ``max_wait_s`` whatever is in flight (the request it repeats is exactly
-        what would otherwise hold it back), together with what is queued and with the other
-        retries of that moment: when a stall times out every stream at once, that is one
-        request, not one per stream (which once took a connection each and exhausted the
-        Redis pool).
+        Never waits. A caller that gives up cancels the future: its windows are then left out
+        of a batch not yet sent, and a late answer is dropped.
         """
-        await self._ensure_channel()
         future = self.loop.create_future()
-        self._pending.append((windows, future))
+        self._pending.append((windows, future, stats if stats is not None else ClientStats()))
         self._queued += len(windows)
-        if retry:
-            self._urgent = True
-            if self._timer is not None and self._timer.when() > self.loop.time() + self.max_wait_s:
-                self._timer.cancel()  # held back until a stale time: a retry does not wait
-                self._timer = None
         if self._queued >= self.max_batch:
             self._flush(force=True)
         elif self._timer is None:
@@ -104,19 +139,73 @@ class RemoteBatcher:
         return future
 
     def answered_within(self, seconds: float) -> bool:
-        """Did a worker answer any of this process's requests in the last ``seconds``?
-
-        True means the workers are alive and a late answer is this process's or the queue's
-        delay, not a dead worker: scoring inline would only add load where it is already late.
-        """
+        """Did a worker answer any of this process's requests in the last ``seconds``?"""
         return self.last_answer_at is not None and self.loop.time() - self.last_answer_at <= seconds
 
+    def in_flight(self) -> int:
+        """Requests sent and not answered, younger than ``stale_s``."""
+        return len(self._fresh_sends())
+
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for handle in (self._timer, self._watchdog):
+            if handle is not None:
+                handle.cancel()
         if self._receiver is not None and not self._receiver.done():
             self._receiver.cancel()
             await asyncio.wait({self._receiver}, timeout=5)
+
+    # ------------------------------------------------------------------ sending
+
+    def _fresh_sends(self) -> list[float]:
+        now = self.loop.time()
+        return [r.sent_at for r in self._waiting.values() if now - r.sent_at <= self.stale_s]
+
+    def _flush(self, force: bool = False) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        fresh = self._fresh_sends()
+        if not force and len(fresh) >= self.max_in_flight:
+            # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
+            self.held_back += 1
+            wait = max(0.001, min(fresh) + self.stale_s - self.loop.time())
+            self._timer = self.loop.call_later(wait, self._flush)
+            return
+        batch, self._pending, self._queued = self._pending, [], 0
+        batch = [item for item in batch if not item[1].done()]  # callers that gave up
+        if not batch:
+            return
+        now = self.loop.time()
+        request_id = f"{self._prefix}-{next(self._ids)}"
+        windows = np.concatenate([w for w, _, _ in batch]).astype(np.float32, copy=False)
+        self._waiting[request_id] = _Request(
+            first_sent_at=now,
+            sent_at=now,
+            deadline=now + self.reply_timeout_s,
+            windows=windows,
+            members=[(len(w), f, s) for w, f, s in batch],
+        )
+        self._spawn(self._send(request_id, windows))
+        self._arm_watchdog(now + self.reply_timeout_s)
+
+    def _spawn(self, coro) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, request_id: str, windows: np.ndarray) -> None:
+        try:
+            await self._ensure_channel()
+            message = encode_request(windows, self._channel, request_id, self.features_key)
+            await self.layer.send(SCORE_CHANNEL, message)
+            self.requests_sent += 1
+        except Exception as exc:  # Redis down, pool exhausted, channel full
+            request = self._waiting.pop(request_id, None)
+            for _, future, _ in request.members if request else []:
+                if not future.done():
+                    _fail_quietly(future, exc)
 
     async def _ensure_channel(self) -> None:
         if self._channel is not None and self._receiver is not None and not self._receiver.done():
@@ -127,65 +216,7 @@ class RemoteBatcher:
             if self._receiver is None or self._receiver.done():
                 self._receiver = self.loop.create_task(self._receive())
 
-    def _fresh_sends(self) -> list[float]:
-        """Send times of the requests in flight: unanswered and younger than ``stale_s``."""
-        now = self.loop.time()
-        return [sent_at for sent_at, _ in self._waiting.values() if now - sent_at <= self.stale_s]
-
-    def in_flight(self) -> int:
-        """Requests sent and not answered, younger than ``stale_s``."""
-        return len(self._fresh_sends())
-
-    def _flush(self, force: bool = False) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._pending:
-            return
-        force = force or self._urgent
-        fresh = self._fresh_sends()
-        if not force and len(fresh) >= self.max_in_flight:
-            # An answer flushes (see _receive); meanwhile look again when the oldest goes stale.
-            self.held_back += 1
-            oldest = min(fresh)
-            wait = max(0.001, oldest + self.stale_s - self.loop.time())
-            self._timer = self.loop.call_later(wait, self._flush)
-            return
-        batch, self._pending, self._queued, self._urgent = self._pending, [], 0, False
-        batch = [(w, f) for w, f in batch if not f.done()]  # callers that gave up
-        if not batch:
-            return
-        request_id = f"{self._prefix}-{next(self._ids)}"
-        self._waiting[request_id] = (self.loop.time(), [(len(w), f) for w, f in batch])
-        windows = np.concatenate([w for w, _ in batch]).astype(np.float32, copy=False)
-        task = self.loop.create_task(self._send(request_id, windows))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
-        self._prune()
-
-    def _prune(self) -> None:
-        """Forget requests whose every caller has given up (a worker that died).
-
-        At most once per ``stale_s``: a scan per flush grew with the unanswered requests and,
-        under load, took more of the event loop than anything else in the process.
-        """
-        now = self.loop.time()
-        if now - self._pruned_at < self.stale_s:
-            return
-        self._pruned_at = now
-        for rid, (_, members) in list(self._waiting.items()):
-            if all(f.done() for _, f in members):
-                del self._waiting[rid]
-
-    async def _send(self, request_id: str, windows: np.ndarray) -> None:
-        message = encode_request(windows, self._channel, request_id, self.features_key)
-        try:
-            await self.layer.send(SCORE_CHANNEL, message)
-            self.requests_sent += 1
-        except Exception as exc:  # Redis down, pool exhausted, channel full
-            for _, future in self._waiting.pop(request_id, (0.0, []))[1]:
-                if not future.done():
-                    future.set_exception(exc)
+    # ------------------------------------------------------------------ answers
 
     async def _receive(self) -> None:
         while True:
@@ -193,7 +224,7 @@ class RemoteBatcher:
                 message = await self.layer.receive(self._channel)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the next score() starts a new receiver
+            except Exception as exc:  # the next send starts a new receiver
                 log.warning("scoring replies: channel layer receive failed: %s", exc)
                 return
             self.last_answer_at = self.loop.time()
@@ -201,21 +232,78 @@ class RemoteBatcher:
             if self._pending:  # held back while the answer was outstanding: send them now
                 self._flush()
             if answered is None:
-                continue  # a late answer: its callers already retried or scored inline
-            members = answered[1]
+                continue  # a late answer: its callers already gave up
             if message.get("error"):
-                error = RuntimeError(f"scoring worker: {message['error']}")
-                for _, future in members:
+                for _, future, _ in answered.members:
                     if not future.done():
-                        future.set_exception(error)
+                        _fail_quietly(future, RuntimeError(f"scoring worker: {message['error']}"))
                 continue
             probs = np.frombuffer(message["probs"], dtype=np.float32)
             version = message.get("version", "")
             offset = 0
-            for size, future in members:
+            for size, future, _ in answered.members:
                 if not future.done():
                     future.set_result((probs[offset : offset + size], version))
                 offset += size
+
+    # ------------------------------------------------------------------ missing answers
+
+    def _arm_watchdog(self, deadline: float | None = None) -> None:
+        """Wake at the earliest deadline (``deadline``: that of a request just sent)."""
+        if self._watchdog is not None:
+            if deadline is None or deadline >= self._watchdog.when():
+                return
+            self._watchdog.cancel()  # the timeout was shortened meanwhile
+        elif not self._waiting:
+            return
+        due = min(r.deadline for r in self._waiting.values())
+        self._watchdog = self.loop.call_at(due, self._check, due)
+
+    def _check(self, due: float) -> None:
+        """Decide about every request whose deadline has passed (module doc)."""
+        self._watchdog = None
+        now = self.loop.time()
+        behind = now - due > self.reply_timeout_s / 2  # this process's loop ran late
+        alive = self.answered_within(self.reply_timeout_s)
+        for request_id, request in list(self._waiting.items()):
+            live = request.live()
+            if not live:
+                del self._waiting[request_id]  # every caller gave up
+                continue
+            if now < request.deadline:
+                continue
+            request.deadline = now + self.reply_timeout_s
+            if now - request.first_sent_at >= self.late_limit_s:
+                self._fail(request_id, live, f"no answer within {self.late_limit_s:g} s")
+            elif alive or behind:
+                for _, _, stats in live:
+                    stats.late += 1
+                self._warn("late", "scoring answer late but workers are answering; waiting")
+            elif not request.retried:
+                request.retried, request.sent_at = True, now
+                for _, _, stats in live:
+                    stats.retries += 1
+                self._spawn(self._send(request_id, request.windows))
+            else:
+                self._fail(request_id, live, "no scoring worker answered twice")
+        self._arm_watchdog()
+
+    def _fail(self, request_id: str, live, reason: str) -> None:
+        del self._waiting[request_id]
+        for _, future, _ in live:
+            _fail_quietly(future, ScoringTimeout(reason))
+
+    def _warn(self, kind: str, message: str) -> None:
+        count = self._logged[kind] = self._logged.get(kind, 0) + 1
+        if count in (1, 10, 100) or count % 1000 == 0:
+            log.warning("%s (%d so far in this process)", message, count)
+
+
+def _fail_quietly(future: asyncio.Future, error: BaseException) -> None:
+    """Fail ``future`` without asyncio's "exception never retrieved" log if nobody awaits it
+    (its stream ended meanwhile): whoever awaits it still gets ``error``."""
+    future.set_exception(error)
+    future.exception()
 
 
 # Per channel layer (weakly held), then per event loop and feature fingerprint: the transport
@@ -223,12 +311,13 @@ class RemoteBatcher:
 _BATCHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def batcher_for(channel_layer, features_key: str) -> RemoteBatcher:
+def batcher_for(channel_layer, features_key: str, **options) -> RemoteBatcher:
+    """The process's batcher; ``options`` (``RemoteBatcher`` keywords) apply when it is made."""
     loop = asyncio.get_running_loop()
     by_key = _BATCHERS.setdefault(channel_layer, {})
     batcher = by_key.get(features_key)
     if batcher is None or batcher.loop is not loop or loop.is_closed():
-        batcher = by_key[features_key] = RemoteBatcher(channel_layer, features_key)
+        batcher = by_key[features_key] = RemoteBatcher(channel_layer, features_key, **options)
     return batcher
 
 

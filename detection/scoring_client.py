@@ -6,15 +6,15 @@ through ``on_scores(start_columns, probs, version)``.
 * Embedded mode (no ``REDIS_URL``): the process's shared ``Scorer``.
 * Scaled mode: the windows of every stream in the process travel together to
   ``manage.py runworker detection-score`` (``scoring_batcher.RemoteBatcher``: one request per
-  batch, the answer on the batcher's own channel; messages in ``scoring_messages``). A
-  request without an answer within ``reply_timeout_s`` is sent once more; if that one times out
-  too, or the channel layer fails, the windows are scored inline with a local Scorer. Every
-  retry, inline scoring and failure is counted in ``stats``.
-* A request past its timeout while workers are still answering this process's other requests
-  is late, not lost: the workers are alive and this process (or the queue) is behind, so it
-  keeps waiting, up to ``late_limit_s``, and is counted as ``late``. Scoring inline there
-  would load the very process that is late, and a busy server would collapse into scoring
-  everything itself.
+  batch, the answer on the batcher's own channel; messages in ``scoring_messages``). The
+  batcher decides about missing answers for all streams at once: late (waited for, while
+  workers answer other requests or this process is behind), retried once, or given up
+  (``ScoringTimeout``). Windows it gives up on, and windows the channel layer could not send,
+  are scored inline with a local Scorer. Every retry, late answer, inline scoring and failure
+  is counted in ``stats``.
+
+Neither mode starts a task or a timer per request: one delivery task per stream awaits the
+requests' futures in order.
 """
 
 from __future__ import annotations
@@ -22,34 +22,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from .scoring import shared_scorer
-from .scoring_batcher import batcher_for
+from .scoring_batcher import (
+    LATE_LIMIT_S,
+    REPLY_TIMEOUT_S,
+    ClientStats,
+    ScoringTimeout,
+    batcher_for,
+)
 
 log = logging.getLogger(__name__)
 
-REPLY_TIMEOUT_S = 1.0
-LATE_LIMIT_S = 10.0  # longest wait for an answer while workers are answering other requests
+__all__ = ["CLOSE_GRACE_S", "ClientStats", "ScoringClient"]
+
 CLOSE_GRACE_S = 30.0  # after the last window: time to deliver what is in flight
 
 OnScores = Callable[[list[int], np.ndarray, str], Awaitable[None]]
-
-
-@dataclass
-class ClientStats:
-    requests: int = 0
-    windows: int = 0
-    retries: int = 0  # requests sent again after a timeout
-    late: int = 0  # timeouts waited out because workers were answering other requests
-    inline: int = 0  # requests scored in this process because no worker answered
-    failed: int = 0  # requests that could not be scored at all (logged)
-    layer_errors: int = 0  # requests the channel layer could not send (then scored inline)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 class ScoringClient:
@@ -82,24 +73,30 @@ class ScoringClient:
     def submit(self, start_columns: list[int], windows: np.ndarray) -> None:
         """Queue windows for scoring; never waits. An empty batch keeps its place in order."""
         order = self._delivery_order()
-        if self.scaled:
-            pending = asyncio.get_running_loop().create_task(self._score(windows))
-        else:  # straight into the process's batcher: no task per request
-            self.stats.requests += 1
-            self.stats.windows += len(windows)
-            try:
+        self.stats.requests += 1
+        self.stats.windows += len(windows)
+        try:
+            if self.scaled:
+                batcher = batcher_for(
+                    self.channel_layer,
+                    self.features_key,
+                    reply_timeout_s=self.reply_timeout_s,
+                    late_limit_s=self.late_limit_s,
+                )
+                pending = batcher.submit(windows, self.stats)
+            else:  # straight into the process's batcher
                 pending = shared_scorer(self.model_dir).submit(windows, key=self.features_key)
-            except Exception as exc:  # delivered (and counted as failed) in order
-                pending = asyncio.get_running_loop().create_future()
-                pending.set_exception(exc)
-        order.put_nowait((start_columns, pending))
+        except Exception as exc:  # delivered (and counted) in order
+            pending = asyncio.get_running_loop().create_future()
+            pending.set_exception(exc)
+        order.put_nowait((start_columns, pending, windows))
 
     def submit_known(self, start_columns: list[int], probs: np.ndarray, version: str) -> None:
         """Deliver already-known probabilities (gated windows) in order with the others."""
         order = self._delivery_order()
         future = asyncio.get_running_loop().create_future()
         future.set_result((probs, version))
-        order.put_nowait((start_columns, future))
+        order.put_nowait((start_columns, future, None))
 
     def _delivery_order(self) -> asyncio.Queue:
         """The queue results are delivered from, in submission order (started at first use)."""
@@ -131,9 +128,9 @@ class ScoringClient:
             item = await self._order.get()
             if item is None:
                 return
-            start_columns, pending = item
+            start_columns, pending, windows = item
             try:
-                probs, version = await pending
+                probs, version = await self._result(pending, windows)
             except Exception as exc:
                 self.stats.failed += 1
                 log.error("windows %s could not be scored: %s", start_columns[:1], exc)
@@ -143,57 +140,20 @@ class ScoringClient:
             except Exception:
                 log.exception("handling scores failed")
 
-    async def _score(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
-        self.stats.requests += 1
-        self.stats.windows += len(windows)
-        if not self.scaled:
-            return await self._inline(windows)
-        for attempt in range(2):
-            if attempt:
-                self.stats.retries += 1
-            try:
-                return await self._remote(windows, retry=attempt > 0)
-            except TimeoutError:
-                continue
-            except RuntimeError as exc:  # the worker answered with an error
+    async def _result(self, pending, windows: np.ndarray | None) -> tuple[np.ndarray, str]:
+        try:
+            return await pending
+        except Exception as exc:
+            if not self.scaled or windows is None:
+                raise
+            if isinstance(exc, ScoringTimeout):
                 reason = str(exc)
-                break
-            except Exception as exc:  # the channel layer failed (Redis down, pool exhausted)
+            elif isinstance(exc, RuntimeError):  # the worker answered with an error
+                reason = str(exc)
+            else:  # the channel layer failed (Redis down, pool exhausted)
                 reason = f"channel layer: {type(exc).__name__}: {exc}"
                 self.stats.layer_errors += 1
-                break
-        else:
-            reason = "no scoring worker answered twice"
         self.stats.inline += 1
         if self.stats.inline in (1, 10, 100) or self.stats.inline % 1000 == 0:
             log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
-        return await self._inline(windows)
-
-    async def _remote(self, windows: np.ndarray, retry: bool = False) -> tuple[np.ndarray, str]:
-        """The worker's answer; ``TimeoutError`` if none came in time (see the module doc)."""
-        batcher = batcher_for(self.channel_layer, self.features_key)
-        future = await batcher.submit(windows, retry=retry)
-        waited = 0.0
-        try:
-            while True:
-                try:
-                    return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout_s)
-                except TimeoutError:
-                    waited += self.reply_timeout_s
-                    if waited >= self.late_limit_s or not batcher.answered_within(
-                        self.reply_timeout_s
-                    ):
-                        raise
-                    self.stats.late += 1
-                    if self.stats.late in (1, 10, 100) or self.stats.late % 1000 == 0:
-                        log.warning(
-                            "scoring answer late but workers are answering; waiting "
-                            "(%d late so far)",
-                            self.stats.late,
-                        )
-        finally:
-            future.cancel()  # no-op once answered; otherwise the batcher forgets it
-
-    async def _inline(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
-        scorer = shared_scorer(self.model_dir)
-        return await scorer.score(windows, key=self.features_key)
+        return await shared_scorer(self.model_dir).score(windows, key=self.features_key)

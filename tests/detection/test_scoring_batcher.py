@@ -3,11 +3,12 @@
 (The real worker over Redis is exercised in tests/live/.)"""
 
 import asyncio
+import time
 
 import numpy as np
 from channels.layers import InMemoryChannelLayer
 
-from detection.scoring_batcher import RemoteBatcher
+from detection.scoring_batcher import ClientStats, RemoteBatcher, ScoringTimeout
 from detection.scoring_messages import SCORE_CHANNEL, decode_windows, result_message
 
 
@@ -37,7 +38,7 @@ def test_a_slow_worker_gets_fewer_bigger_requests_and_every_window_its_answer():
         batcher = RemoteBatcher(layer, "k", max_wait_s=0.002, max_in_flight=2)
         futures = []
         for i in range(60):  # a request every 5 ms, far more often than answers come
-            futures.append((i, await batcher.submit(windows(2, i / 100))))
+            futures.append((i, batcher.submit(windows(2, i / 100))))
             assert batcher.in_flight() <= 2
             await asyncio.sleep(0.005)
         results = [(i, await asyncio.wait_for(f, 5)) for i, f in futures]
@@ -54,22 +55,29 @@ def test_a_slow_worker_gets_fewer_bigger_requests_and_every_window_its_answer():
     assert batcher.held_back > 0
 
 
-def dead_worker_batcher(stale_s: float):
+def dead_worker_batcher(stale_s: float = 10.0, reply_timeout_s: float = 10.0):
     """A batcher (one request in flight) whose worker receives requests but never answers."""
     layer = InMemoryChannelLayer()
     seen: list[int] = []
     worker = asyncio.create_task(fake_worker(layer, 0.0, seen, answer=False))
-    batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, max_in_flight=1, stale_s=stale_s)
+    batcher = RemoteBatcher(
+        layer,
+        "k",
+        max_wait_s=0.001,
+        max_in_flight=1,
+        stale_s=stale_s,
+        reply_timeout_s=reply_timeout_s,
+    )
     return batcher, worker, seen
 
 
 def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
     async def main():
         batcher, worker, seen = dead_worker_batcher(stale_s=0.1)
-        await batcher.submit(windows(1, 0.1))
+        batcher.submit(windows(1, 0.1))
         await asyncio.sleep(0.02)
         assert batcher.in_flight() == 1
-        await batcher.submit(windows(1, 0.2))  # held back ...
+        batcher.submit(windows(1, 0.2))  # held back ...
         await asyncio.sleep(0.03)
         held = list(seen)
         await asyncio.sleep(0.15)  # ... until the first one is stale, then sent
@@ -82,39 +90,83 @@ def test_an_unanswered_request_stops_holding_the_next_back_after_stale_s():
     assert seen == [1, 1]
 
 
-def test_a_retry_is_sent_soon_even_with_its_first_request_in_flight():
-    async def main():
-        batcher, worker, seen = dead_worker_batcher(stale_s=10)
-        await batcher.submit(windows(1, 0.1))
-        await asyncio.sleep(0.02)
-        await batcher.submit(windows(3, 0.1))  # an ordinary request: held back
-        await asyncio.sleep(0.02)
-        held = list(seen)
-        await batcher.submit(windows(2, 0.1), retry=True)  # goes now, with the held one
-        await asyncio.sleep(0.02)
-        worker.cancel()
-        await batcher.close()
-        return held, seen
-
-    held, seen = asyncio.run(main())
-    assert held == [1]
-    assert seen == [1, 5]
-
-
-def test_retries_of_the_same_moment_travel_as_one_request():
-    """A stall that times out every stream at once must not become one send per stream."""
+def test_a_dead_worker_gets_each_request_once_more_then_its_streams_are_told():
+    """Fifty streams' windows in one request: one retry message for all, then ScoringTimeout."""
 
     async def main():
-        batcher, worker, seen = dead_worker_batcher(stale_s=10)
-        await batcher.submit(windows(1, 0.1))
-        await asyncio.sleep(0.02)
-        for _ in range(50):  # every stream's retry within the same tick
-            await batcher.submit(windows(2, 0.1), retry=True)
-        await asyncio.sleep(0.05)
+        batcher, worker, seen = dead_worker_batcher(reply_timeout_s=0.1)
+        stats = [ClientStats() for _ in range(50)]
+        futures = [batcher.submit(windows(2, 0.1), s) for s in stats]
+        await asyncio.sleep(0.15)
+        after_one_timeout = list(seen)
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
         worker.cancel()
         await batcher.close()
-        return seen, batcher.requests_sent
+        return after_one_timeout, seen, outcomes, stats, batcher.requests_sent
 
-    seen, sent = asyncio.run(main())
-    assert seen == [1, 100]
-    assert sent == 2
+    after_one_timeout, seen, outcomes, stats, sent = asyncio.run(main())
+    assert after_one_timeout == [100, 100]  # the request, then its one retry
+    assert seen == [100, 100] and sent == 2
+    assert all(isinstance(o, ScoringTimeout) for o in outcomes)
+    assert all(s.retries == 1 and s.late == 0 for s in stats)
+
+
+async def chatty_worker(layer, delay_s: float, seen: list[int]) -> None:
+    from detection.scoring_messages import result_message
+
+    async def chatter(reply_channel):
+        while True:
+            await asyncio.sleep(0.05)
+            await layer.send(reply_channel, result_message("someone-else", np.zeros(1), "v"))
+
+    chatting = None
+    while True:
+        message = await layer.receive(SCORE_CHANNEL)
+        seen.append(len(decode_windows(message)))
+        if chatting is None:
+            chatting = asyncio.create_task(chatter(message["reply_channel"]))
+        await asyncio.sleep(delay_s)
+        probs = decode_windows(message)[:, 0, 0]
+        await layer.send(
+            message["reply_channel"], result_message(message["request_id"], probs, "v1")
+        )
+
+
+def test_a_late_answer_while_workers_answer_other_requests_is_waited_for_and_counted():
+    async def main():
+        layer = InMemoryChannelLayer()
+        seen: list[int] = []
+        worker = asyncio.create_task(chatty_worker(layer, 0.35, seen))
+        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, reply_timeout_s=0.1)
+        stats = ClientStats()
+        result = await asyncio.wait_for(batcher.submit(windows(3, 0.5), stats), 5)
+        worker.cancel()
+        await batcher.close()
+        return result, stats, seen
+
+    (probs, version), stats, seen = asyncio.run(main())
+    np.testing.assert_allclose(probs, [0.5, 0.5, 0.5])
+    assert version == "v1" and seen == [3]  # never sent again
+    assert stats.late >= 2 and stats.retries == 0
+
+
+def test_a_process_that_was_itself_behind_does_not_take_its_answer_for_missing():
+    """The event loop blocked past the timeout while the answer waited unread: late, no retry."""
+
+    async def main():
+        layer = InMemoryChannelLayer()
+        seen: list[int] = []
+        worker = asyncio.create_task(fake_worker(layer, 0.05, seen))
+        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, reply_timeout_s=0.1)
+        stats = ClientStats()
+        future = batcher.submit(windows(1, 0.25), stats)
+        await asyncio.sleep(0.01)  # sent; the worker answers at 0.05 s ...
+        time.sleep(0.3)  # ... but the whole loop stalls (a busy process) past the timeout
+        result = await asyncio.wait_for(future, 5)
+        worker.cancel()
+        await batcher.close()
+        return result, stats, seen
+
+    (probs, _), stats, seen = asyncio.run(main())
+    np.testing.assert_allclose(probs, [0.25])
+    assert seen == [1] and stats.retries == 0
