@@ -107,7 +107,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "eyescream_site.channel_layer.BulkRedisChannelLayer",
             # redis-py reads time out after 5 s by default, the same as channels_redis's
             # blocking pop: an idle receive would fail. Give reads room beyond the pop.
             "CONFIG": {

@@ -1,0 +1,89 @@
+"""BulkRedisChannelLayer on the real local Redis: every message reaches its process-local
+channel in order, group sends reach every local member, a backlog is taken in few round
+trips, and shared channels keep channels_redis's receive."""
+
+import asyncio
+import threading
+
+from eyescream_site.channel_layer import BulkRedisChannelLayer
+from tests.live.workers import layer_hosts, redis_url
+
+URL = redis_url()
+
+
+def run_with_layer(body):
+    async def main():
+        layer = BulkRedisChannelLayer(hosts=layer_hosts(URL), capacity=10_000)
+        try:
+            return await body(layer)
+        finally:
+            await layer.flush()
+            await layer.close_pools()
+
+    return asyncio.run(main())
+
+
+def test_local_channels_get_their_own_messages_in_order():
+    async def body(layer):
+        a, b = await layer.new_channel(), await layer.new_channel()
+        for i in range(50):
+            await layer.send(a if i % 2 else b, {"type": "t", "i": i})
+        got_a = [(await asyncio.wait_for(layer.receive(a), 5))["i"] for _ in range(25)]
+        got_b = [(await asyncio.wait_for(layer.receive(b), 5))["i"] for _ in range(25)]
+        return got_a, got_b
+
+    got_a, got_b = run_with_layer(body)
+    assert got_a == list(range(1, 50, 2))
+    assert got_b == list(range(0, 50, 2))
+
+
+async def send_from_elsewhere(channel: str, n: int = 300) -> None:
+    other = BulkRedisChannelLayer(hosts=layer_hosts(URL), capacity=10_000)
+    for i in range(n):
+        await other.send(channel, {"type": "t", "i": i})
+    await other.close_pools()
+
+
+def test_a_backlog_is_taken_in_bulk_not_one_round_trip_each():
+    async def body(layer):
+        channel = await layer.new_channel()
+        first = asyncio.ensure_future(layer.receive(channel))
+        await layer.send(channel, {"type": "t", "i": -1})
+        await asyncio.wait_for(first, 5)  # the reader is running
+        reads_before = layer.bulk_reads
+        # Another process sends 300 while this one is busy (its event loop blocked): they
+        # wait in Redis, as a busy daphne's answers and broadcasts did.
+        thread = threading.Thread(target=asyncio.run, args=(send_from_elsewhere(channel),))
+        thread.start()
+        thread.join()
+        got = [(await asyncio.wait_for(layer.receive(channel), 5))["i"] for _ in range(300)]
+        return got, layer.bulk_reads - reads_before
+
+    got, reads = run_with_layer(body)
+    assert got == list(range(300))
+    assert reads < 30  # upstream: one pop (and three more round trips) per message
+
+
+def test_a_group_send_reaches_every_local_member_and_waiting_receivers_wake():
+    async def body(layer):
+        members = [await layer.new_channel() for _ in range(3)]
+        for channel in members:
+            await layer.group_add("dashboards", channel)
+        waiting = [asyncio.ensure_future(layer.receive(c)) for c in members]
+        await asyncio.sleep(0.05)
+        await layer.group_send("dashboards", {"type": "alert.created", "alert": {"id": 7}})
+        return await asyncio.wait_for(asyncio.gather(*waiting), 5)
+
+    messages = run_with_layer(body)
+    assert messages == [{"type": "alert.created", "alert": {"id": 7}}] * 3
+
+
+def test_shared_channels_keep_the_upstream_receive():
+    async def body(layer):
+        await layer.send("detection-score", {"type": "score.windows", "n": 1})
+        message = await asyncio.wait_for(layer.receive("detection-score"), 5)
+        return message, layer.bulk_reads
+
+    message, reads = run_with_layer(body)
+    assert message == {"type": "score.windows", "n": 1}
+    assert reads == 0
