@@ -22,6 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._host_speed import feed_us_per_frame  # noqa: E402
 from tests.devices.live import LiveServer  # noqa: E402
 
 CREATE = """
@@ -194,6 +195,7 @@ def main(argv=None) -> dict:
     result["cpu_ms_per_stream_second"] = round(1000 * per_audio_s, 3)
     result["cores_needed_for_all_streams_real_time"] = round(per_audio_s * args.streams, 2)
     result["load_average_1min"] = os.getloadavg()[0]
+    result["host_feed_us_per_frame"] = feed_us_per_frame()  # bench/_host_speed.py
     result["ok"] = (
         result["connected"] == args.streams
         and not errors

@@ -38,6 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._host_speed import feed_us_per_frame  # noqa: E402
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
 from tests.devices.live import LiveServer  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
@@ -349,6 +350,7 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         "device_errors": [d.error for d in devices if d.error][:3],
         "cpu_percent_of_one_core": {k: round(100 * v / wall, 1) for k, v in cpu.items()},
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "host_feed_us_per_frame": feed_us_per_frame(),  # bench/_host_speed.py
     }
 
 
