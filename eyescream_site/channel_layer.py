@@ -84,7 +84,10 @@ class BulkRedisChannelLayer(RedisChannelLayer):
                     log.warning("channel layer: receiving failed (%s); retrying", exc)
                     await asyncio.sleep(RETRY_AFTER_S)
                     continue
-                self._take(real_channel, first, rest)
+                try:
+                    self._take(real_channel, first, rest)
+                except Exception:  # the reader must outlive a bad message: consumers wait on it
+                    log.exception("channel layer: could not hand out received messages")
         finally:
             await pool.disconnect(inuse_connections=True)
 
@@ -99,6 +102,8 @@ class BulkRedisChannelLayer(RedisChannelLayer):
     def _dispatch(self, real_channel: str, member: bytes) -> None:
         try:
             message = self.deserialize(member)
+            if not isinstance(message, dict):
+                raise TypeError(f"a channel message is a dict, not {type(message).__name__}")
         except Exception:
             log.exception("channel layer: dropped a message that could not be read")
             return

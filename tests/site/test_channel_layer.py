@@ -4,6 +4,7 @@ trips, and shared channels keep channels_redis's receive."""
 
 import asyncio
 import threading
+import time
 
 from eyescream_site.channel_layer import BulkRedisChannelLayer
 from tests.live.workers import layer_hosts, redis_url
@@ -87,3 +88,16 @@ def test_shared_channels_keep_the_upstream_receive():
     message, reads = run_with_layer(body)
     assert message == {"type": "score.windows", "n": 1}
     assert reads == 0
+
+
+def test_an_unreadable_message_is_dropped_and_the_reader_goes_on():
+    async def body(layer):
+        channel = await layer.new_channel()
+        key = layer.prefix + layer.non_local_name(channel)
+        await layer.send(channel, {"type": "t", "i": 1})
+        # Between the two (channels_redis drops members scored older than its expiry).
+        await layer.connection(0).zadd(key, {b"\x00not msgpack\xff": time.time()})
+        await layer.send(channel, {"type": "t", "i": 2})
+        return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
+
+    assert run_with_layer(body) == [{"type": "t", "i": 1}, {"type": "t", "i": 2}]
