@@ -121,7 +121,7 @@ class RemoteBatcher:
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
         self._tasks: set[asyncio.Task] = set()
-        self._logged: dict[str, int] = {}
+        self.late_answers = 0  # requests the watchdog found late (all streams of the process)
 
     def submit(self, windows: np.ndarray, stats: ClientStats | None = None) -> asyncio.Future:
         """Queue ``windows``; the future gets ``(probs, version)`` or fails (module doc).
@@ -278,7 +278,13 @@ class RemoteBatcher:
             elif alive or behind:
                 for _, _, stats in live:
                     stats.late += 1
-                self._warn("late", "scoring answer late but workers are answering; waiting")
+                self.late_answers += 1
+                if worth_logging(self.late_answers):
+                    log.warning(
+                        "scoring answer late but workers are answering; waiting "
+                        "(%d so far in this process)",
+                        self.late_answers,
+                    )
             elif not request.retried:
                 request.retried, request.sent_at = True, now
                 for _, _, stats in live:
@@ -293,10 +299,10 @@ class RemoteBatcher:
         for _, future, _ in live:
             _fail_quietly(future, ScoringTimeout(reason))
 
-    def _warn(self, kind: str, message: str) -> None:
-        count = self._logged[kind] = self._logged.get(kind, 0) + 1
-        if count in (1, 10, 100) or count % 1000 == 0:
-            log.warning("%s (%d so far in this process)", message, count)
+
+def worth_logging(count: int) -> bool:
+    """Log a repeated warning at its 1st, 10th, 100th and every 1000th occurrence."""
+    return count in (1, 10, 100) or count % 1000 == 0
 
 
 def _fail_quietly(future: asyncio.Future, error: BaseException) -> None:

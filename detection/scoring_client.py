@@ -32,6 +32,7 @@ from .scoring_batcher import (
     ClientStats,
     ScoringTimeout,
     batcher_for,
+    worth_logging,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ScoringClient:
         self.stats = ClientStats()
         self._order: asyncio.Queue | None = None
         self._deliverer: asyncio.Task | None = None
+        self._remote = None  # the RemoteBatcher (scaled mode)
 
     @property
     def scaled(self) -> bool:
@@ -77,19 +79,25 @@ class ScoringClient:
         self.stats.windows += len(windows)
         try:
             if self.scaled:
-                batcher = batcher_for(
-                    self.channel_layer,
-                    self.features_key,
-                    reply_timeout_s=self.reply_timeout_s,
-                    late_limit_s=self.late_limit_s,
-                )
-                pending = batcher.submit(windows, self.stats)
+                pending = self._batcher().submit(windows, self.stats)
             else:  # straight into the process's batcher
                 pending = shared_scorer(self.model_dir).submit(windows, key=self.features_key)
         except Exception as exc:  # delivered (and counted) in order
             pending = asyncio.get_running_loop().create_future()
             pending.set_exception(exc)
         order.put_nowait((start_columns, pending, windows))
+
+    def _batcher(self):
+        """The process's batcher, looked up once per stream (and again on a new event loop)."""
+        batcher = self._remote
+        if batcher is None or batcher.loop is not asyncio.get_running_loop():
+            batcher = self._remote = batcher_for(
+                self.channel_layer,
+                self.features_key,
+                reply_timeout_s=self.reply_timeout_s,
+                late_limit_s=self.late_limit_s,
+            )
+        return batcher
 
     def submit_known(self, start_columns: list[int], probs: np.ndarray, version: str) -> None:
         """Deliver already-known probabilities (gated windows) in order with the others."""
@@ -146,14 +154,12 @@ class ScoringClient:
         except Exception as exc:
             if not self.scaled or windows is None:
                 raise
-            if isinstance(exc, ScoringTimeout):
-                reason = str(exc)
-            elif isinstance(exc, RuntimeError):  # the worker answered with an error
+            if isinstance(exc, ScoringTimeout | RuntimeError):  # no answer, or an error answer
                 reason = str(exc)
             else:  # the channel layer failed (Redis down, pool exhausted)
                 reason = f"channel layer: {type(exc).__name__}: {exc}"
                 self.stats.layer_errors += 1
         self.stats.inline += 1
-        if self.stats.inline in (1, 10, 100) or self.stats.inline % 1000 == 0:
+        if worth_logging(self.stats.inline):
             log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
         return await shared_scorer(self.model_dir).score(windows, key=self.features_key)

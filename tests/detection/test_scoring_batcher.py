@@ -132,12 +132,17 @@ async def chatty_worker(layer, delay_s: float, seen: list[int]) -> None:
         )
 
 
+def answering_batcher(worker_fn, delay_s: float):
+    """A batcher with a 0.1 s reply timeout and a worker answering each request after delay_s."""
+    layer = InMemoryChannelLayer()
+    seen: list[int] = []
+    worker = asyncio.create_task(worker_fn(layer, delay_s, seen))
+    return RemoteBatcher(layer, "k", max_wait_s=0.001, reply_timeout_s=0.1), worker, seen
+
+
 def test_a_late_answer_while_workers_answer_other_requests_is_waited_for_and_counted():
     async def main():
-        layer = InMemoryChannelLayer()
-        seen: list[int] = []
-        worker = asyncio.create_task(chatty_worker(layer, 0.35, seen))
-        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, reply_timeout_s=0.1)
+        batcher, worker, seen = answering_batcher(chatty_worker, 0.35)
         stats = ClientStats()
         result = await asyncio.wait_for(batcher.submit(windows(3, 0.5), stats), 5)
         worker.cancel()
@@ -154,10 +159,7 @@ def test_a_process_that_was_itself_behind_does_not_take_its_answer_for_missing()
     """The event loop blocked past the timeout while the answer waited unread: late, no retry."""
 
     async def main():
-        layer = InMemoryChannelLayer()
-        seen: list[int] = []
-        worker = asyncio.create_task(fake_worker(layer, 0.05, seen))
-        batcher = RemoteBatcher(layer, "k", max_wait_s=0.001, reply_timeout_s=0.1)
+        batcher, worker, seen = answering_batcher(fake_worker, 0.05)
         stats = ClientStats()
         future = batcher.submit(windows(1, 0.25), stats)
         await asyncio.sleep(0.01)  # sent; the worker answers at 0.05 s ...
