@@ -3,6 +3,11 @@
 Stateless: each ``score.windows`` message is scored by the process's shared ``Scorer`` (which
 batches across every request in flight) and answered with ``score.result`` on the message's
 ``reply_channel``. Run as many workers as needed; the channel layer spreads messages over them.
+
+The worker's Scorer does not wait for more requests before a forward (``WORKER_MAX_WAIT_S``):
+each request is already a batch (an ingest process's windows of the last few milliseconds),
+and requests that arrive while a forward runs are taken together into the next one. Waiting
+the in-process ``MAX_WAIT_S`` here would add it to every round trip of every stream.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from .scoring_messages import decode_windows, result_message
 
 log = logging.getLogger(__name__)
 
+WORKER_MAX_WAIT_S = 0.0
+
 
 class ScoringWorkerConsumer(AsyncConsumer):
     """Channels hands one message at a time to a consumer, so each request gets its own task:
@@ -24,6 +31,7 @@ class ScoringWorkerConsumer(AsyncConsumer):
 
     async def __call__(self, scope, receive, send):
         self._tasks: set[asyncio.Task] = set()
+        shared_scorer().max_wait_s = WORKER_MAX_WAIT_S
         await shared_scorer().ensure_loaded()
         log.info("scoring worker ready, model %s", shared_scorer().version)
         await super().__call__(scope, receive, send)

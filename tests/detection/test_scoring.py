@@ -83,6 +83,28 @@ def test_a_lone_request_waits_at_most_max_wait_and_a_full_batch_not_at_all(model
     assert full < 0.2
 
 
+def test_without_a_wait_requests_that_arrive_during_a_forward_share_the_next(model_dir):
+    """The scoring worker's setting (``max_wait_s=0``): a lone request goes at once, and the
+    requests that arrive while its forward runs are taken together into one more forward."""
+
+    async def main():
+        scorer = Scorer(model_dir, max_batch=4096, max_wait_s=0.0)
+        await scorer.ensure_loaded()
+        await scorer.score(windows(8))  # warm-up
+        before = scorer.stats.batches
+        first = scorer.submit(windows(2048))  # a forward long enough to arrive during
+        await asyncio.sleep(0)  # the batcher takes it and starts the forward
+        assert scorer.stats.requests == 2 and not first.done()
+        during = [scorer.submit(windows(3, seed=i)) for i in range(20)]
+        results = await asyncio.gather(first, *during)
+        await scorer.close()
+        return scorer.stats.batches - before, results
+
+    forwards, results = asyncio.run(main())
+    assert forwards == 2
+    assert [len(probs) for probs, _ in results] == [2048] + [3] * 20
+
+
 def test_event_loop_keeps_running_during_a_forward(model_dir):
     async def main():
         scorer = Scorer(model_dir, max_batch=2048, max_wait_s=0.0)
