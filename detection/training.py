@@ -87,6 +87,8 @@ class Hyper:
     dropout: float = 0.3
     balance: str = "sample"  # "sample": equal positives and negatives per epoch; "pos_weight"
     arch_params: dict = field(default_factory=dict)
+    # "constant" or "cosine" (the learning rate falls from ``lr`` to 0 over the epochs)
+    lr_schedule: str = "constant"
 
     def optimiser_params(self) -> dict:
         return {k: getattr(self, k) for k in ("lr", "beta1", "beta2", "eps", "weight_decay")}
@@ -278,6 +280,12 @@ def train_network(
     elif hyper.balance != "sample":
         raise TrainingError(f"unknown balance {hyper.balance!r} (sample or pos_weight)")
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    if hyper.lr_schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=hyper.epochs)
+    elif hyper.lr_schedule == "constant":
+        schedule = None
+    else:
+        raise TrainingError(f"unknown lr_schedule {hyper.lr_schedule!r} (constant or cosine)")
     spec_augment = None
     if augment is not None and augment.spec_augment:
         from .augment import augment_batch
@@ -307,6 +315,8 @@ def train_network(
             optimiser.step()
             total += float(loss.item()) * batch.size
             count += batch.size
+        if schedule is not None:
+            schedule.step()
         bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
     net.eval()
     return net

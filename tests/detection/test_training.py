@@ -153,6 +153,32 @@ def test_train_network_learns_and_is_deterministic():
     np.testing.assert_array_equal(scores, again)
 
 
+def test_cosine_schedule_lowers_the_learning_rate_to_zero_and_unknown_ones_are_refused(
+    monkeypatch,
+):
+    import torch
+
+    seen = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg, n_files=2)
+    train_network(data, Hyper(epochs=4, lr=1e-3, lr_schedule="cosine"), cfg, 0, progress=False)
+    per_epoch = sorted(set(seen), reverse=True)
+    assert per_epoch[0] == pytest.approx(1e-3) and len(per_epoch) == 4
+    assert per_epoch[-1] == pytest.approx(1e-3 * (1 + np.cos(np.pi * 3 / 4)) / 2)
+    seen.clear()
+    train_network(data, Hyper(epochs=2, lr=1e-3), cfg, 0, progress=False)
+    assert set(seen) == {1e-3}  # constant by default
+    with pytest.raises(TrainingError, match="lr_schedule"):
+        train_network(data, Hyper(epochs=1, lr_schedule="step"), cfg, seed=0, progress=False)
+
+
 def test_train_network_needs_both_classes():
     cfg = FeatureConfig()
     data = _synthetic_set(cfg)

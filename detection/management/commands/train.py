@@ -52,6 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--eps", type=float, default=defaults.eps)
         parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
         parser.add_argument("--dropout", type=float, default=defaults.dropout)
+        parser.add_argument(
+            "--lr-schedule", choices=["constant", "cosine"], default=defaults.lr_schedule
+        )
         parser.add_argument("--balance", choices=("sample", "pos_weight"), default=defaults.balance)
         parser.add_argument("--stride", type=float, default=0.1, help="serving stride (s)")
         parser.add_argument("--train-stride", type=float, default=0.1, help="training stride (s)")
@@ -112,6 +115,7 @@ class Command(BaseCommand):
             dropout=opts["dropout"],
             balance=opts["balance"],
             arch_params=arch_params,
+            lr_schedule=opts["lr_schedule"],
         )
         plan = Plan(
             features=features,
