@@ -32,6 +32,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,6 +91,16 @@ def scream_spans(label_file: Path) -> list[tuple[float, float]]:
     return spans
 
 
+class Opening(NamedTuple):
+    """Where the live path must open an incident (computed offline from the same frames)."""
+
+    t_end: float  # stream time of the end of the window that opens it
+    scream: bool  # inside a scream
+    # The frame whose arrival completes the window: later than the frame holding its last
+    # sample when the resampler still held that sample back.
+    completing_frame: int
+
+
 class Variant:
     """One device's audio: real non-scream recordings with one real scream at ``scream_at``."""
 
@@ -98,9 +109,7 @@ class Variant:
         self.scream_at = scream_at
         self.spans = [(scream_at + s, scream_at + e) for s, e in spans]
         self.name = name
-        # (opening window end, in a scream, index of the frame whose arrival completed the
-        # window: later than the frame holding its last sample when the resampler held it back)
-        self.openings: list[tuple[float, bool, int]] = []
+        self.openings: list[Opening] = []
 
     @property
     def seconds(self) -> float:
@@ -181,7 +190,9 @@ def expected_openings(variants: list[Variant], model_dir: Path) -> None:
             t_end = stream.window_times(col)[1]
             for event in tracker.update(t_end, float(prob)):
                 if event.kind == OPENED:
-                    variant.openings.append((t_end, variant.in_scream(t_end), completed_by[col]))
+                    variant.openings.append(
+                        Opening(t_end, variant.in_scream(t_end), completed_by[col])
+                    )
 
 
 # --------------------------------------------------------------------------- live
@@ -309,8 +320,8 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
                     completing = device.frame_sent_at[min(frame, len(device.frame_sent_at) - 1)]
                     from_completing.append(at - completing)
                     held += completing > device.sent_at(t_end)
-            detected += any(scream for _, scream, _ in openings)
-            false_alerts += sum(1 for _, scream, _ in openings if not scream)
+            detected += any(o.scream for o in openings)
+            false_alerts += sum(1 for o in openings if not o.scream)
             continue
         differs += 1
         stream_zero = device.frame_sent_at[0] - FRAME_S if device.frame_sent_at else 0.0
@@ -336,7 +347,7 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         "devices": len(devices),
         "stream_seconds": args.seconds,
         "screams_streamed": screams,
-        "screams_expected_offline": sum(any(o[1] for o in d.variant.openings) for d in devices),
+        "screams_expected_offline": sum(any(o.scream for o in d.variant.openings) for d in devices),
         "screams_detected": detected,
         "extra_alerts_same_scream": extra,
         "devices_live_differs_from_offline": differs,
