@@ -52,6 +52,8 @@ MAX_IN_FLIGHT = 1
 STALE_S = 1.0  # an unanswered request older than this no longer holds the next one back
 REPLY_TIMEOUT_S = 1.0
 LATE_LIMIT_S = 10.0  # longest wait for an answer while workers are answering other requests
+CLOSE_TIMEOUT_S = 5.0
+CANCEL_AGAIN_S = 0.2
 
 
 class ScoringTimeout(TimeoutError):
@@ -146,13 +148,26 @@ class RemoteBatcher:
         """Requests sent and not answered, younger than ``stale_s``."""
         return len(self._fresh_sends())
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the timers and the reply receiver.
+
+        The receiver is cancelled again every ``CANCEL_AGAIN_S`` until it ends: a Redis read
+        that times out just as it is cancelled can absorb the cancellation (redis-py under
+        Python 3.11's ``asyncio.timeout``), and a receiver left running would keep the event
+        loop from ever closing.
+        """
         for handle in (self._timer, self._watchdog):
             if handle is not None:
                 handle.cancel()
-        if self._receiver is not None and not self._receiver.done():
-            self._receiver.cancel()
-            await asyncio.wait({self._receiver}, timeout=5)
+        receiver = self._receiver
+        deadline = self.loop.time() + timeout_s
+        while receiver is not None and not receiver.done():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                log.warning("scoring replies: the receiver did not stop in %g s", timeout_s)
+                return
+            receiver.cancel()
+            await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
 
     # ------------------------------------------------------------------ sending
 

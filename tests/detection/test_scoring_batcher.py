@@ -172,3 +172,36 @@ def test_a_process_that_was_itself_behind_does_not_take_its_answer_for_missing()
     (probs, _), stats, seen = asyncio.run(main())
     np.testing.assert_allclose(probs, [0.25])
     assert seen == [1] and stats.retries == 0
+
+
+class AbsorbingLayer(InMemoryChannelLayer):
+    """A layer whose receive absorbs the first cancellation and keeps waiting, as redis-py's
+    blocking pop can when the cancellation meets its own timeout."""
+
+    absorbed = 0
+
+    async def receive(self, channel):
+        while True:
+            try:
+                return await super().receive(channel)
+            except asyncio.CancelledError:
+                if self.absorbed:
+                    raise
+                self.absorbed += 1
+
+
+def test_close_stops_a_receiver_that_absorbed_its_first_cancellation():
+    async def main():
+        layer = AbsorbingLayer()
+        batcher = RemoteBatcher(layer, "k", reply_timeout_s=5.0)
+        batcher.submit(windows(1, 0.5))
+        await asyncio.sleep(0.05)  # sent: the receiver waits for the answer
+        receiver = batcher._receiver
+        started = time.monotonic()
+        await batcher.close()
+        return receiver, time.monotonic() - started, layer.absorbed
+
+    receiver, took, absorbed = asyncio.run(main())
+    assert absorbed == 1
+    assert receiver.cancelled()
+    assert took < 1.0
