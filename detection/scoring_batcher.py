@@ -148,7 +148,7 @@ class RemoteBatcher:
         """Requests sent and not answered, younger than ``stale_s``."""
         return len(self._fresh_sends())
 
-    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    async def close(self) -> None:
         """Stop the timers and the reply receiver.
 
         The receiver is cancelled again every ``CANCEL_AGAIN_S`` until it ends: a Redis read
@@ -160,11 +160,11 @@ class RemoteBatcher:
             if handle is not None:
                 handle.cancel()
         receiver = self._receiver
-        deadline = self.loop.time() + timeout_s
+        deadline = self.loop.time() + CLOSE_TIMEOUT_S
         while receiver is not None and not receiver.done():
             left = deadline - self.loop.time()
             if left <= 0:
-                log.warning("scoring replies: the receiver did not stop in %g s", timeout_s)
+                log.warning("scoring replies: the receiver did not stop in %g s", CLOSE_TIMEOUT_S)
                 return
             receiver.cancel()
             await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
