@@ -360,8 +360,8 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         # after it = insert, commit, broadcast and the dashboard's receipt.
         "to_row_ms_p50_p95": [pct(50, row), pct(95, row)],
         "after_row_ms_p50_p95": [pct(50, lat - row), pct(95, lat - row)] if lat.size else None,
-        # soxr's HQ resampler releases its output in blocks of ~1,100 samples: a window whose
-        # last samples it still holds is completed only by the next frame, 200 ms later.
+        # The resampler holds back its filter's look-ahead (~110 samples at 16 kHz): a window
+        # whose last samples it still holds is completed only by the next frame, 200 ms later.
         # ``from_completing_frame``: the same latency from the frame that completed the window.
         "openings_held_by_resampler": f"{held} of {len(from_completing)}",
         "from_completing_frame_ms_p50_p95_p99": [

@@ -29,6 +29,7 @@ from .features import (
     to_mono,
     window_starts,
 )
+from .resampling import RESAMPLER
 
 SCREAM = "1"
 NEGATIVE_LABELS = ("0_0", "0_1", "0_2")
@@ -324,7 +325,9 @@ def default_cache_dir() -> Path:
 
 def cache_key(file_hash: str, cfg: FeatureConfig, variant: str = "") -> str:
     """Cache name for a file's columns: content hash + feature config + augmentation tag."""
-    blob = json.dumps({"file": file_hash, "features": cfg.to_dict(), "variant": variant})
+    blob = json.dumps(
+        {"file": file_hash, "features": cfg.to_dict(), "variant": variant, "resampler": RESAMPLER}
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -1,7 +1,7 @@
 """The one feature implementation: log-mel columns for training, offline detection and live streams.
 
-Everything here is pure NumPy (plus soxr for resampling and librosa for the mel filter bank),
-importable without Django or torch.
+Everything here is pure NumPy (plus librosa for the mel filter bank), importable without
+Django or torch. Resampling is `detection.resampling`'s polyphase filter.
 
 Framing is "valid" (no centre padding): column ``k`` covers samples
 ``[k * hop, k * hop + n_fft)`` of the model-rate signal. That makes the streaming front end
@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-import soxr
+
+from .resampling import PolyphaseResampler
 
 MODEL_RATE = 22_050
 
@@ -83,13 +84,13 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def make_resampler(rate_in: int, rate_out: int = MODEL_RATE) -> soxr.ResampleStream:
-    """The one resampler configuration (mono float32, soxr HQ) every path uses."""
-    return soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+def make_resampler(rate_in: int, rate_out: int = MODEL_RATE) -> PolyphaseResampler:
+    """The one resampler (mono, float32 out) every path uses: training, `detect`, live."""
+    return PolyphaseResampler(rate_in, rate_out)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.ndarray:
-    """Resample mono float32 audio with soxr, the same way the streaming front end does."""
+    """Resample mono audio exactly as the streaming front end does (bit for bit)."""
     audio = to_mono(audio)
     if rate_in == rate_out:
         return audio
@@ -239,7 +240,7 @@ def normalize_windows(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 class StreamingFeatures:
     """Incremental front end: push audio chunks of any size, get only the new columns.
 
-    ``push`` down-mixes and resamples (soxr stream) to the model rate, then computes exactly
+    ``push`` down-mixes and resamples (`make_resampler`) to the model rate, then computes exactly
     the columns whose samples are complete. Concatenating every ``push`` result plus
     ``flush()`` equals ``file_columns`` of the whole signal.
     """

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from detection.features import FeatureConfig, mel_columns
+from detection.resampling import polyphase_plan
 
 from . import services
 from .health import HealthDelta, flusher
@@ -165,6 +166,10 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         cfg, stride_s = stream_feature_config()
         await warm_up(cfg)
+        if hello.sample_rate != cfg.sample_rate:
+            # The rate's resampling filter is built once per process, off the event loop (an
+            # odd rate such as 8,009 Hz takes most of a second).
+            await asyncio.to_thread(polyphase_plan, hello.sample_rate, cfg.sample_rate)
         self.stream = DeviceStream(hello, cfg, stride_s)
         self.state = STREAMING
         flusher().add(self.channel_name, self)
