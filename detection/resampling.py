@@ -14,13 +14,13 @@ the shipped model's scores through this filter stay within 0.02 of its scores th
 (a filter with a 50 % wider transition band differed by up to 0.10; the stop-band depth,
 100 or 120 dB, made no difference).
 
-**Exact between batch and stream.** Both the input (on a 2**-22 grid, clipped to
-`INPUT_LIMIT`) and the coefficients (on a 2**-26 grid) are rounded to fixed point, so every
-product and every partial sum of an output sample is a multiple of 2**-48 well below 2**53 of
-them: float64 arithmetic is exact in any summation order. So however the audio is chunked,
-and whichever matrix kernel the BLAS picks for a block of that size, every output sample is
-bit-for-bit the same; the features downstream rely on that (a bin near the log floor would
-otherwise see rounding differences as decibels).
+**Exact between batch and stream.** Every output sample is computed by the same float32
+vector-matrix product (one per period and group: the same shapes, the same inputs, the same
+summation order) however the audio was chunked, and input not yet arrived only ever meets
+zero coefficients. So a stream gives bit-for-bit the samples of the whole signal; the features
+downstream rely on that (a bin near the log floor would otherwise see rounding differences as
+decibels). Batching several periods into one matrix product would be faster but is not exact:
+the BLAS picks kernels, and so rounding, by the product's size.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import i0
 
-INPUT_BITS = 22  # input grid: 2**-22 (-132 dBFS steps)
-COEFF_BITS = 26  # coefficient grid: 2**-26
-INPUT_LIMIT = 4.0  # input is clipped to +-4 (12 dB over full scale)
+# Input is clipped to +-4 (12 dB over full scale) and NaN read as 0: a NaN or infinity times a
+# zero coefficient would spoil samples that must not depend on it.
+INPUT_LIMIT = 4.0
 # Largest input offset span per group of outputs: small groups waste fewer multiplications
 # on the zeros around each phase's taps, large ones make fewer, larger matrix products.
 GROUP_SPAN = 40
@@ -53,10 +53,7 @@ class FilterSpec:
 
 DEFAULT_SPEC = FilterSpec()
 # Names the resampler in feature caches: a new filter must not reuse columns of the old one.
-RESAMPLER = (
-    f"polyphase-kaiser-{DEFAULT_SPEC.transition}-{DEFAULT_SPEC.attenuation_db:g}dB"
-    f"-fixed{INPUT_BITS}.{COEFF_BITS}"
-)
+RESAMPLER = f"polyphase-kaiser-{DEFAULT_SPEC.transition}-{DEFAULT_SPEC.attenuation_db:g}dB"
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class PolyphasePlan:
     down: int  # M: input samples per period
     taps: int  # K: taps per phase (even), at the input rate
     span: int  # input offsets per group
-    matrices: np.ndarray  # (groups, span + taps - 1, rows) float64, coefficients on the grid
+    matrices: np.ndarray  # (groups, span + taps - 1, rows) float32
     keep: np.ndarray  # which of a period's groups * rows products are outputs, in order
     counts: np.ndarray  # outputs per group
     firsts: np.ndarray  # each group's first output within the period
@@ -121,12 +118,8 @@ def polyphase_plan(rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC)
     # Output n sits at upsampled time n*down = b*up + p; tap k reads input b - taps/2 + 1 + k.
     k = np.arange(taps)
     phases = proto[np.arange(up)[:, None] + (taps - 1 - k)[None, :] * up]
-    phases = np.round(phases * 2.0**COEFF_BITS) / 2.0**COEFF_BITS
-    worst = float(np.abs(phases).sum(axis=1).max()) * INPUT_LIMIT
-    if worst * 2.0 ** (INPUT_BITS + COEFF_BITS) >= 2.0**52:
-        raise ValueError("filter too large for exact fixed-point sums")
-    # Several periods as one when a period is shorter than a group's reach, so that each
-    # group's rows (one per period) never overlap: a strided view the BLAS takes as it is.
+    # Several periods as one when a period is shorter than a group's reach (44.1 kHz: one
+    # output per two inputs), so that each product covers a useful number of outputs.
     repeat = max(1, math.ceil((taps + GROUP_SPAN) / down))
     phase = (np.arange(up * repeat) * down) % up  # each output's phase of the filter
     up, down = up * repeat, down * repeat
@@ -138,7 +131,7 @@ def polyphase_plan(rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC)
     counts = np.bincount(group_of, minlength=groups)
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows = int(counts.max())
-    matrices = np.zeros((groups, span + taps - 1, rows), dtype=np.float64)
+    matrices = np.zeros((groups, span + taps - 1, rows), dtype=np.float32)
     k = np.arange(taps)
     matrices[
         group_of[:, None],
@@ -152,14 +145,12 @@ def polyphase_plan(rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC)
     return PolyphasePlan(up, down, taps, span, matrices, keep, counts, firsts, group_of)
 
 
-def to_grid(audio: np.ndarray) -> np.ndarray:
-    """Input samples as float64 on the fixed-point grid (clipped to the limit, NaN -> 0)."""
-    scale = 2.0**INPUT_BITS
-    x = np.multiply(audio, scale, dtype=np.float64)
-    np.rint(x, out=x)
-    np.clip(x, -INPUT_LIMIT * scale, INPUT_LIMIT * scale, out=x)
-    x *= 1.0 / scale
-    if not math.isfinite(float(np.sum(x))):  # only NaN survives the clip
+def sanitize(audio: np.ndarray) -> np.ndarray:
+    """Input samples as float32, clipped to the limit, NaN -> 0 (a new array)."""
+    x = np.array(audio, dtype=np.float32)
+    np.minimum(x, INPUT_LIMIT, out=x)
+    np.maximum(x, -INPUT_LIMIT, out=x)
+    if x.ndim == 1 and not math.isfinite(float(np.dot(x, x))):  # only NaN survives the clip
         x[np.isnan(x)] = 0.0
     return x
 
@@ -173,12 +164,12 @@ class PolyphaseResampler:
     """
 
     def __init__(self, rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC) -> None:
-        # The same rate is passed through untouched (no filter, no grid).
+        # The same rate is passed through untouched.
         self.plan = None if rate_in == rate_out else polyphase_plan(rate_in, rate_out, spec)
         self.rate_in, self.rate_out = rate_in, rate_out
         # _buffer[0] is input sample _first_period * down - taps/2 + 1 (zeros before 0).
         taps = self.plan.taps if self.plan is not None else 2
-        self._buffer = np.zeros(taps // 2 - 1, dtype=np.float64)
+        self._buffer = np.zeros(taps // 2 - 1, dtype=np.float32)
         self._first_period = 0
         self.samples_in = 0
         self.samples_out = 0
@@ -203,8 +194,8 @@ class PolyphaseResampler:
             self.samples_out += audio.size
             return np.array(audio, dtype=np.float32)
         if audio.size:
-            grid = to_grid(audio)
-            self._buffer = np.concatenate([self._buffer, grid]) if self._buffer.size else grid
+            clean = sanitize(audio)
+            self._buffer = np.concatenate([self._buffer, clean]) if self._buffer.size else clean
             self.samples_in += audio.size
         plan = self.plan
         if last:
@@ -242,21 +233,21 @@ class PolyphaseResampler:
             offset = (period - self._first_period) * plan.down + group * plan.span
             window = self._buffer[offset : offset + plan.width]
             if window.size < plan.width:
-                window = np.concatenate([window, np.zeros(plan.width - window.size)])
+                window = np.concatenate([window, np.zeros(plan.width - window.size, np.float32)])
             count = int(plan.counts[group])
             parts.append(window @ plan.matrices[group, :, :count])
             made += count
             group += 1
             if group == plan.groups:
                 period, group = period + 1, 0
-        out = np.concatenate(parts)[skip : skip + end - start]
-        return out.astype(np.float32)
+        return np.concatenate(parts)[skip : skip + end - start]
 
     def _compute(self, first: int, stop: int) -> np.ndarray:
         """All outputs of periods ``[first, stop)``; input past the buffer reads as zeros.
 
         Period ``j``, group ``g`` reads input ``j*down + g*span - taps/2 + 1`` onwards
-        (`width` samples): a strided view of the buffer, one matrix product per group.
+        (`width` samples, a strided view of the buffer) times the group's matrix: one
+        vector-matrix product per period and group, all in one ``matmul`` call.
         """
         plan = self.plan
         periods = stop - first
@@ -264,18 +255,17 @@ class PolyphaseResampler:
         offset = (first - self._first_period) * plan.down
         segment = self._buffer[offset : offset + need]
         if segment.size < need:
-            segment = np.concatenate([segment, np.zeros(need - segment.size)])
-        step = segment.strides[0]
-        views = np.lib.stride_tricks.as_strided(
+            segment = np.concatenate([segment, np.zeros(need - segment.size, np.float32)])
+        step = segment.itemsize
+        # A strided view (numpy's as_strided costs 10x more per call than this).
+        vectors = np.ndarray(
+            (periods, plan.groups, 1, plan.width),
+            np.float32,
             segment,
-            shape=(plan.groups, periods, plan.width),
-            strides=(plan.span * step, plan.down * step, step),
-            writeable=False,
+            strides=(plan.down * step, plan.span * step, 0, step),
         )
-        products = np.empty((periods, plan.groups, plan.matrices.shape[2]))
-        np.matmul(views, plan.matrices, out=products.transpose(1, 0, 2))
-        flat = products.reshape(periods, -1)
-        return np.take(flat, plan.keep, axis=1).astype(np.float32).reshape(-1)
+        products = np.matmul(vectors, plan.matrices)  # (periods, groups, 1, rows)
+        return np.take(products.reshape(periods, -1), plan.keep, axis=1).reshape(-1)
 
 
 def resample_poly(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -121,7 +121,9 @@ class StreamStats:
         self.seconds += n / rate
         self._period_power += float(np.dot(flat, flat))
         self._period_values += flat.shape[0]
-        clipped = int(np.count_nonzero(np.abs(flat) >= CLIP_LEVEL))
+        clipped = 0
+        if flat.size and (flat.max() >= CLIP_LEVEL or flat.min() <= -CLIP_LEVEL):
+            clipped = int(np.count_nonzero(np.abs(flat) >= CLIP_LEVEL))
         self._period_clipped += clipped
         self.clipped_samples += clipped
 

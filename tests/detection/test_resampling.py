@@ -13,7 +13,7 @@ from detection.resampling import (
     PolyphaseResampler,
     polyphase_plan,
     resample_poly,
-    to_grid,
+    sanitize,
 )
 
 MODEL_RATE = 22_050
@@ -133,14 +133,22 @@ def test_close_to_soxr_hq_on_a_real_recording_at_16k(real_v1):
     assert np.max(np.abs(a - b)) < 0.05
 
 
-def test_input_is_put_on_the_fixed_point_grid():
+def test_input_is_clipped_and_nan_silenced():
     x = np.array([0.1, -0.3, 10.0, -np.inf, np.nan, 1e-9], dtype=np.float32)
-    grid = to_grid(x)
-    assert grid.dtype == np.float64
-    assert np.all(grid * 2.0**22 == np.rint(grid * 2.0**22))
-    assert grid[2] == INPUT_LIMIT and grid[3] == -INPUT_LIMIT and grid[4] == 0.0
-    assert grid[5] == 0.0  # below the grid's step
-    assert abs(grid[0] - 0.1) <= 2.0**-23
+    clean = sanitize(x)
+    assert clean.dtype == np.float32
+    assert clean.tolist() == pytest.approx([0.1, -0.3, INPUT_LIMIT, -INPUT_LIMIT, 0.0, 1e-9])
+
+
+def test_a_nan_spoils_no_sample_before_it_arrives():
+    # Samples already emitted must not change when a broken sample comes later.
+    audio = noise(0.5, 16_000, seed=4)
+    broken = audio.copy()
+    broken[6000] = np.nan
+    clean_first = streamed(audio[:5000], 16_000, iter([5000]))
+    out = resample_poly(broken, 16_000, 22_050)
+    assert np.all(np.isfinite(out))
+    assert np.array_equal(out[: clean_first.size - 200], clean_first[:-200])
 
 
 def test_stream_misuse_is_refused():
