@@ -4,8 +4,9 @@ Live audio arrives in frames (200 ms from the reference client) at the device's 
 resampled to the model's 22,050 Hz before the features. A block-based resampler (soxr's HQ,
 the previous one) releases its output in blocks and, after a frame, still holds up to
 1,273 output samples (58 ms): a window ending among them is completed only by the next frame,
-200 ms later, which is what one alert in six at 16 kHz waited for. This resampler emits every
-output sample whose input has arrived, less half its filter (5 ms at 16 kHz).
+200 ms later, which is what one alert in six at 16 kHz waited for. This resampler delays its
+output by half its filter (5 ms at 16 kHz) instead, and so releases, after each chunk, every
+output sample up to the chunk's last input sample: nothing waits for the next frame.
 
 The filter is a Kaiser-windowed sinc (`FilterSpec`), applied per phase as small matrix
 products over groups of input offsets (see `PolyphaseResampler._compute`). Its pass band and
@@ -156,28 +157,39 @@ def sanitize(audio: np.ndarray) -> np.ndarray:
 
 
 class PolyphaseResampler:
-    """Streaming resampler: ``resample_chunk(x)`` returns every output sample whose input
-    (plus the filter's look-ahead) has arrived; ``resample_chunk(x, last=True)`` ends the
-    stream, reading zeros past its end. Output sample ``n`` is the signal at input time
-    ``n * rate_in / rate_out`` (no delay); a stream of N input samples gives
-    ``ceil(N * rate_out / rate_in)`` output samples in all.
+    """Streaming resampler: ``resample_chunk(x)`` returns every output sample up to the
+    newest input sample; ``resample_chunk(x, last=True)`` ends the stream, reading zeros
+    past its end.
+
+    The output is delayed by the filter's look-ahead (`delay_samples` input samples: 81 at
+    16 kHz, 5 ms), so the output sample of an input sample's time never waits for the next
+    chunk: a frame releases all of its own audio. Output sample ``n`` is the signal at input
+    time ``n * rate_in / rate_out - delay``; N input samples give
+    ``ceil((N + delay) * rate_out / rate_in)`` output samples in all (the filter's tail too).
     """
 
     def __init__(self, rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC) -> None:
-        # The same rate is passed through untouched.
+        # The same rate is passed through untouched (and undelayed).
         self.plan = None if rate_in == rate_out else polyphase_plan(rate_in, rate_out, spec)
         self.rate_in, self.rate_out = rate_in, rate_out
-        # _buffer[0] is input sample _first_period * down - taps/2 + 1 (zeros before 0).
+        self.delay_samples = 0 if self.plan is None else self.plan.lookahead
+        # The input is read as `delay_samples` zeros followed by the audio. _buffer[0] is
+        # (delayed) input sample _first_period * down - taps/2 + 1 (zeros before 0).
         taps = self.plan.taps if self.plan is not None else 2
-        self._buffer = np.zeros(taps // 2 - 1, dtype=np.float32)
+        self._buffer = np.zeros(taps // 2 - 1 + self.delay_samples, dtype=np.float32)
         self._first_period = 0
         self.samples_in = 0
         self.samples_out = 0
         self._ended = False
 
     @property
+    def delay_s(self) -> float:
+        return self.delay_samples / self.rate_in
+
+    @property
     def pending_output(self) -> int:
-        """Output samples the input so far implies but the look-ahead still holds back."""
+        """Output samples up to the newest input sample's time not yet released (0 or 1:
+        the fraction of one sample at most)."""
         if self.plan is None:
             return 0
         return -(-self.samples_in * self.plan.up // self.plan.down) - self.samples_out
@@ -200,9 +212,11 @@ class PolyphaseResampler:
         plan = self.plan
         if last:
             self._ended = True
-            end = -(-self.samples_in * plan.up // plan.down)
+            end = -(-(self.samples_in + self.delay_samples) * plan.up // plan.down)
         else:
-            ready = self.samples_in - plan.lookahead  # outputs based before this are complete
+            # Output n reads delayed input up to floor(n * down / up) + lookahead, that is
+            # real input up to floor(n * down / up): complete for every n up to this one.
+            ready = self.samples_in
             end = 0 if ready <= 0 else (ready * plan.up - 1) // plan.down + 1
         return self._emit(end)
 
