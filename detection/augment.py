@@ -19,6 +19,7 @@ import scipy.signal
 import soxr
 
 from .features import MODEL_RATE
+from .resampling import PolyphaseResampler
 
 # --------------------------------------------------------------------------- helpers
 
@@ -174,6 +175,26 @@ def phone_channel(x: np.ndarray, rng: np.random.Generator, sr: int = MODEL_RATE)
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def device_round_trip(x: np.ndarray, rate: int, sr: int = MODEL_RATE) -> np.ndarray:
+    """What a device streaming at ``rate`` delivers to the features: the clip resampled to
+    ``rate`` and back by the serving resampler (nothing left above ``rate / 2``), realigned
+    on the original (the two resamplers' delays removed), same length."""
+    x = _mono(x)
+    if x.size == 0 or rate >= sr:
+        return x.copy()
+    down, up = PolyphaseResampler(sr, rate), PolyphaseResampler(rate, sr)
+    y = up.resample_chunk(down.resample_chunk(x, last=True), last=True)
+    lag = int(round((down.delay_s + up.delay_s) * sr))
+    return _fit_length(y[lag:], x.shape[0])
+
+
+def device_rate(
+    x: np.ndarray, rng: np.random.Generator, rates: tuple[int, ...], sr: int = MODEL_RATE
+) -> np.ndarray:
+    """A device's sample rate drawn from ``rates`` (the reference client's 16 kHz first)."""
+    return device_round_trip(x, int(rates[int(rng.integers(len(rates)))]), sr)
+
+
 # --------------------------------------------------------------------------- spectrogram
 
 
@@ -314,6 +335,12 @@ class AugmentConfig:
     snr_high_db: float = 20.0
     phone: bool = True
     phone_p: float = 0.2
+    # A device streaming at a lower rate (16 kHz, the reference client's, or 8 kHz): the
+    # clip through the serving resampler and back, so the network learns what such a
+    # stream looks like (an empty band above the device's Nyquist).
+    device_rate: bool = True
+    device_rate_p: float = 0.5
+    device_rates: tuple[int, ...] = (16_000, 16_000, 16_000, 8_000)
     gain: bool = True
     gain_p: float = 0.5
     gain_low_db: float = -12.0
@@ -335,6 +362,7 @@ class AugmentConfig:
             reverb=False,
             background=False,
             phone=False,
+            device_rate=False,
             gain=False,
             spec_augment=False,
         )
@@ -342,7 +370,15 @@ class AugmentConfig:
     @property
     def any_waveform(self) -> bool:
         return any(
-            (self.speed, self.time_shift, self.reverb, self.background, self.phone, self.gain)
+            (
+                self.speed,
+                self.time_shift,
+                self.reverb,
+                self.background,
+                self.phone,
+                self.device_rate,
+                self.gain,
+            )
         )
 
     def spec_params(self) -> dict:
@@ -364,6 +400,8 @@ class AugmentConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown augmentation parameters: {sorted(unknown)}")
+        if "device_rates" in data:  # a list once it went through JSON
+            data = {**data, "device_rates": tuple(int(r) for r in data["device_rates"])}
         return cls(**data)
 
 
@@ -387,8 +425,8 @@ class WaveAugmenter:
     """Applies the enabled waveform augmentations of ``cfg`` to one clip.
 
     Order: speed, time shift, reverberation (synthetic room IR), background mix at a random SNR
-    (from ``backgrounds``, skipped when there are none), phone channel, gain. Each step runs with
-    its probability. Only the speed change alters the length (by its factor).
+    (from ``backgrounds``, skipped when there are none), phone channel, device rate, gain. Each
+    step runs with its probability. Only the speed change alters the length (by its factor).
     """
 
     def __init__(
@@ -425,6 +463,8 @@ class WaveAugmenter:
             x = mix_background(x, noise, float(rng.uniform(cfg.snr_low_db, cfg.snr_high_db)))
         if self._chance(cfg.phone, cfg.phone_p):
             x = phone_channel(x, rng, sr)
+        if self._chance(cfg.device_rate, cfg.device_rate_p):
+            x = device_rate(x, rng, cfg.device_rates, sr)
         if self._chance(cfg.gain, cfg.gain_p):
             x = random_gain(x, rng, (cfg.gain_low_db, cfg.gain_high_db))
         return x

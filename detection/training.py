@@ -115,6 +115,10 @@ class Plan:
     # What the out-of-fold threshold maximises F1 over: "files" (a file counts as detected
     # when any window reaches the threshold -- the event the product alerts on) or "windows".
     threshold_on: str = "files"
+    # Device rates each held-out file is also scored at (through the serving resampler and
+    # back, as a device streaming at that rate is heard), so that the out-of-fold figures
+    # and the threshold cover those devices too. Each copy counts as a file of its own.
+    eval_rates: tuple[int, ...] = ()
 
 
 # --------------------------------------------------------------------------- folds
@@ -455,9 +459,22 @@ class Corpus:
         return WindowSet.build(items, self.cfg, stride, labelled_only=True)
 
     def scoring_set(self, files: np.ndarray) -> WindowSet:
+        """Windows of ``files`` and of their copies at each of ``plan.eval_rates``; in
+        ``.file``, copy ``r`` (1-based) of file ``k`` of ``files`` is ``k + r * len(files)``."""
         stride = self.cfg.stride_columns(self.plan.stride_s)
-        return WindowSet.build(
-            [self.original[i] for i in files], self.cfg, stride, labelled_only=False
+        items = [self.original[i] for i in files]
+        for rate in self.plan.eval_rates:
+            items += [self.at_rate(int(i), rate) for i in files]
+        return WindowSet.build(items, self.cfg, stride, labelled_only=False)
+
+    def at_rate(self, i: int, rate: int) -> FileFeatures:
+        """File ``i`` as a device streaming at ``rate`` delivers it (cached)."""
+        from .augment import device_round_trip
+
+        return self.store.features(
+            self.recordings[i],
+            variant=f"rate-{rate}",
+            augment=lambda audio: device_round_trip(audio, rate, self.cfg.sample_rate),
         )
 
 
@@ -511,14 +528,18 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
         scores.append(score_windows(net, held, corpus.cfg))
         targets.append(held.target)
         subs.append(held.sublabel)
-        file_index.append(valid[held.file])
+        # Copy r of a held-out file is file (its index + r * n_files) of the scored set.
+        copy, within = np.divmod(held.file, valid.size)
+        file_index.append(valid[within] + copy * n_files)
+    rates = corpus.plan.eval_rates
     scored = Scored(
         scores=np.concatenate(scores),
         targets=np.concatenate(targets),
         sublabels=np.concatenate(subs),
         file_index=np.concatenate(file_index),
-        file_truth=np.array([r.has_scream for r in corpus.recordings]),
-        file_names=[r.rel for r in corpus.recordings],
+        file_truth=np.tile([r.has_scream for r in corpus.recordings], 1 + len(rates)),
+        file_names=[r.rel for r in corpus.recordings]
+        + [f"{r.rel} @ {rate} Hz" for rate in rates for r in corpus.recordings],
     )
     lab = scored.labelled
     if not np.any(scored.targets[lab] == POSITIVE):
@@ -527,16 +548,17 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
     fold_rows = []
     for fold in range(k):
         files = np.flatnonzero(folds == fold)
+        copies = np.concatenate([files + r * n_files for r in range(1 + len(rates))])
         fold_rows.append(
             {
                 "fold": fold,
                 "n_files": int(files.size),
                 "n_groups": len({corpus.recordings[i].group for i in files}),
                 "n_scream_files": int(sum(corpus.recordings[i].has_scream for i in files)),
-                "summary": summarize(scored.subset(files), threshold),
+                "summary": summarize(scored.subset(copies), threshold),
             }
         )
-    assert n_files == scored.file_truth.size
+    assert n_files * (1 + len(rates)) == scored.file_truth.size
     return CVResult(
         scored=scored,
         fold_of_file=folds,

@@ -347,3 +347,25 @@ def test_time_shift_only_on_files_labelled_as_one_whole():
     assert not shift_safe(scream, 5.0)
     mixed = Recording(None, "m.flac", None, "m", [Segment(0, 2, "0_0"), Segment(2, 4, "0_2")])
     assert not shift_safe(mixed, 4.0)
+
+
+def test_eval_rates_score_each_held_out_file_again_as_a_device_streams_it(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    _tiny_folder(tmp_path)
+    out = tmp_path / "report"
+    cache = tmp_path / "cache"
+    call_command(
+        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--folds", "3",
+        "--cv-only", "--aug-copies", "0", "--cache-dir", str(cache), "--no-progress",
+        "--threads", "1", "--eval-rates", "16000,8000",
+    )  # fmt: skip
+    cv = json.loads((out / "metrics.json").read_text())["cv"]
+    # 6 files, each also scored as a 16 kHz and as an 8 kHz device streams it
+    assert cv["out_of_fold"]["file"]["n"] == 18
+    assert sum(f["n_files"] for f in cv["per_fold"]) == 6
+    assert sum(f["file"]["n"] for f in cv["per_fold"]) == 18
+    assert len(list(cache.rglob("*.npz"))) == 6 * 3  # originals + two cached copies each
+    with pytest.raises(CommandError, match="--eval-rates"):
+        call_command("train", "--data", str(tmp_path), "--out", str(out), "--eval-rates", "16k")

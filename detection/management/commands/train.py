@@ -70,6 +70,13 @@ class Command(BaseCommand):
             default="files",
             help="maximise out-of-fold F1 of files (any window over it) or of windows",
         )
+        parser.add_argument(
+            "--eval-rates",
+            default="",
+            metavar="HZ[,HZ]",
+            help="also score each held-out file as a device at these rates would stream it"
+            " (e.g. 16000): the out-of-fold figures and the threshold then cover those too",
+        )
         parser.add_argument("--augment", help="JSON of AugmentConfig fields")
         for name in _augment_switches():
             parser.add_argument(
@@ -97,6 +104,12 @@ class Command(BaseCommand):
             augment = json.loads(opts["augment"]) if opts.get("augment") else None
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise CommandError(f"bad JSON option: {exc}") from exc
+        try:
+            eval_rates = tuple(int(r) for r in opts["eval_rates"].split(",") if r.strip())
+        except ValueError as exc:
+            raise CommandError(f"--eval-rates: comma-separated sample rates, got {exc}") from exc
+        if any(not 1_000 <= r <= 192_000 for r in eval_rates):
+            raise CommandError(f"--eval-rates: rates from 1000 to 192000 Hz, got {eval_rates}")
         switches = [n for n in _augment_switches() if opts.get(f"aug_off_{n}")]
         if switches:
             from detection.augment import AugmentConfig
@@ -131,6 +144,7 @@ class Command(BaseCommand):
             seed=opts["seed"],
             progress=not opts["no_progress"],
             threshold_on=opts["threshold_on"],
+            eval_rates=eval_rates,
             final=not opts["cv_only"],
         )
         if opts["cv_only"] and not plan.cross_validate:
