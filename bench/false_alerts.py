@@ -55,6 +55,10 @@ def main(argv=None) -> dict:
         ),
     )
     args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
+    import django
+
+    django.setup()
     import numpy as np
     import torch
 
@@ -108,18 +112,16 @@ def main(argv=None) -> dict:
         sweep[str(on)] = row(
             replace(decision, on_threshold=on, off_threshold=min(decision.off_threshold, on))
         )
-    return {
+    result = {
         "model": str(args.model),
         "compositions": len(variants),
         "non_scream_audio_hours": round(hours, 2),
         "own_decision": {"on_threshold": round(decision.on_threshold, 4), **row(decision)},
         "other_on_thresholds": sweep,
     }
+    print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
-    import django
-
-    django.setup()
-    print(json.dumps(main(), indent=2))
+    main()
