@@ -59,43 +59,23 @@ def main(argv=None) -> dict:
     import django
 
     django.setup()
-    import numpy as np
     import torch
 
-    from bench.live_streams import FRAME_S, RATE, make_variants
+    from bench.live_streams import make_variants, offline_scores
     from detection.artifacts import load_model
-    from detection.decision import LevelGate
-    from detection.features import level_dbfs
     from detection.scoring import decision_defaults
     from detection.training import tqdm
-    from devices.protocol import Hello
-    from devices.stream_state import DeviceStream
 
     torch.set_num_threads(2)
     model = load_model(args.model)
     cfg = model.features
     decision = decision_defaults(model.config)
-    frame = int(FRAME_S * RATE)
     variants, scores = [], []
     for seed in tqdm(range(args.sets), desc="compositions", unit="set of 24"):
         for variant in make_variants(24, args.seconds, seed=seed):
-            stream = DeviceStream(
-                Hello("x", RATE, "pcm_s16le", 1, "bench", "offline"),
-                cfg,
-                model.stride_s,
-                clock=lambda: 0.0,
-            )
-            gate = LevelGate(decision.level_gate_dbfs)
-            times, windows, passed = [], [], []
-            for start in range(0, len(variant.pcm), frame):
-                for col, window in stream.feed(variant.pcm[start : start + frame].tobytes(), 1e9):
-                    t0, t1 = stream.window_times(col)
-                    times.append(t1)
-                    windows.append(window)
-                    passed.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
-            probs = model.predict(np.stack(windows)) * np.array(passed, dtype=np.float32)
+            ends, _, probs = offline_scores(variant, model, decision)
             variants.append(variant)
-            scores.append((times, probs))
+            scores.append((ends, probs))
     hours = sum(v.seconds - v.scream_seconds() for v in variants) / 3600
     with_scream = sum(1 for v in variants if v.scream_seconds() > 0)
 

@@ -97,7 +97,7 @@ class Opening(NamedTuple):
     t_end: float  # stream time of the end of the window that opens it
     scream: bool  # inside a scream
     # The frame whose arrival completes the window: later than the frame holding its last
-    # sample when the resampler still held that sample back.
+    # sample only if the resampler held that sample back (it no longer does: a regression).
     completing_frame: int
 
 
@@ -157,42 +157,51 @@ def make_variants(count: int, seconds: float, seed: int = 0) -> list[Variant]:
     return variants
 
 
-def expected_openings(variants: list[Variant], model_dir: Path) -> None:
-    """Where the live path must open incidents: the same frames through the same code."""
-    from detection.artifacts import load_model
-    from detection.decision import OPENED, IncidentTracker, LevelGate
-    from detection.features import FeatureConfig, level_dbfs
-    from detection.scoring import decision_defaults
+def offline_scores(variant: Variant, model, decision) -> tuple[list[float], list[int], np.ndarray]:
+    """The live path for one composition, offline: its exact frames through ``DeviceStream``
+    (validation, resampling, features, windows), the level gate and the model. Returns each
+    window's end (stream time), the frame whose arrival completed it, and its probability
+    (0 when gated)."""
+    from detection.decision import LevelGate
+    from detection.features import level_dbfs
     from devices.protocol import Hello
     from devices.stream_state import DeviceStream
 
-    model = load_model(model_dir)
-    cfg = FeatureConfig.from_dict(model.config["features"])
-    stride_s = float(model.config["stride_s"])
-    decision = decision_defaults(model.config)
+    stream = DeviceStream(
+        Hello("x", RATE, "pcm_s16le", 1, "bench", "offline"),
+        model.features,
+        model.stride_s,
+        clock=lambda: 0.0,
+    )
+    gate = LevelGate(decision.level_gate_dbfs)
     frame = int(FRAME_S * RATE)
+    ends, completed_by, windows, passed = [], [], [], []
+    for start in range(0, len(variant.pcm), frame):
+        for col, window in stream.feed(variant.pcm[start : start + frame].tobytes(), now=1e9):
+            t0, t1 = stream.window_times(col)
+            ends.append(t1)
+            completed_by.append(start // frame)
+            windows.append(window)
+            passed.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
+    probs = model.predict(np.stack(windows)) * np.array(passed, dtype=np.float32)
+    return ends, completed_by, probs
+
+
+def expected_openings(variants: list[Variant], model_dir: Path) -> None:
+    """Where the live path must open incidents: the same frames through the same code."""
+    from detection.artifacts import load_model
+    from detection.decision import OPENED, IncidentTracker
+    from detection.scoring import decision_defaults
+
+    model = load_model(model_dir)
+    decision = decision_defaults(model.config)
     for variant in variants:
-        stream = DeviceStream(
-            Hello("x", RATE, "pcm_s16le", 1, "bench", "offline"), cfg, stride_s, clock=lambda: 0.0
-        )
-        gate = LevelGate(decision.level_gate_dbfs)
-        cols, windows, scored, completed_by = [], [], [], {}
-        for start in range(0, len(variant.pcm), frame):
-            for col, window in stream.feed(variant.pcm[start : start + frame].tobytes(), now=1e9):
-                t0, t1 = stream.window_times(col)
-                completed_by[col] = start // frame
-                cols.append(col)
-                windows.append(window)
-                scored.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
-        probs = model.predict(np.stack(windows)) * np.array(scored, dtype=np.float32)
-        tracker = IncidentTracker(decision, window_span_s=cfg.window_span_s())
-        for col, prob in zip(cols, probs, strict=True):
-            t_end = stream.window_times(col)[1]
+        ends, completed_by, probs = offline_scores(variant, model, decision)
+        tracker = IncidentTracker(decision, window_span_s=model.features.window_span_s())
+        for t_end, frame, prob in zip(ends, completed_by, probs, strict=True):
             for event in tracker.update(t_end, float(prob)):
                 if event.kind == OPENED:
-                    variant.openings.append(
-                        Opening(t_end, variant.in_scream(t_end), completed_by[col])
-                    )
+                    variant.openings.append(Opening(t_end, variant.in_scream(t_end), frame))
 
 
 # --------------------------------------------------------------------------- live
@@ -360,8 +369,9 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         # after it = insert, commit, broadcast and the dashboard's receipt.
         "to_row_ms_p50_p95": [pct(50, row), pct(95, row)],
         "after_row_ms_p50_p95": [pct(50, lat - row), pct(95, lat - row)] if lat.size else None,
-        # The resampler holds back its filter's look-ahead (~110 samples at 16 kHz): a window
-        # whose last samples it still holds is completed only by the next frame, 200 ms later.
+        # A window whose last samples the resampler still held would be completed only by the
+        # next frame, 200 ms later (soxr HQ did that to a third of the openings; the polyphase
+        # resampler delays its output instead, so this should read 0).
         # ``from_completing_frame``: the same latency from the frame that completed the window.
         "openings_held_by_resampler": f"{held} of {len(from_completing)}",
         "from_completing_frame_ms_p50_p95_p99": [

@@ -133,7 +133,6 @@ def polyphase_plan(rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC)
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows = int(counts.max())
     matrices = np.zeros((groups, span + taps - 1, rows), dtype=np.float32)
-    k = np.arange(taps)
     matrices[
         group_of[:, None],
         (base - group_of * span)[:, None] + k[None, :],
@@ -151,7 +150,7 @@ def sanitize(audio: np.ndarray) -> np.ndarray:
     x = np.array(audio, dtype=np.float32)
     np.minimum(x, INPUT_LIMIT, out=x)
     np.maximum(x, -INPUT_LIMIT, out=x)
-    if x.ndim == 1 and not math.isfinite(float(np.dot(x, x))):  # only NaN survives the clip
+    if not math.isfinite(float(np.dot(x, x))):  # only NaN survives the clip
         x[np.isnan(x)] = 0.0
     return x
 
@@ -280,8 +279,3 @@ class PolyphaseResampler:
         )
         products = np.matmul(vectors, plan.matrices)  # (periods, groups, 1, rows)
         return np.take(products.reshape(periods, -1), plan.keep, axis=1).reshape(-1)
-
-
-def resample_poly(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """A whole mono signal resampled: exactly what a stream of it gives in any chunks."""
-    return PolyphaseResampler(rate_in, rate_out).resample_chunk(audio, last=True)

@@ -7,12 +7,11 @@ import soundfile as sf
 import soxr
 
 from detection.artifacts import load_model
-from detection.features import FeatureConfig, frame_windows, mel_columns
+from detection.features import FeatureConfig, frame_windows, mel_columns, resample
 from detection.resampling import (
     INPUT_LIMIT,
     PolyphaseResampler,
     polyphase_plan,
-    resample_poly,
     sanitize,
 )
 
@@ -47,7 +46,7 @@ def random_sizes(seed: int, high: int = 5000):
 def test_stream_equals_batch_bit_for_bit_in_any_chunks(rate):
     # Loud on purpose (peaks past full scale): rounding differences would show here first.
     audio = noise(1.5, rate, seed=rate, level=0.8)
-    batch = resample_poly(audio, rate, MODEL_RATE)
+    batch = resample(audio, rate, MODEL_RATE)
     assert batch.dtype == np.float32
     delay = PolyphaseResampler(rate, MODEL_RATE).delay_samples
     assert batch.size == -(-(audio.size + delay) * MODEL_RATE // rate)  # the filter's tail too
@@ -58,7 +57,7 @@ def test_stream_equals_batch_bit_for_bit_in_any_chunks(rate):
 def test_single_samples_stream_exactly():
     audio = noise(0.05, 16_000, seed=3)
     assert np.array_equal(
-        streamed(audio, 16_000, iter([1] * audio.size)), resample_poly(audio, 16_000, 22_050)
+        streamed(audio, 16_000, iter([1] * audio.size)), resample(audio, 16_000, 22_050)
     )
 
 
@@ -66,7 +65,7 @@ def test_single_samples_stream_exactly():
 def test_a_tone_keeps_its_pitch_level_and_timing(rate):
     t = np.arange(2 * rate) / rate
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    out = resample_poly(tone, rate, MODEL_RATE)
+    out = resample(tone, rate, MODEL_RATE)
     delay_s = PolyphaseResampler(rate, MODEL_RATE).delay_s
     assert 0 < delay_s <= 0.011
     expected = 0.5 * np.sin(2 * np.pi * 1000 * (np.arange(out.size) / MODEL_RATE - delay_s))
@@ -82,13 +81,13 @@ def band_db(audio: np.ndarray, rate: int, low: float, high: float, ref: float) -
 
 def test_upsampling_16k_leaves_no_image_above_8k_and_a_flat_pass_band():
     audio = noise(20, 16_000, seed=5)
-    out = resample_poly(audio, 16_000, MODEL_RATE)
+    out = resample(audio, 16_000, MODEL_RATE)
     freqs, power = scipy.signal.welch(out, MODEL_RATE, nperseg=4096)
     ref = float(np.median(power[(freqs > 500) & (freqs < 6000)]))
     assert band_db(out, MODEL_RATE, 8_050, 11_000, ref) < -90  # images of 0-8 kHz
     t = np.arange(16_000) / 16_000
     for hz in (100, 1_000, 3_000, 5_000, 6_500, 7_000):
-        tone = resample_poly(np.sin(2 * np.pi * hz * t).astype(np.float32), 16_000, MODEL_RATE)
+        tone = resample(np.sin(2 * np.pi * hz * t).astype(np.float32), 16_000, MODEL_RATE)
         gain_db = 20 * np.log10(np.sqrt(2 * np.mean(np.square(tone[2000:-2000]))))
         assert abs(gain_db) < 0.02, (hz, gain_db)  # a flat pass band up to 7 kHz
 
@@ -98,7 +97,7 @@ def test_downsampling_48k_removes_what_would_alias(hz):
     # A tone above the model's Nyquist would fold into 0-11 kHz: nothing of it may remain.
     t = np.arange(48_000) / 48_000
     tone = (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-    out = resample_poly(tone, 48_000, MODEL_RATE)[1000:-1000]
+    out = resample(tone, 48_000, MODEL_RATE)[1000:-1000]
     assert 10 * np.log10(np.mean(np.square(out)) / 0.125) < -95
 
 
@@ -124,7 +123,7 @@ def test_close_to_soxr_hq_on_a_real_recording_at_16k(real_v1):
     path = sorted((real_v1 / "audio" / "yt-scream-sfx").glob("*.flac"))[0]
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
     device = soxr.resample(audio.mean(axis=1), rate, 16_000, quality="HQ")
-    ours = resample_poly(device, 16_000, MODEL_RATE)
+    ours = resample(device, 16_000, MODEL_RATE)
     # soxr has no delay: give it the same 5 ms of silence first, to compare the same windows.
     delayed = np.concatenate(
         [np.zeros(PolyphaseResampler(16_000, MODEL_RATE).delay_samples), device]
@@ -153,7 +152,7 @@ def test_a_nan_spoils_no_sample_before_it_arrives():
     broken = audio.copy()
     broken[6000] = np.nan
     clean_first = streamed(audio[:5000], 16_000, iter([5000]))
-    out = resample_poly(broken, 16_000, 22_050)
+    out = resample(broken, 16_000, 22_050)
     assert np.all(np.isfinite(out))
     assert np.array_equal(out[: clean_first.size - 200], clean_first[:-200])
 
@@ -171,5 +170,5 @@ def test_stream_misuse_is_refused():
 
 def test_same_rate_is_the_identity():
     audio = noise(0.3, MODEL_RATE, seed=9)
-    out = resample_poly(audio, MODEL_RATE, MODEL_RATE)
+    out = resample(audio, MODEL_RATE, MODEL_RATE)
     assert np.array_equal(out, audio)
