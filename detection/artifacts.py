@@ -83,6 +83,7 @@ def save_artifact(
             raise ArtifactError(f"config lacks {key}")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server run as another user
     try:
         torch.save(net.state_dict(), staging / WEIGHTS_FILE)
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

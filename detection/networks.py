@@ -15,6 +15,9 @@ over time before its classifier head (so it does not memorise where in the windo
 - ``C``: MxN (3x3) kernels, a small VGG-style 2-D CNN with the same embedding head as ``B``.
 - ``CRNN``: a 2-D convolutional front end that pools frequency, then an LSTM (or GRU) over time.
 
+``Ensemble`` averages the logits of several networks of one architecture, trained from different
+seeds (``build_network(..., members=K)``): it scores like any one of them, K times the cost.
+
 ``build_network`` makes one by name; ``count_parameters`` and ``count_flops`` measure them.
 """
 
@@ -269,14 +272,41 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 }
 
 
+class Ensemble(nn.Module):
+    """Several networks scoring the same windows; the logit is the mean of theirs.
+
+    Networks trained from different seeds disagree most on sounds none of them was taught
+    (their errors are partly independent), so the mean logit is steadier than any one draw.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](x)
+        for member in self.members[1:]:
+            total = total + member(x)
+        return total / len(self.members)
+
+
 def build_network(
-    arch: str, n_mels: int, n_frames: int, dropout: float = 0.3, **kwargs
+    arch: str, n_mels: int, n_frames: int, dropout: float = 0.3, members: int = 1, **kwargs
 ) -> nn.Module:
     """A fresh network of architecture ``arch`` for ``(N, n_mels, n_frames)`` windows.
 
     ``kwargs`` are the architecture's own parameters (``width`` for all, ``rnn`` and ``hidden``
-    for CRNN); they are what a model artifact stores as ``arch_params``.
+    for CRNN); they are what a model artifact stores as ``arch_params``, with ``members``:
+    more than 1 gives an ``Ensemble`` of that many networks.
     """
+    if members != 1:
+        if not isinstance(members, int) or members < 2:
+            raise ValueError(f"members must be a whole number >= 1, got {members!r}")
+        return Ensemble(
+            [build_network(arch, n_mels, n_frames, dropout, **kwargs) for _ in range(members)]
+        )
     try:
         cls = ARCHITECTURES[arch]
     except KeyError:

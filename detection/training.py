@@ -89,6 +89,11 @@ class Hyper:
     arch_params: dict = field(default_factory=dict)
     # "constant" or "cosine" (the learning rate falls from ``lr`` to 0 over the epochs)
     lr_schedule: str = "constant"
+    # Networks trained from different seeds and averaged (``networks.Ensemble``); 1 = one.
+    members: int = 1
+    # Share of each epoch's negative draw ("sample" balance) made in proportion to the
+    # negatives' last training loss instead of uniformly: 0 = uniform; 0.5 = half and half.
+    hard_negatives: float = 0.0
 
     def optimiser_params(self) -> dict:
         return {k: getattr(self, k) for k in ("lr", "beta1", "beta2", "eps", "weight_decay")}
@@ -222,22 +227,60 @@ def _seed_torch(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_indices(targets: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:
+def epoch_indices(
+    targets: np.ndarray,
+    balance: str,
+    rng: np.random.Generator,
+    negative_weights: np.ndarray | None = None,
+) -> np.ndarray:
     """The windows one epoch trains on, shuffled.
 
     ``sample``: every window of the rarer class plus as many drawn (without replacement)
     from the other, so each epoch sees both equally. ``pos_weight``: every window.
+    ``negative_weights`` (one per window, used for the negatives in ``sample`` mode when there
+    are more negatives than positives) makes the negatives' draw proportional to them.
     """
     pos = np.flatnonzero(targets == POSITIVE)
     neg = np.flatnonzero(targets == NEGATIVE)
     if balance == "sample" and pos.size and neg.size:
         n = min(pos.size, neg.size)
-        chosen = np.concatenate(
-            [rng.choice(pos, n, replace=False), rng.choice(neg, n, replace=False)]
-        )
+        if negative_weights is not None and n < neg.size:
+            negatives = weighted_draw(neg, negative_weights[neg], n, rng)
+        else:
+            negatives = rng.choice(neg, n, replace=False)
+        chosen = np.concatenate([rng.choice(pos, n, replace=False), negatives])
     else:
         chosen = np.concatenate([pos, neg])
     return rng.permutation(chosen)
+
+
+def weighted_draw(
+    items: np.ndarray, weights: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` of ``items`` drawn without replacement, each draw in proportion to ``weights``
+    among those left (Efraimidis-Spirakis: the ``n`` largest ``u ** (1 / w)``, here in logs)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != items.shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("weights must be finite, non-negative and one per item")
+    keys = np.log(rng.random(items.size)) / np.maximum(weights, 1e-300)
+    return items[np.argpartition(-keys, n - 1)[:n]] if n else items[:0]
+
+
+def hard_negative_weights(losses: np.ndarray, share: float) -> np.ndarray:
+    """Draw weights from the negatives' last losses (NaN: not trained on yet, counted as the
+    mean loss): ``1 - share`` of the draw uniform, ``share`` in proportion to the loss."""
+    if not 0.0 <= share <= 1.0:
+        raise TrainingError(f"hard_negatives must be between 0 and 1, got {share}")
+    known = np.isfinite(losses)
+    if not known.any():
+        return np.ones_like(losses, dtype=np.float64)
+    filled = np.where(known, losses, np.mean(losses[known])).astype(np.float64)
+    total = filled.sum()
+    by_loss = filled / total if total > 0 else np.full(filled.size, 1.0 / filled.size)
+    return (1.0 - share) / filled.size + share * by_loss
+
+
+MEMBER_SEED_STEP = 100_003  # member m of an ensemble trains from seed + m * this
 
 
 def train_network(
@@ -251,8 +294,40 @@ def train_network(
 ):
     """A network trained on the labelled windows of ``data``; returns it in eval mode.
 
-    ``augment`` (an ``AugmentConfig``) switches per-batch SpecAugment on or off.
+    ``augment`` (an ``AugmentConfig``) switches per-batch SpecAugment on or off. With
+    ``hyper.members`` > 1 it trains that many from different seeds (the first from ``seed``,
+    so its weights are those of a single network) and returns their ``Ensemble``.
     """
+    if hyper.members < 1:
+        raise TrainingError(f"members must be at least 1, got {hyper.members}")
+    if hyper.members == 1:
+        return _train_one(data, hyper, cfg, seed, progress, label, augment)
+    from .networks import Ensemble
+
+    nets = [
+        _train_one(
+            data,
+            hyper,
+            cfg,
+            seed + m * MEMBER_SEED_STEP,
+            progress,
+            f"{label} member {m + 1}/{hyper.members}",
+            augment,
+        )
+        for m in range(hyper.members)
+    ]
+    return Ensemble(nets).eval()
+
+
+def _train_one(
+    data: WindowSet,
+    hyper: Hyper,
+    cfg: FeatureConfig,
+    seed: int,
+    progress: bool,
+    label: str,
+    augment,
+):
     import torch
 
     from .networks import build_network
@@ -284,6 +359,14 @@ def train_network(
     elif hyper.balance != "sample":
         raise TrainingError(f"unknown balance {hyper.balance!r} (sample or pos_weight)")
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    # Hard negatives: the last training loss of every window (NaN until first trained on).
+    hard_negative_weights(np.zeros(1), hyper.hard_negatives)  # checks the share
+    hard = hyper.hard_negatives > 0
+    if hard:
+        per_window_loss = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+        last_loss = np.full(len(data), np.nan, dtype=np.float32)
+        negatives = data.target == NEGATIVE
+        weights = np.zeros(len(data), dtype=np.float64)
     if hyper.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=hyper.epochs)
     elif hyper.lr_schedule == "constant":
@@ -301,7 +384,9 @@ def train_network(
     bar = tqdm(range(hyper.epochs), desc=label, unit="epoch", leave=False, disable=not progress)
     for _epoch in bar:
         net.train()
-        order = epoch_indices(data.target, hyper.balance, rng)
+        if hard:
+            weights[negatives] = hard_negative_weights(last_loss[negatives], hyper.hard_negatives)
+        order = epoch_indices(data.target, hyper.balance, rng, weights if hard else None)
         total, count = 0.0, 0
         for begin in range(0, order.size, hyper.batch_size):
             batch = order[begin : begin + hyper.batch_size]
@@ -312,7 +397,12 @@ def train_network(
                 x = spec_augment(x, generator)
             y = torch.from_numpy((data.target[batch] == POSITIVE).astype(np.float32))
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
+            if hard:
+                losses = per_window_loss(net(x), y)
+                last_loss[batch] = losses.detach().numpy()
+                loss = losses.mean()
+            else:
+                loss = loss_fn(net(x), y)
             if not torch.isfinite(loss):
                 raise TrainingError(f"{label}: loss became {loss.item()} (lr {hyper.lr} too high?)")
             loss.backward()
@@ -763,7 +853,11 @@ def run_training(
         "name": name,
         "created": now,
         "architecture": hyper.arch,
-        "arch_params": {"dropout": hyper.dropout, **hyper.arch_params},
+        "arch_params": {
+            "dropout": hyper.dropout,
+            **hyper.arch_params,
+            **({"members": hyper.members} if hyper.members > 1 else {}),
+        },
         "features": cfg.to_dict(),
         "stride_s": plan.stride_s,
         "threshold": threshold,

@@ -116,3 +116,8 @@ def test_detect_command_json_labels_and_exit_status(tmp_path, tiny_model, capsys
     assert abs(out[0]["duration_s"] - 4.0) < 1e-3
     assert (labels / "one.txt").read_text().strip().endswith("\t1")
     assert (labels / "two.txt").is_file() and not (labels / "bad.txt").exists()
+
+
+def test_artifact_folder_is_readable_by_other_users(tiny_model):
+    mode = tiny_model.path.stat().st_mode & 0o777
+    assert mode & 0o055 == 0o055, oct(mode)  # group and others may list and read it

@@ -189,3 +189,19 @@ def test_a_scores_fast_enough_for_live_streams():
 
     speed = windows_per_second(build_network("A", N_MELS, N_FRAMES), N_MELS, N_FRAMES, 1024, 512)
     assert speed > 2_000, f"Type A scores only {speed:.0f} windows/s"
+
+
+def test_members_build_an_ensemble_that_averages_logits_and_counts_all_members():
+    single = build_network("A", 64, 44)
+    ensemble = build_network("A", 64, 44, members=3)
+    assert count_parameters(ensemble) == 3 * count_parameters(single)
+    assert count_flops(ensemble, 64, 44) == 3 * count_flops(single, 64, 44)
+    ensemble.eval()
+    x = torch.randn(4, 64, 44)
+    with torch.inference_mode():
+        logits = ensemble(x)
+        assert logits.shape == (4,)
+        torch.testing.assert_close(logits, sum(m(x) for m in ensemble.members) / 3)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="members"):
+            build_network("A", 64, 44, members=bad)

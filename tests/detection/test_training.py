@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment, write_labels
 from detection.evaluation import Scored, roc_auc
-from detection.features import FeatureConfig
+from detection.features import FeatureConfig, normalize_windows
 from detection.training import (
     SEARCH_SPACE,
     Hyper,
@@ -369,3 +369,137 @@ def test_eval_rates_score_each_held_out_file_again_as_a_device_streams_it(tmp_pa
     assert len(list(cache.rglob("*.npz"))) == 6 * 3  # originals + two cached copies each
     with pytest.raises(CommandError, match="--eval-rates"):
         call_command("train", "--data", str(tmp_path), "--out", str(out), "--eval-rates", "16k")
+
+
+def test_members_train_an_ensemble_whose_first_member_is_the_single_network():
+    import torch
+
+    from detection.networks import Ensemble
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg, n_files=2)
+    single = train_network(data, Hyper(epochs=1, batch_size=32), cfg, seed=3, progress=False)
+    hyper = Hyper(epochs=1, batch_size=32, members=3)
+    ensemble = train_network(data, hyper, cfg, seed=3, progress=False)
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
+    assert not ensemble.training and not any(m.training for m in ensemble.members)
+    first = ensemble.members[0].state_dict()
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(first[name], value, rtol=0, atol=0)
+    # Different seeds give different members, and the ensemble's logit is their mean.
+    second = ensemble.members[1].state_dict()
+    assert any(not torch.equal(first[n], second[n]) for n in first if first[n].is_floating_point())
+    x = torch.randn(5, cfg.n_mels, cfg.window_columns)
+    with torch.inference_mode():
+        mean = torch.stack([m(x) for m in ensemble.members]).mean(0)
+        torch.testing.assert_close(ensemble(x), mean)
+    with pytest.raises(TrainingError, match="members"):
+        train_network(data, Hyper(epochs=1, members=0), cfg, seed=0, progress=False)
+
+
+def test_members_reach_the_artifact_and_load_back_as_an_ensemble(tmp_path):
+    import torch
+
+    from detection.artifacts import load_model
+    from detection.networks import Ensemble
+
+    torch.set_num_threads(1)
+    _tiny_folder(tmp_path)
+    out = tmp_path / "model"
+    call_command(
+        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--no-cv",
+        "--aug-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+        "--threads", "1", "--members", "2",
+    )  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["arch_params"]["members"] == 2
+    assert config["training"]["hyper"]["members"] == 2
+    model = load_model(out)
+    assert isinstance(model.net, Ensemble) and len(model.net.members) == 2
+    windows = np.random.default_rng(0).normal(-50, 10, (4, 64, model.features.window_columns))
+    scores = model.predict(windows.astype(np.float32))
+    x = torch.from_numpy(normalize_windows(windows.astype(np.float32), model.features))
+    with torch.inference_mode():
+        members = [member(x) for member in model.net.members]
+    expected = torch.sigmoid(torch.stack(members).mean(0)).numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    with pytest.raises(CommandError, match="--members"):
+        call_command("train", "--data", str(tmp_path), "--out", str(out), "--members", "0")
+
+
+def test_weighted_draw_is_without_replacement_and_follows_the_weights():
+    from detection.training import weighted_draw
+
+    rng = np.random.default_rng(0)
+    items = np.arange(100, 105)
+    picks = np.concatenate(
+        [weighted_draw(items, np.array([1, 1, 1, 1, 8.0]), 1, rng) for _ in range(6000)]
+    )
+    share = np.mean(picks == 104)
+    assert 0.62 < share < 0.71  # 8 / 12
+    two = weighted_draw(items, np.array([0, 0, 1, 1, 0.0]), 2, rng)
+    assert sorted(two) == [102, 103]
+    draw = weighted_draw(np.arange(50), rng.random(50), 20, rng)
+    assert draw.size == 20 and np.unique(draw).size == 20
+    with pytest.raises(ValueError, match="one per item"):
+        weighted_draw(items, np.array([1.0, np.nan, 1, 1, 1]), 2, rng)
+
+
+def test_hard_negative_weights_mix_uniform_and_loss_and_fill_unseen_windows():
+    from detection.training import hard_negative_weights
+
+    losses = np.array([0.1, 0.1, 0.8, np.nan], dtype=np.float32)
+    uniform = hard_negative_weights(losses, 0.0)
+    np.testing.assert_allclose(uniform, 0.25)
+    by_loss = hard_negative_weights(losses, 1.0)
+    mean = (0.1 + 0.1 + 0.8) / 3
+    np.testing.assert_allclose(by_loss, np.array([0.1, 0.1, 0.8, mean]) / (1.0 + mean), rtol=1e-6)
+    half = hard_negative_weights(losses, 0.5)
+    np.testing.assert_allclose(half, (uniform + by_loss) / 2, rtol=1e-6)
+    assert half.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(hard_negative_weights(np.full(3, np.nan), 0.5), 1.0)
+    with pytest.raises(TrainingError, match="hard_negatives"):
+        hard_negative_weights(losses, 1.5)
+
+
+def test_epoch_draws_negatives_by_weight():
+    rng = np.random.default_rng(1)
+    targets = np.array([POSITIVE] * 10 + [NEGATIVE] * 100, dtype=np.int8)
+    weights = np.zeros(110)
+    weights[10:20] = 1.0  # only ten negatives can be drawn
+    order = epoch_indices(targets, "sample", rng, weights)
+    assert sorted(order) == list(range(20))
+    order = epoch_indices(targets, "sample", rng)  # uniform without weights
+    assert np.sum(order >= 10) == 10 and np.any(order >= 20)
+
+
+@pytest.mark.slow
+def test_hard_negatives_draw_the_confusing_negatives_more_often(monkeypatch):
+    import torch
+
+    import detection.training as training
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg, n_files=6)
+    # File 0's "scream" stretch is labelled non-scream: windows the network keeps getting wrong.
+    confusing = (data.file == 0) & (data.target == POSITIVE)
+    data.target[confusing] = NEGATIVE
+    seen = []
+    draw = training.epoch_indices
+
+    def recording(targets, balance, rng, negative_weights=None):
+        seen.append(None if negative_weights is None else negative_weights.copy())
+        return draw(targets, balance, rng, negative_weights)
+
+    monkeypatch.setattr(training, "epoch_indices", recording)
+    hyper = Hyper(arch="A", epochs=4, batch_size=32, lr=3e-3, hard_negatives=0.8)
+    train_network(data, hyper, cfg, seed=2, progress=False)
+    last = seen[-1]
+    ordinary = (data.target == NEGATIVE) & ~confusing
+    assert last[data.target == POSITIVE].sum() == 0
+    assert last[confusing].mean() > 3 * last[ordinary].mean()
+    seen.clear()
+    train_network(data, Hyper(arch="A", epochs=2, batch_size=32), cfg, seed=2, progress=False)
+    assert seen == [None, None]

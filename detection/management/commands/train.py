@@ -41,6 +41,22 @@ class Command(BaseCommand):
             "--arch-params", default="{}", help="JSON of extra network parameters (e.g. width)"
         )
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
+        parser.add_argument(
+            "--hard-negatives",
+            type=float,
+            default=defaults.hard_negatives,
+            metavar="SHARE",
+            help="share (0-1) of each epoch's non-scream windows drawn in proportion to their"
+            " last training loss rather than uniformly (0: uniform)",
+        )
+        parser.add_argument(
+            "--members",
+            type=int,
+            default=defaults.members,
+            metavar="K",
+            help="train K networks from different seeds and ship their average (an ensemble:"
+            " steadier scores, K times the training and scoring time)",
+        )
         parser.add_argument("--folds", type=int, default=5)
         parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
         parser.add_argument("--search", type=int, default=0, metavar="N", help="random trials")
@@ -95,6 +111,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
+        if not 0.0 <= opts["hard_negatives"] <= 1.0:
+            raise CommandError(
+                f"--hard-negatives: a share from 0 to 1, got {opts['hard_negatives']}"
+            )
+        if opts["members"] < 1:
+            raise CommandError(f"--members: at least 1, got {opts['members']}")
         recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
         try:
             arch_params = json.loads(opts["arch_params"])
@@ -129,6 +151,8 @@ class Command(BaseCommand):
             balance=opts["balance"],
             arch_params=arch_params,
             lr_schedule=opts["lr_schedule"],
+            members=opts["members"],
+            hard_negatives=opts["hard_negatives"],
         )
         plan = Plan(
             features=features,
