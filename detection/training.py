@@ -887,7 +887,9 @@ def run_training(
             }
         )
         intro = [
-            f"Model `{name}`: architecture {hyper.arch}, {len(recordings)} files "
+            f"Model `{name}`: architecture {hyper.arch}"
+            + (f" (an ensemble of {hyper.members} networks)" if hyper.members > 1 else "")
+            + f", {len(recordings)} files "
             f"({training['data']['groups']} groups) from `{data_dir}`, {hyper.epochs} epochs, "
             f"seed {plan.seed}.",
             "",
