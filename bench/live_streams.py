@@ -115,7 +115,7 @@ class Variant:
         scream_at: float,
         spans: list[tuple[float, float]],
         name,
-        pieces: list[tuple[float, str]] = (),
+        pieces: list[tuple[float, dict]] = (),
         scream_length_s: float = 0.0,
     ):
         self.pcm = pcm

@@ -266,11 +266,15 @@ def weighted_draw(
     return items[np.argpartition(-keys, n - 1)[:n]] if n else items[:0]
 
 
+def check_hard_negatives(share: float) -> None:
+    if not 0.0 <= share <= 1.0:
+        raise TrainingError(f"hard_negatives must be between 0 and 1, got {share}")
+
+
 def hard_negative_weights(losses: np.ndarray, share: float) -> np.ndarray:
     """Draw weights from the negatives' last losses (NaN: not trained on yet, counted as the
     mean loss): ``1 - share`` of the draw uniform, ``share`` in proportion to the loss."""
-    if not 0.0 <= share <= 1.0:
-        raise TrainingError(f"hard_negatives must be between 0 and 1, got {share}")
+    check_hard_negatives(share)
     known = np.isfinite(losses)
     if not known.any():
         return np.ones_like(losses, dtype=np.float64)
@@ -360,7 +364,7 @@ def _train_one(
         raise TrainingError(f"unknown balance {hyper.balance!r} (sample or pos_weight)")
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     # Hard negatives: the last training loss of every window (NaN until first trained on).
-    hard_negative_weights(np.zeros(1), hyper.hard_negatives)  # checks the share
+    check_hard_negatives(hyper.hard_negatives)
     hard = hyper.hard_negatives > 0
     if hard:
         per_window_loss = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")

@@ -1,7 +1,10 @@
 """The benchmarks' compositions: where each recording sits, so false alerts can be traced."""
 
+import numpy as np
+import pytest
+
 from bench.false_alerts import what_was_playing
-from bench.live_streams import RATE, make_variants
+from bench.live_streams import RATE, Variant, evidence_after_s, make_variants
 
 
 def test_pieces_tile_the_composition_and_name_what_plays(real_v1):
@@ -38,3 +41,45 @@ def test_pieces_tile_the_composition_and_name_what_plays(real_v1):
     # The start of the stream is no join.
     first_end = variant.pieces[1][0]
     assert variant.piece_at(0.0)[1] == first_end
+
+
+def test_openings_are_the_screams_false_or_in_unlabelled_scream_audio(real_v1):
+    from detection.decision import DecisionConfig
+    from detection.features import FeatureConfig
+
+    cfg = FeatureConfig()
+    after = evidence_after_s(DecisionConfig(smoothing_windows=3, min_duration_s=0.3), cfg, 0.1)
+    # 0.3 s of duration, two more windows of smoothing (4 columns each), and the audio a
+    # 43-column window hears: 42 hops and one FFT frame
+    assert after == pytest.approx(0.3 + 2 * 4 * 512 / 22050 + (42 * 512 + 1024) / 22050)
+    for variant in make_variants(6, 20.0, seed=1):
+        variant.after_s = after
+        start, end = variant.spans[0]
+        assert variant.kind_at(start + 0.1) == "scream"
+        assert variant.kind_at(end + after - 0.01) == "scream"
+        recording_end = variant.scream_at + variant.scream_length_s
+        if recording_end + after + 0.5 < variant.seconds:
+            assert variant.kind_at(recording_end + after + 0.5) == "false"
+        if variant.scream_at > 2.0:
+            assert variant.kind_at(variant.scream_at - 2.0) == "false"
+        last_label_end = max(e for _, e in variant.spans)
+        if recording_end - last_label_end > after + 0.1:  # a stretch of the recording unlabelled
+            assert variant.kind_at(recording_end - 0.05) == "unlabelled"
+        assert variant.non_scream_seconds() == pytest.approx(
+            variant.seconds - variant.scream_length_s
+        )
+
+
+def test_a_scream_recording_labelled_only_in_part():
+    # Like screamdet-main/maleScream-002: 3.6 s long, labelled a scream for its first 0.8 s.
+    variant = Variant(
+        np.zeros(10 * RATE, dtype="<i2"), 3.0, [(0.0, 0.8)], "s.flac", [], scream_length_s=3.6
+    )
+    variant.after_s = 1.5
+    assert variant.kind_at(3.4) == "scream"
+    assert variant.kind_at(3.0 + 0.8 + 1.5) == "scream"  # the smoothed evidence still hears it
+    assert variant.kind_at(3.0 + 3.5) == "unlabelled"
+    assert variant.kind_at(3.0 + 3.6 + 1.4) == "unlabelled"
+    assert variant.kind_at(9.5) == "false" and variant.kind_at(1.0) == "false"
+    assert variant.non_scream_seconds() == pytest.approx(10 - 3.6)
+    assert variant.scream_seconds() == pytest.approx(0.8)

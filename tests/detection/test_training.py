@@ -426,6 +426,13 @@ def test_members_reach_the_artifact_and_load_back_as_an_ensemble(tmp_path):
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
     with pytest.raises(CommandError, match="--members"):
         call_command("train", "--data", str(tmp_path), "--out", str(out), "--members", "0")
+    with pytest.raises(CommandError, match="--members"):
+        call_command(
+            "train", "--data", str(tmp_path), "--out", str(out), "--arch-params",
+            '{"members": 2}',
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="--hard-negatives"):
+        call_command("train", "--data", str(tmp_path), "--out", str(out), "--hard-negatives", "2")
 
 
 def test_weighted_draw_is_without_replacement_and_follows_the_weights():

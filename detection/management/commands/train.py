@@ -120,6 +120,8 @@ class Command(BaseCommand):
         recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
         try:
             arch_params = json.loads(opts["arch_params"])
+            if isinstance(arch_params, dict) and "members" in arch_params:
+                raise CommandError("--arch-params: give the ensemble's size with --members")
             features = FeatureConfig.from_dict(
                 {**FeatureConfig().to_dict(), **json.loads(opts["features"])}
             )
