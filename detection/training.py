@@ -246,9 +246,11 @@ def epoch_indices(
         n = min(pos.size, neg.size)
         if negative_weights is not None and n < neg.size:
             negatives = weighted_draw(neg, negative_weights[neg], n, rng)
-        else:
-            negatives = rng.choice(neg, n, replace=False)
-        chosen = np.concatenate([rng.choice(pos, n, replace=False), negatives])
+            chosen = np.concatenate([rng.choice(pos, n, replace=False), negatives])
+        else:  # (the draws in this order reproduce the models trained before hard negatives)
+            chosen = np.concatenate(
+                [rng.choice(pos, n, replace=False), rng.choice(neg, n, replace=False)]
+            )
     else:
         chosen = np.concatenate([pos, neg])
     return rng.permutation(chosen)

@@ -479,6 +479,14 @@ def test_epoch_draws_negatives_by_weight():
     assert sorted(order) == list(range(20))
     order = epoch_indices(targets, "sample", rng)  # uniform without weights
     assert np.sum(order >= 10) == 10 and np.any(order >= 20)
+    # Without weights the draws are those of earlier versions (positives first), so older
+    # recipes still give the same models.
+    rng, again = np.random.default_rng(7), np.random.default_rng(7)
+    pos, neg = np.arange(10), np.arange(10, 110)
+    expected = again.permutation(
+        np.concatenate([again.choice(pos, 10, replace=False), again.choice(neg, 10, replace=False)])
+    )
+    np.testing.assert_array_equal(epoch_indices(targets, "sample", rng), expected)
 
 
 @pytest.mark.slow
