@@ -151,7 +151,9 @@ def grouped_folds(recordings: list[Recording], k: int, seed: int = 0) -> np.ndar
 
     def kind(name: str) -> str:
         kinds = [recordings[i].kind for i in groups[name]]
-        return "1" if "1" in kinds else max(set(kinds), key=kinds.count)
+        # The commonest kind; a tie goes to the first in sorted order (not to a set's order,
+        # which changes with each process's string hashing and moved groups between folds).
+        return "1" if "1" in kinds else max(sorted(set(kinds)), key=kinds.count)
 
     def size(name: str) -> int:
         return len(groups[name])
