@@ -234,6 +234,43 @@ def summarize(scored: Scored, threshold: float) -> dict:
     }
 
 
+def alert_figures(scored: Scored, decision, stride_s: float, span_s: float) -> dict:
+    """What the live decision logic makes of these scores, file by file.
+
+    Each file's windows (in the order scored, window ``i`` ending at ``span_s + i * stride_s``)
+    are fed to a fresh ``IncidentTracker`` with ``decision`` (a ``DecisionConfig``). Every
+    incident opened in a file without a scream is a false alert; its hours are the audio its
+    windows cover. Scream files count as alerted when any incident opens in them. The level
+    gate is not applied (no audio levels here), so quiet files are scored as if loud.
+    """
+    from .decision import OPENED, IncidentTracker
+
+    order = np.argsort(scored.file_index, kind="stable")
+    files, starts = np.unique(scored.file_index[order], return_index=True)
+    false_alerts, negative_s, alerted = 0, 0.0, 0
+    for f, begin, end in zip(files, starts, [*starts[1:], order.size], strict=True):
+        probs = scored.scores[order[begin:end]]
+        tracker = IncidentTracker(decision, window_span_s=span_s)
+        opened = sum(
+            event.kind == OPENED
+            for i, prob in enumerate(probs)
+            for event in tracker.update(span_s + i * stride_s, float(prob))
+        )
+        if scored.file_truth[f]:
+            alerted += opened > 0
+        else:
+            false_alerts += opened
+            negative_s += span_s + (probs.size - 1) * stride_s
+    hours = negative_s / 3600
+    return {
+        "false_alerts": int(false_alerts),
+        "non_scream_hours": round(hours, 4),
+        "false_alerts_per_hour": round(false_alerts / hours, 3) if hours else None,
+        "scream_files": int(np.sum(scored.file_truth[files])),
+        "scream_files_alerted": int(alerted),
+    }
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -340,6 +377,16 @@ def build_report(
         "A file counts as detected when any of its windows scores at or above the threshold.\n\n"
     )
     md.append(metrics_table({"windows": summary["window"], "files": summary["file"]}))
+    alerts = summary.get("alerts")
+    if alerts:
+        md.append(
+            "\nThrough the live decision logic (smoothing, hysteresis, minimum duration; no level"
+            f" gate), file by file: **{alerts['false_alerts']} false alerts** in"
+            f" {alerts['non_scream_hours']:.2f} h of non-scream audio"
+            f" ({alerts['false_alerts_per_hour']} an hour);"
+            f" {alerts['scream_files_alerted']} of {alerts['scream_files']} scream files"
+            " alerted.\n"
+        )
     md.append("\n## False positives by kind of sound (windows)\n\n")
     md.append(
         _table(

@@ -643,6 +643,8 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
     if not np.any(scored.targets[lab] == POSITIVE):
         raise TrainingError("no labelled scream window in any validation fold")
     threshold = clip_threshold(choose_threshold(scored, corpus.plan.threshold_on))
+    summary = summarize(scored, threshold)
+    summary["alerts"] = out_of_fold_alerts(scored, threshold, corpus.cfg, corpus.plan.stride_s)
     fold_rows = []
     for fold in range(k):
         files = np.flatnonzero(folds == fold)
@@ -661,7 +663,7 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
         scored=scored,
         fold_of_file=folds,
         threshold=threshold,
-        summary=summarize(scored, threshold),
+        summary=summary,
         folds=fold_rows,
         means=fold_means(fold_rows),
         seconds=time.monotonic() - began,
@@ -739,6 +741,17 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def out_of_fold_alerts(scored: Scored, threshold: float, cfg: FeatureConfig, stride_s: float):
+    """False alerts per hour of held-out non-scream audio at the model's decision defaults
+    (``evaluation.alert_figures``): the out-of-fold counterpart of ``bench.false_alerts``."""
+    from .decision import DecisionConfig
+    from .evaluation import alert_figures
+
+    stride = cfg.stride_columns(stride_s) * cfg.hop_length / cfg.sample_rate
+    decision = DecisionConfig(**decision_defaults(threshold))
+    return alert_figures(scored, decision, stride, cfg.window_span_s())
 
 
 def decision_defaults(threshold: float) -> dict:

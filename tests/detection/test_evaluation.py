@@ -1,6 +1,7 @@
 """Metric functions against hand-computed values, threshold choice, report files."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -134,3 +135,36 @@ def test_report_has_tables_and_png_images():
         assert files[image][:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({image})" in md
     assert "| mean |" in md and "0_1" in md and "mean F1" in md
+
+
+def test_alert_figures_run_the_live_decision_file_by_file():
+    from detection.decision import DecisionConfig
+    from detection.evaluation import alert_figures
+
+    n = 30
+    loud = np.zeros(n)
+    loud[10:20] = 0.99  # one second over the threshold: one incident
+    two = np.zeros(n)
+    two[2:8] = two[20:26] = 0.99  # two bursts 1.2 s apart: merged into one incident
+    per_file = [loud, np.full(n, 0.1), loud, np.full(n, 0.2), two]
+    truth = np.array([False, False, True, True, False])
+    # Windows of the files interleaved, as folds concatenate them; each file in time order.
+    file_index = np.tile(np.arange(5), n)
+    scores = np.stack(per_file, axis=1).reshape(-1)
+    scored = Scored(
+        scores=scores,
+        targets=np.zeros(scores.size, dtype=np.int8),
+        sublabels=np.zeros(scores.size, dtype=np.int8),
+        file_index=file_index,
+        file_truth=truth,
+        file_names=[f"f{i}" for i in range(5)],
+    )
+    decision = DecisionConfig(on_threshold=0.9, off_threshold=0.6, smoothing_windows=1)
+    figures = alert_figures(scored, decision, stride_s=0.1, span_s=1.0)
+    hours = 3 * (1.0 + (n - 1) * 0.1) / 3600
+    assert figures["false_alerts"] == 2  # file 0 once, file 4 once (merged), file 1 never
+    assert figures["non_scream_hours"] == round(hours, 4)
+    assert figures["false_alerts_per_hour"] == round(2 / hours, 3)
+    assert figures["scream_files"] == 2 and figures["scream_files_alerted"] == 1
+    split = replace(decision, merge_gap_s=0.5, cooldown_s=0.0)
+    assert alert_figures(scored, split, 0.1, 1.0)["false_alerts"] == 3

@@ -260,6 +260,10 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert figures["window"]["n"] == cv["out_of_fold"]["window"]["n"]  # same labelled windows
     assert 0.0 <= figures["window"]["roc_auc"] <= 1.0
     assert (evaluation / "report.md").is_file() and (evaluation / "pr_curve.png").is_file()
+    # The same ten files: as many scream files and non-scream hours as out of fold.
+    alerts, held_out = figures["alerts"], cv["out_of_fold"]["alerts"]
+    assert alerts["scream_files"] == held_out["scream_files"] == 5
+    assert alerts["non_scream_hours"] == held_out["non_scream_hours"] > 0
 
 
 @pytest.mark.slow
@@ -329,6 +333,10 @@ def test_cv_only_writes_the_report_and_no_model(tmp_path):
     )  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["cv"]["per_fold"]) == 3
+    alerts = metrics["cv"]["out_of_fold"]["alerts"]  # the live decision on held-out files
+    assert alerts["scream_files"] == 3 and 0 <= alerts["scream_files_alerted"] <= 3
+    assert alerts["non_scream_hours"] == pytest.approx(3 * 2.5 / 3600, rel=0.1)
+    assert "false alerts** in" in (out / "report.md").read_text()
     assert "no final model" in (out / "report.md").read_text()
     assert not (out / "weights.pt").exists() and not (out / "config.json").exists()
     with pytest.raises(CommandError, match="--cv-only"):

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import FeatureStore, file_windows
-from detection.evaluation import Scored, best_f1_threshold, build_report, summarize, write_files
+from detection.evaluation import (
+    Scored,
+    alert_figures,
+    best_f1_threshold,
+    build_report,
+    summarize,
+    write_files,
+)
 from detection.management.commands.train import load_recordings
+from detection.scoring import decision_defaults
 from detection.training import _jsonable, tqdm
 
 
@@ -68,6 +77,15 @@ class Command(BaseCommand):
             file_names=[r.rel for r in recordings],
         )
         summary = summarize(scored, threshold)
+        decision = decision_defaults(model.config)
+        if threshold != decision.on_threshold:  # --threshold moves the live on-threshold too
+            decision = replace(
+                decision,
+                on_threshold=threshold,
+                off_threshold=min(decision.off_threshold, threshold),
+            )
+        step_s = stride * cfg.hop_length / cfg.sample_rate
+        summary["alerts"] = alert_figures(scored, decision, step_s, cfg.window_span_s())
         lab = scored.labelled
         if np.any(scored.targets[lab] == 1):
             best_t, best_f1 = best_f1_threshold(scored.targets[lab] == 1, scored.scores[lab])
@@ -83,6 +101,9 @@ class Command(BaseCommand):
             + ", ".join(
                 f"{k} {v['fpr']:.3f} (n={v['n']})" for k, v in summary["fpr_by_sublabel"].items()
             )
+            + "\nalerts (live decision, file by file): {false_alerts} false in "
+            "{non_scream_hours:.3f} h of non-scream audio; {scream_files_alerted} of "
+            "{scream_files} scream files alerted".format(**summary["alerts"])
         )
         if opts.get("out"):
             intro = [
