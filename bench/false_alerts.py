@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,16 +52,6 @@ def false_openings(variants, decision, span_s: float, scores) -> tuple[list[tupl
                         false.append((variant, t_end))
         screams += found
     return false, screams
-
-
-def count(variants, decision, span_s: float, scores) -> tuple[int, int]:
-    """False openings and screams with an opening, for one decision setting."""
-    false, screams = false_openings(variants, decision, span_s, scores)
-    return len(false), screams
-
-
-def screams_used(variants) -> set[str]:
-    return {variant.name for variant in variants}
 
 
 def what_was_playing(false: list[tuple]) -> dict:
@@ -128,21 +117,26 @@ def main(argv=None) -> dict:
     hours = sum(v.non_scream_seconds() for v in variants) / 3600
     with_scream = sum(1 for v in variants if v.scream_seconds() > 0)
 
-    def row(decision_cfg) -> dict:
-        false_alerts, screams = count(variants, decision_cfg, cfg.window_span_s(), scores)
+    def row(false: list, screams: int) -> dict:
         return {
-            "false_alerts": false_alerts,
-            "false_alerts_per_hour": round(false_alerts / hours, 2),
+            "false_alerts": len(false),
+            "false_alerts_per_hour": round(len(false) / hours, 2),
             "screams_alerted": f"{screams} of {with_scream}",
         }
 
-    sweep = {}
-    for on in THRESHOLDS:
-        sweep[str(on)] = row(
-            replace(decision, on_threshold=on, off_threshold=min(decision.off_threshold, on))
-        )
-    used = {row["path"]: float(row["duration_s"]) for v in variants for _, row in v.pieces}
-    used = {path: seconds for path, seconds in used.items() if path not in screams_used(variants)}
+    span_s = cfg.window_span_s()
+    sweep = {
+        str(on): row(*false_openings(variants, decision.with_on_threshold(on), span_s, scores))
+        for on in THRESHOLDS
+    }
+    own_false, own_screams = false_openings(variants, decision, span_s, scores)
+    screams_used = {variant.name for variant in variants}
+    used = {
+        piece["path"]: float(piece["duration_s"])
+        for v in variants
+        for _, piece in v.pieces
+        if piece["path"] not in screams_used
+    }
     result = {
         "model": str(args.model),
         "compositions": len(variants),
@@ -153,11 +147,12 @@ def main(argv=None) -> dict:
         "distinct_non_scream_audio_minutes": round(sum(used.values()) / 60, 1),
         "fade_ms": args.fade_ms,
         "non_scream_audio_hours": round(hours, 2),
-        "own_decision": {"on_threshold": round(decision.on_threshold, 4), **row(decision)},
+        "own_decision": {
+            "on_threshold": round(decision.on_threshold, 4),
+            **row(own_false, own_screams),
+        },
         "other_on_thresholds": sweep,
-        "false_alerts_at_own_decision": what_was_playing(
-            false_openings(variants, decision, cfg.window_span_s(), scores)[0]
-        ),
+        "false_alerts_at_own_decision": what_was_playing(own_false),
     }
     print(json.dumps(result, indent=2))
     return result

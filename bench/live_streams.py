@@ -261,7 +261,7 @@ def evidence_after_s(decision, cfg, stride_s: float) -> float:
     window reaches ``window_span_s`` back. An opening later than this after the scream's end
     rests on no window that heard the scream.
     """
-    stride = cfg.stride_columns(stride_s) * cfg.hop_length / cfg.sample_rate
+    stride = cfg.column_start_s(cfg.stride_columns(stride_s))
     return decision.min_duration_s + (decision.smoothing_windows - 1) * stride + cfg.window_span_s()
 
 

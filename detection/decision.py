@@ -105,6 +105,12 @@ class DecisionConfig:
         out = replace(self, **{k: v for k, v in changes.items() if v is not None})
         return out.with_sensitivity(sensitivity) if sensitivity is not None else out
 
+    def with_on_threshold(self, on_threshold: float) -> DecisionConfig:
+        """A copy opening at ``on_threshold``; the off threshold is lowered to it if above."""
+        return replace(
+            self, on_threshold=on_threshold, off_threshold=min(self.off_threshold, on_threshold)
+        )
+
     def with_sensitivity(self, sensitivity: float) -> DecisionConfig:
         """Both thresholds shifted in logit space: 1 = most sensitive, 0 = least, 0.5 = as is."""
         if not 0.0 <= sensitivity <= 1.0:

@@ -749,8 +749,8 @@ def out_of_fold_alerts(scored: Scored, threshold: float, cfg: FeatureConfig, str
     from .decision import DecisionConfig
     from .evaluation import alert_figures
 
-    stride = cfg.stride_columns(stride_s) * cfg.hop_length / cfg.sample_rate
-    decision = DecisionConfig(**decision_defaults(threshold))
+    stride = cfg.column_start_s(cfg.stride_columns(stride_s))
+    decision = DecisionConfig.from_model(decision_defaults(threshold), threshold)
     return alert_figures(scored, decision, stride, cfg.window_span_s())
 
 

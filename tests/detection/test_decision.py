@@ -1,6 +1,7 @@
 """Decision logic: smoothing, hysteresis, minimum duration, merging, cooldown, level gate."""
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -285,3 +286,11 @@ def test_level_gate_counts_what_it_skips():
     gate = LevelGate(-60.0)
     assert [gate.passes(x) for x in (-90.0, -59.0, -60.0, -75.0)] == [False, True, True, False]
     assert (gate.scored, gate.gated) == (2, 2)
+
+
+def test_with_on_threshold_keeps_the_off_threshold_at_or_below_it():
+    base = DecisionConfig(on_threshold=0.9, off_threshold=0.63)
+    assert base.with_on_threshold(0.95) == replace(base, on_threshold=0.95)
+    lowered = base.with_on_threshold(0.5)
+    assert lowered.on_threshold == lowered.off_threshold == 0.5
+    assert lowered.smoothing_windows == base.smoothing_windows

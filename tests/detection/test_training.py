@@ -304,17 +304,24 @@ def _tiny_folder(folder):
         write_labels(folder / f"n{i}.txt", [Segment(0.0, 2.5, "0_2")])
 
 
-def test_no_cv_keeps_default_threshold(tmp_path):
+def _train_tiny_without_cv(folder, *extra):
+    """One epoch on ``_tiny_folder``, no cross-validation; the artifact's path."""
     import torch
 
     torch.set_num_threads(1)
-    _tiny_folder(tmp_path)
-    out = tmp_path / "model"
+    _tiny_folder(folder)
+    out = folder / "model"
     call_command(
-        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--no-cv",
-        "--aug-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-        "--threads", "1",
+        "train", "--data", str(folder), "--out", str(out), "--epochs", "1", "--no-cv",
+        "--aug-copies", "0", "--cache-dir", str(folder / "cache"), "--no-progress",
+        "--threads", "1", *extra,
     )  # fmt: skip
+    return out
+
+
+def test_no_cv_keeps_default_threshold(tmp_path):
+
+    out = _train_tiny_without_cv(tmp_path)
     config = json.loads((out / "config.json").read_text())
     assert config["threshold"] == 0.5 and "no cross-validation" in config["threshold_source"]
     assert "cv" not in json.loads((out / "metrics.json").read_text())
@@ -412,14 +419,7 @@ def test_members_reach_the_artifact_and_load_back_as_an_ensemble(tmp_path):
     from detection.artifacts import load_model
     from detection.networks import Ensemble
 
-    torch.set_num_threads(1)
-    _tiny_folder(tmp_path)
-    out = tmp_path / "model"
-    call_command(
-        "train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--no-cv",
-        "--aug-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-        "--threads", "1", "--members", "2",
-    )  # fmt: skip
+    out = _train_tiny_without_cv(tmp_path, "--members", "2")
     config = json.loads((out / "config.json").read_text())
     assert config["arch_params"]["members"] == 2
     assert config["training"]["hyper"]["members"] == 2

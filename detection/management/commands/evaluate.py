@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
@@ -77,14 +76,9 @@ class Command(BaseCommand):
             file_names=[r.rel for r in recordings],
         )
         summary = summarize(scored, threshold)
-        decision = decision_defaults(model.config)
-        if threshold != decision.on_threshold:  # --threshold moves the live on-threshold too
-            decision = replace(
-                decision,
-                on_threshold=threshold,
-                off_threshold=min(decision.off_threshold, threshold),
-            )
-        step_s = stride * cfg.hop_length / cfg.sample_rate
+        # --threshold moves the live on-threshold too
+        decision = decision_defaults(model.config).with_on_threshold(threshold)
+        step_s = cfg.column_start_s(stride)
         summary["alerts"] = alert_figures(scored, decision, step_s, cfg.window_span_s())
         lab = scored.labelled
         if np.any(scored.targets[lab] == 1):
