@@ -10,6 +10,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .broadcasting import latest_updates
 from .permissions import is_operator
 from .services import ALERTS_GROUP
 
@@ -47,10 +48,21 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         shared database thread, made a burst of alerts wait behind each other (a few dozen a
         second got through while a hundred streams were being ingested).
         """
-        if message["type"] in BROADCASTS:
-            await getattr(self, BROADCASTS[message["type"]])(message)
-        else:
+        if message["type"] not in BROADCASTS:
             await super().dispatch(message)
+            return
+        for item in latest_updates([message, *self._waiting()]):
+            if item["type"] in BROADCASTS:
+                await getattr(self, BROADCASTS[item["type"]])(item)
+            else:
+                await super().dispatch(item)
+
+    def _waiting(self) -> list[dict]:
+        """Broadcasts already received for this dashboard, where the layer can hand them over
+        at once (``BulkRedisChannelLayer``): a burst of alerts goes out in one turn of the event
+        loop instead of a task and several loop turns each."""
+        take = getattr(self.channel_layer, "receive_waiting", None)
+        return take(self.channel_name) if take is not None else []
 
     async def receive_json(self, content, **kwargs) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

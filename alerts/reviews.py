@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from .broadcasting import send_to_group
 from .models import Alert, Review
 from .serializers import serialize_alert
 from .services import ALERTS_GROUP, UPDATED
@@ -74,13 +73,8 @@ def alert_payload(alert: Alert) -> dict:
 
 def broadcast_review(alert: Alert) -> None:
     """Tell every dashboard (never raises: the review is already saved)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        async_to_sync(layer.group_send)(
-            ALERTS_GROUP, {"type": UPDATED, "alert": alert_payload(alert)}
-        )
+        send_to_group(ALERTS_GROUP, {"type": UPDATED, "alert": alert_payload(alert)})
     except Exception:
         log.exception("could not broadcast the review of alert %s", alert.pk)
 

@@ -6,7 +6,8 @@ Order of effects, so nobody ever sees an alert whose audio is missing:
 
 1. the snippet is encoded and written atomically (temporary file + rename) under MEDIA_ROOT;
 2. the row is written in a transaction; if that fails (including at commit) the file is removed;
-3. after commit: ``alert.created`` / ``alert.updated`` goes to the channel-layer group ``alerts``,
+3. after commit: ``alert.created`` / ``alert.updated`` goes to the channel-layer group ``alerts``
+   (queued in order, without waiting, in a process that runs a ``broadcasting.Broadcaster``),
    then the spectrogram image task and the optional webhook are dispatched.
 
 Call them outside any transaction (autocommit), as the consumer does. If a caller wraps them in
@@ -22,13 +23,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
 from devices.models import Device
 
+from .broadcasting import send_to_group
 from .models import Alert
 from .serializers import serialize_alert
 from .snippets import encode_snippet, remove_quietly, snippet_name, write_atomic
@@ -65,14 +65,12 @@ def _check_scores(peak_score: float, mean_score: float) -> tuple[float, float]:
 
 
 def broadcast(event_type: str, alert: Alert) -> None:
-    """Send the serialized alert to every dashboard (never raises: the row is already saved)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    """Send the serialized alert to every dashboard (never raises: the row is already saved).
+
+    Queued without waiting where the process runs a ``broadcasting.Broadcaster`` (daphne).
+    """
     try:
-        async_to_sync(layer.group_send)(
-            ALERTS_GROUP, {"type": event_type, "alert": serialize_alert(alert)}
-        )
+        send_to_group(ALERTS_GROUP, {"type": event_type, "alert": serialize_alert(alert)})
     except Exception:
         log.exception("could not broadcast %s for alert %s", event_type, alert.pk)
 

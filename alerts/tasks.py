@@ -264,13 +264,12 @@ def sweep_offline_devices() -> list[int]:
     ended without a clean close (a killed daphne) are caught. Dashboards get
     ``devices.offline`` on the ``alerts`` group.
     """
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
     from django.db.models import Q
     from django.utils import timezone
 
     from devices.models import Device
 
+    from .broadcasting import send_to_group
     from .services import ALERTS_GROUP
 
     after_s = float(getattr(settings, "EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
@@ -283,13 +282,9 @@ def sweep_offline_devices() -> list[int]:
         return []
     # Re-check the condition in the UPDATE: a stream may have written last_seen meanwhile.
     stale.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(
-                ALERTS_GROUP, {"type": "devices.offline", "device_ids": ids}
-            )
-        except Exception:
-            log.exception("could not broadcast devices.offline")
+    try:
+        send_to_group(ALERTS_GROUP, {"type": "devices.offline", "device_ids": ids})
+    except Exception:
+        log.exception("could not broadcast devices.offline")
     log.info("marked %d devices offline: %s", len(ids), ids)
     return ids

@@ -286,6 +286,7 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     from django.db import connection
 
     from alerts import services as alert_services
+    from alerts.broadcasting import start_broadcaster
 
     from .scoring import features_key
     from .scoring_client import ScoringClient
@@ -321,6 +322,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         _warn_no_model(str(exc))
         return False
     decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
+    # The alert threads hand their broadcasts to this loop instead of waiting for them.
+    start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
     if not scaled:  # load the network now (in the scoring thread), not at the first windows
         from .scoring import shared_scorer

@@ -8,11 +8,15 @@ a hundred or more streams it drained a few dozen messages a second: during a bur
 the answers and broadcasts waited in Redis for seconds while the process's event loop was
 nearly idle (docs/performance.md, "Scaled mode").
 
+It also sends several messages to a group in two round trips (``group_send_many``, used by
+``alerts.broadcasting`` for bursts of alerts) where ``group_send`` takes four per message.
+
 ``BulkRedisChannelLayer`` keeps channels_redis for everything else (sends, groups, the
 scoring worker's shared channel ``detection-score``) and replaces the receive of
 process-specific channels (``specific.<process>!<id>``) with one reader task per process and
 event loop: a pipelined blocking pop plus a pop of up to ``max_bulk`` more messages, one round
-trip for everything waiting, handed to each channel's queue. Consumers just wait on their queue.
+trip for everything waiting, handed to each channel's queue. Consumers just wait on their queue;
+one that takes bursts (the dashboard) can take everything waiting at once (``receive_waiting``).
 
 What it gives up: channels_redis's backup queue, which puts a message back if its receiver is
 cancelled mid-pop. A process-specific message is only ever for this process; it can be lost
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import Redis
@@ -30,6 +35,22 @@ from redis.asyncio import Redis
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 0.5  # after a Redis error, before the reader tries again
+
+# One message to several channel keys, each only while under its capacity (as group_send).
+# KEYS: the channel keys; ARGV: one message per key, one capacity per key, score, expiry.
+_ADD_UNDER_CAPACITY = """
+local n = #KEYS
+local over = 0
+for i = 1, n do
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', KEYS[i], ARGV[2 * n + 1], ARGV[i])
+        redis.call('EXPIRE', KEYS[i], ARGV[2 * n + 2])
+    else
+        over = over + 1
+    end
+end
+return over
+"""
 
 
 class BulkRedisChannelLayer(RedisChannelLayer):
@@ -54,6 +75,63 @@ class BulkRedisChannelLayer(RedisChannelLayer):
         if queue.empty() and self.receive_buffer.get(channel) is queue:
             del self.receive_buffer[channel]  # as channels_redis: no buffer per idle channel
         return message
+
+    async def group_send_many(self, group: str, messages: list[dict]) -> None:
+        """``group_send`` of several messages, received in this order by every member.
+
+        Two round trips for all of them where ``group_send`` takes four per message: the
+        group's members in one, then per Redis connection one pipeline of the expiry clean-up
+        and one script per message. Each message gets a later score than the one before, so
+        the members' sorted sets hand them out in order.
+        """
+        if not messages:
+            return
+        assert self.require_valid_group_name(group), "Group name not valid"
+        group_key = self._group_key(group)
+        connection = self.connection(self.consistent_hash(group))
+        async with connection.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(group_key, min=0, max=int(time.time()) - self.group_expiry)
+            pipe.zrange(group_key, 0, -1)
+            _, members = await pipe.execute()
+        channel_names = [member.decode("utf8") for member in members]
+        if not channel_names:
+            return
+        by_connection: dict[int, list] = {}
+        for message in messages:
+            keys_by_index, payloads, capacities = self._map_channel_keys_to_connection(
+                channel_names, message
+            )
+            for index, keys in keys_by_index.items():
+                args = [payloads[k] for k in keys] + [capacities[k] for k in keys]
+                by_connection.setdefault(index, []).append((keys, args))
+        for index, sends in by_connection.items():
+            async with self.connection(index).pipeline(transaction=False) as pipe:
+                now = time.time()
+                for key in {key for keys, _ in sends for key in keys}:
+                    pipe.zremrangebyscore(key, min=0, max=int(now) - int(self.expiry))
+                for step, (keys, args) in enumerate(sends):
+                    score = now + step * 1e-6  # distinct and increasing: kept in this order
+                    pipe.eval(_ADD_UNDER_CAPACITY, len(keys), *keys, *args, score, self.expiry)
+                results = await pipe.execute()
+            over = sum(r for r in results[-len(sends) :] if isinstance(r, int))
+            if over:
+                log.info("%d channel messages over capacity in group %s", over, group)
+
+    def receive_waiting(self, channel: str) -> list[dict]:
+        """Every message already received for ``channel``, without waiting (maybe none).
+
+        For a consumer that handles a burst in one turn of the event loop (the dashboard):
+        Channels' dispatch loop costs it a task and several loop turns per message.
+        """
+        queue = self.receive_buffer.get(channel)
+        if queue is None:
+            return []
+        messages = []
+        while not queue.empty():
+            messages.append(queue.get_nowait())
+        if self.receive_buffer.get(channel) is queue:
+            del self.receive_buffer[channel]  # as receive(): no buffer per idle channel
+        return messages
 
     def _ensure_reader(self, real_channel: str) -> None:
         loop = asyncio.get_running_loop()

@@ -153,3 +153,48 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def live_shell_args(live, code: str) -> list[str]:
     return [str(PYTHON), str(REPO / "manage.py"), "shell", "--no-imports", "-c", code]
+
+
+def test_a_burst_of_broadcasts_reaches_the_dashboard_in_order_with_each_alerts_newest(live):
+    """Another process sends 40 new alerts and 200 updates to the group at once (two Redis
+    round trips); the dashboard forwards what waited together in one turn, every new alert in
+    order and, of each alert's updates, at least its newest, after its creation."""
+    from eyescream_site.channel_layer import BulkRedisChannelLayer
+    from tests.live.workers import layer_hosts
+
+    out = live.shell(LOGIN.replace('"operator"', '"burst-operator"').replace('"visitor"', '"v2"'))
+    session = out.split("RESULT", 1)[1].strip()
+    url = f"ws://127.0.0.1:{live.port}/ws/alerts/"
+    messages = [{"type": "alert.created", "alert": {"id": i, "n": 0}} for i in range(40)]
+    messages += [
+        {"type": "alert.updated", "alert": {"id": i % 40, "n": 1 + i // 40}} for i in range(200)
+    ]
+
+    async def scenario():
+        layer = BulkRedisChannelLayer(hosts=layer_hosts(REDIS_URL), capacity=5000, expiry=10)
+        try:
+            async with websockets.connect(
+                url, additional_headers={"Cookie": f"sessionid={session}"}
+            ) as ws:
+                await ws.send(json.dumps({"type": "ping"}))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong"}
+                await layer.group_send_many("alerts", messages)
+                got = []
+                newest = {}
+                while len(newest) < 40 or any(n < 5 for n in newest.values()):
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+                    if got[-1]["type"] == "alert.updated":
+                        newest[got[-1]["alert"]["id"]] = got[-1]["alert"]["n"]
+                return got
+        finally:
+            await layer.close_pools()
+
+    got = asyncio.run(scenario())
+    created = [m["alert"]["id"] for m in got if m["type"] == "alert.created"]
+    assert created == list(range(40))
+    for alert_id in range(40):
+        seen = [(i, m) for i, m in enumerate(got) if m["alert"]["id"] == alert_id]
+        assert seen[0][1]["type"] == "alert.created"
+        updates = [m["alert"]["n"] for _, m in seen[1:]]
+        assert updates == sorted(updates) and updates[-1] == 5
+    assert len(got) <= len(messages)

@@ -101,3 +101,62 @@ def test_an_unreadable_message_is_dropped_and_the_reader_goes_on():
         return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
 
     assert run_with_layer(body) == [{"type": "t", "i": 1}, {"type": "t", "i": 2}]
+
+
+def test_group_send_many_reaches_members_of_two_processes_in_order():
+    async def body(layer):
+        other = BulkRedisChannelLayer(hosts=layer_hosts(URL), capacity=10_000)
+        try:
+            here = [await layer.new_channel() for _ in range(2)]
+            there = await other.new_channel()
+            for channel in here:
+                await layer.group_add("dashboards", channel)
+            await other.group_add("dashboards", there)
+            messages = [{"type": "alert.updated", "alert": {"id": i}} for i in range(200)]
+            await layer.group_send_many("dashboards", messages)
+            got_here = [
+                [(await asyncio.wait_for(layer.receive(c), 5))["alert"]["id"] for _ in range(200)]
+                for c in here
+            ]
+            got_there = [
+                (await asyncio.wait_for(other.receive(there), 5))["alert"]["id"] for _ in range(200)
+            ]
+            return got_here, got_there
+        finally:
+            await other.flush()
+            await other.close_pools()
+
+    got_here, got_there = run_with_layer(body)
+    assert got_here == [list(range(200))] * 2
+    assert got_there == list(range(200))
+
+
+def test_group_send_many_to_an_empty_group_or_with_no_messages_does_nothing():
+    async def body(layer):
+        channel = await layer.new_channel()
+        await layer.group_send_many("nobody", [{"type": "t"}])
+        await layer.group_add("g", channel)
+        await layer.group_send_many("g", [])
+        await layer.group_send("g", {"type": "t", "i": 1})
+        return await asyncio.wait_for(layer.receive(channel), 5)
+
+    assert run_with_layer(body) == {"type": "t", "i": 1}
+
+
+def test_receive_waiting_hands_over_what_arrived_without_waiting():
+    async def body(layer):
+        channel = await layer.new_channel()
+        assert layer.receive_waiting(channel) == []
+        for i in range(5):
+            await layer.send(channel, {"type": "t", "i": i})
+        first = await asyncio.wait_for(layer.receive(channel), 5)
+        deadline = time.monotonic() + 5
+        rest = []
+        while len(rest) < 4 and time.monotonic() < deadline:
+            rest += layer.receive_waiting(channel)
+            await asyncio.sleep(0.01)
+        await layer.send(channel, {"type": "t", "i": 5})
+        after = await asyncio.wait_for(layer.receive(channel), 5)
+        return first["i"], [m["i"] for m in rest], after["i"]
+
+    assert run_with_layer(body) == (0, [1, 2, 3, 4], 5)

@@ -1,0 +1,165 @@
+"""Group broadcasts from sync code, in the order they were made, without waiting for them.
+
+Alerts are written in database threads; their broadcast (``alert.created`` / ``alert.updated``
+to the ``alerts`` group) comes after the commit. With ``async_to_sync(layer.group_send)`` the
+thread waited for a hop onto the event loop and the layer's Redis round trips: in a busy
+ingest process 137 ms at the median, so a burst of incidents queued for the few alert threads
+behind each other's broadcasts (docs/performance.md, "fifth session").
+
+A process with an event loop that writes alerts (daphne, once a live stream starts scoring)
+runs a ``Broadcaster`` on that loop: ``send_to_group`` hands the message to it and returns at
+once; one task sends what is waiting, in order, so a dashboard sees an alert's ``alert.created``
+before its ``alert.updated``. What waited together goes in one ``group_send_many`` where the
+layer has it (two Redis round trips for all), and of several ``alert.updated`` of one alert only
+the newest is sent (each carries the whole alert). Anywhere else (Celery workers, management
+commands, tests without a running loop) ``send_to_group`` sends and waits as before.
+
+A broadcast is a notice, not the record: the alert row and snippet are already committed, and a
+dashboard that connects or reloads reads them from the database. A message the layer cannot
+send is logged and counted; past ``MAX_QUEUED`` waiting messages the oldest are dropped
+(counted, logged at the 1st, 10th, 100th and every 1000th) rather than holding memory
+without bound while Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import deque
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 10_000
+
+
+class Broadcaster:
+    """Sends ``(group, message)`` pairs on ``loop``, in the order ``put`` received them."""
+
+    def __init__(self, layer, loop: asyncio.AbstractEventLoop, max_queued: int = MAX_QUEUED):
+        self.layer = layer
+        self.loop = loop
+        self.max_queued = max_queued
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: deque[tuple[str, dict]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task = loop.create_task(self._run(), name="group-broadcasts")
+
+    def put(self, group: str, message: dict) -> bool:
+        """Queue a message from any thread; False if this broadcaster's loop no longer runs."""
+        if self.loop.is_closed() or not self.loop.is_running() or self._task.done():
+            return False
+        try:
+            self.loop.call_soon_threadsafe(self._enqueue, group, message)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return True
+
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def _enqueue(self, group: str, message: dict) -> None:
+        self._queue.append((group, message))
+        while len(self._queue) > self.max_queued:
+            self._queue.popleft()
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.warning(
+                    "broadcasts: %d dropped so far, more than %d waiting (is the channel "
+                    "layer reachable?)",
+                    self.dropped,
+                    self.max_queued,
+                )
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                waiting = list(self._queue)
+                self._queue.clear()
+                for group, messages in runs_by_group(waiting):
+                    await self._send(group, latest_updates(messages))
+
+    async def _send(self, group: str, messages: list[dict]) -> None:
+        """Everything waiting for one group at once where the layer can (``group_send_many``:
+        two Redis round trips for all, where ``group_send`` takes four per message)."""
+        send_many = getattr(self.layer, "group_send_many", None)
+        batches = [messages] if send_many is not None else [[m] for m in messages]
+        for batch in batches:
+            try:
+                if send_many is not None:
+                    await send_many(group, batch)
+                else:
+                    await self.layer.group_send(group, batch[0])
+                self.sent += len(batch)
+            except Exception:
+                self.failed += len(batch)
+                log.exception("could not broadcast %d messages to %s", len(batch), group)
+
+
+def runs_by_group(items: list[tuple[str, dict]]) -> list[tuple[str, list[dict]]]:
+    """Consecutive ``(group, message)`` pairs of the same group, together, in order."""
+    runs: list[tuple[str, list[dict]]] = []
+    for group, message in items:
+        if runs and runs[-1][0] == group:
+            runs[-1][1].append(message)
+        else:
+            runs.append((group, [message]))
+    return runs
+
+
+def latest_updates(messages: list[dict]) -> list[dict]:
+    """``messages`` in order, less each ``alert.updated`` that a later one in the list
+    supersedes (every update carries the whole alert, so only the newest tells anything)."""
+    last = {}
+    for index, message in enumerate(messages):
+        if message.get("type") == "alert.updated":
+            last[_alert_id(message)] = index
+    return [
+        message
+        for index, message in enumerate(messages)
+        if message.get("type") != "alert.updated" or last[_alert_id(message)] == index
+    ]
+
+
+def _alert_id(message: dict):
+    alert = message.get("alert")
+    return alert.get("id") if isinstance(alert, dict) else None
+
+
+# Per channel layer (weakly held): the broadcaster of the loop that serves this process.
+_BROADCASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def start_broadcaster(layer=None) -> Broadcaster | None:
+    """Run broadcasts of ``layer`` (default: the process's) on the running loop from now on.
+
+    Call from the event loop of a process whose sync threads broadcast (idempotent).
+    """
+    layer = layer if layer is not None else get_channel_layer()
+    if layer is None:
+        return None
+    loop = asyncio.get_running_loop()
+    current = _BROADCASTERS.get(layer)
+    if current is None or current.loop is not loop or current._task.done():
+        current = _BROADCASTERS[layer] = Broadcaster(layer, loop)
+    return current
+
+
+def send_to_group(group: str, message: dict) -> None:
+    """Broadcast from sync code: queued on the process's broadcaster when one runs, otherwise
+    sent and waited for. Raises only in the second case (the caller logs)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    broadcaster = _BROADCASTERS.get(layer)
+    if broadcaster is not None and broadcaster.put(group, message):
+        return
+    async_to_sync(layer.group_send)(group, message)
