@@ -19,6 +19,7 @@ import functools
 import logging
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from .decision import CLOSED, OPENED, DecisionConfig, DecisionEvent, IncidentTracker, LevelGate
+from .running_updates import RunningUpdates
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +272,18 @@ def _alert_threads(kind: str) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(ALERT_THREADS, thread_name_prefix=f"alerts-{kind}")
 
 
+_RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _running_updates(write) -> RunningUpdates:
+    """The process's batched writer of running incidents' scores (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    running = _RUNNING.get(loop)
+    if running is None:
+        running = _RUNNING[loop] = RunningUpdates(write)
+    return running
+
+
 @functools.cache
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
@@ -295,7 +309,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     # concurrent writers (PostgreSQL): on the one shared database thread, a burst of incidents
     # queued behind each other's snippet encoding, commit and broadcast. SQLite has one writer.
     # New alerts have threads of their own: a burst of running incidents' updates (one a second
-    # each) must not delay the next incident's first alert.
+    # each, written for all streams together by ``RunningUpdates``) must not delay the next
+    # incident's first alert.
     if connection.vendor != "sqlite":
         open_in_db = database_sync_to_async(
             alert_services.open_alert, thread_sensitive=False, executor=_alert_threads("open")
@@ -303,15 +318,32 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         update_in_db = database_sync_to_async(
             alert_services.update_alert, thread_sensitive=False, executor=_alert_threads("update")
         )
+        write_running = database_sync_to_async(
+            alert_services.update_running_alerts,
+            thread_sensitive=False,
+            executor=_alert_threads("update"),
+        )
     else:
         open_in_db = database_sync_to_async(alert_services.open_alert)
         update_in_db = database_sync_to_async(alert_services.update_alert)
+        write_running = database_sync_to_async(alert_services.update_running_alerts)
 
     async def open_alert(**kwargs) -> int:
         alert = await open_in_db(**kwargs)
         return alert.pk
 
+    running = _running_updates(write_running)
+
     async def update_alert(alert_id: int, **kwargs) -> None:
+        if "ended_at" not in kwargs:  # a running incident: batched with the other streams'
+            running.put(
+                alert_id,
+                alert_services.RunningScores(
+                    kwargs["peak_score"], kwargs["mean_score"], kwargs["score_curve"]
+                ),
+            )
+            return
+        await running.settle(alert_id)  # no older batched scores after the final ones
         await update_in_db(alert_id, **kwargs)
 
     from .artifacts import ArtifactError, read_model_config

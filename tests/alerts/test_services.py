@@ -1,4 +1,5 @@
-"""open_alert / update_alert: file and row first, the broadcast only after commit."""
+"""open_alert / update_alert / update_running_alerts: file and row first, the broadcast only
+after commit."""
 
 import asyncio
 import io
@@ -14,7 +15,13 @@ from django.db import IntegrityError, transaction
 from django.db.models.signals import pre_save
 
 from alerts.models import Alert
-from alerts.services import ALERTS_GROUP, open_alert, update_alert
+from alerts.services import (
+    ALERTS_GROUP,
+    RunningScores,
+    open_alert,
+    update_alert,
+    update_running_alerts,
+)
 from alerts.tasks import purge_orphan_files
 
 from .conftest import RATE, alert_kwargs, tone
@@ -180,3 +187,45 @@ def test_an_alert_without_audio_is_still_stored_and_broadcast(media, device, lis
         snippet_rate=RATE,
     )
     assert listener()["alert"]["snippet_url"].endswith(".flac")
+
+
+def test_running_alerts_are_updated_together_and_each_broadcast(media, device, listener):
+    first = open_alert(**alert_kwargs(device))
+    second = open_alert(**alert_kwargs(device))
+    gone = open_alert(**alert_kwargs(device))
+    assert [listener()["type"] for _ in range(3)] == ["alert.created"] * 3
+    Alert.objects.filter(pk=second.pk).update(status=Alert.CONFIRMED)  # an operator meanwhile
+    Alert.objects.filter(pk=gone.pk).delete()
+
+    written = update_running_alerts(
+        {
+            first.pk: RunningScores(0.97, 0.81, [[2.0, 0.7], [2.1, 0.97]]),
+            second.pk: RunningScores(0.93, 0.77, [[2.0, 0.93]]),
+            gone.pk: RunningScores(0.9, 0.9, [[2.0, 0.9]]),
+        }
+    )
+
+    assert written == sorted([first.pk, second.pk])
+    got = {m["alert"]["id"]: m for m in (listener(), listener())}
+    assert listener(timeout=0.3) is None  # nothing for the deleted alert
+    assert {m["type"] for m in got.values()} == {"alert.updated"}
+    assert got[first.pk]["alert"]["peak_score"] == 0.97
+    assert got[first.pk]["alert"]["score_curve"] == [[2.0, 0.7], [2.1, 0.97]]
+    stored = Alert.objects.get(pk=second.pk)
+    assert (stored.peak_score, stored.mean_score) == (0.93, 0.77)
+    assert stored.score_curve == [[2.0, 0.93]]
+    assert stored.status == Alert.CONFIRMED  # the review is kept
+    assert stored.snippet.name == second.snippet.name and stored.ended_at is None
+    assert stored.updated > second.updated
+
+
+def test_running_scores_are_checked_before_anything_is_written(media, device, listener):
+    alert = open_alert(**alert_kwargs(device))
+    listener()
+    with pytest.raises(ValueError, match="peak_score"):
+        update_running_alerts(
+            {alert.pk: RunningScores(0.9, 0.8, [[2.0, 0.9]]), 10**9: RunningScores(1.5, 0.8, [])}
+        )
+    assert Alert.objects.get(pk=alert.pk).peak_score == alert.peak_score
+    assert listener(timeout=0.3) is None
+    assert update_running_alerts({}) == []
