@@ -1,5 +1,6 @@
 """Scaled mode: a real Celery worker on the Redis broker renders the picture of an alert
-stored in PostgreSQL, and runs the offline sweep sent to it through the broker."""
+stored in PostgreSQL, and runs the offline sweep sent to it through the broker; a running
+incident's scores are written by the batched UPDATE on PostgreSQL."""
 
 import json
 import os
@@ -38,9 +39,11 @@ alert = open_alert(device_id=mic.pk, started_at=now, peak_score=0.9, mean_score=
                    score_curve=[[2.0, 0.7], [2.1, 0.9]], model_version="scaled-test",
                    snippet=audio, snippet_rate=16000,
                    snippet_started_at=now - timedelta(seconds=2))
+from alerts.services import RunningScores, update_running_alerts
+running = update_running_alerts({alert.pk: RunningScores(0.97, 0.75, [[2.0, 0.7], [2.1, 0.97]])})
 from alerts.tasks import sweep_offline_devices
 sweep_offline_devices.delay()
-print("RESULT" + json.dumps({"alert": alert.pk, "stale": stale.pk}))
+print("RESULT" + json.dumps({"alert": alert.pk, "stale": stale.pk, "running": running}))
 """
 
 
@@ -109,6 +112,13 @@ def test_celery_worker_renders_the_alert_picture_and_sweeps_devices(database, tm
     )
     try:
         ids = json.loads(server.shell(CREATE).split("RESULT", 1)[1])
+        # A running incident's scores, written by the batched UPDATE on PostgreSQL (jsonb).
+        assert ids["running"] == [ids["alert"]]
+        with psycopg.connect(database) as conn:
+            peak, curve = conn.execute(
+                f"SELECT peak_score, score_curve FROM alerts_alert WHERE id = {ids['alert']}"
+            ).fetchone()
+        assert peak == 0.97 and curve == [[2.0, 0.7], [2.1, 0.97]]
         row = wait_for(
             f"SELECT spectrogram FROM alerts_alert WHERE id = {ids['alert']}",
             database,
