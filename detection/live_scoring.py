@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import math
 import time
@@ -285,6 +286,16 @@ def _running_updates(write) -> RunningUpdates:
 
 
 @functools.cache
+def _freeze_loaded_objects() -> None:
+    """Once per process, when its first stream starts scoring: everything loaded so far
+    (Django, the feature code, in embedded mode torch and the model) is moved out of the
+    garbage collector's reach. A full collection in a busy ingest process otherwise walked all
+    of it, 130-170 ms with the event loop stopped, a few times during each burst of alerts
+    (docs/performance.md, "fifth session"). Those objects live as long as the process."""
+    gc.freeze()
+
+
+@functools.cache
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
 
@@ -370,6 +381,7 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         channel_layer=consumer.channel_layer if scaled else None,
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
     )
+    _freeze_loaded_objects()
     return StreamScoring(
         consumer.stream, client, decision, open_alert, update_alert, consumer.device_id
     )
