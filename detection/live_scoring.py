@@ -343,9 +343,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         alert = await open_in_db(**kwargs)
         return alert.pk
 
-    running = _running_updates(write_running)
-
     async def update_alert(alert_id: int, **kwargs) -> None:
+        running = _running_updates(write_running)  # the process's, made at the first update
         if "ended_at" not in kwargs:  # a running incident: batched with the other streams'
             running.put(
                 alert_id,
