@@ -52,16 +52,13 @@ class Broadcaster:
 
     def put(self, group: str, message: dict) -> bool:
         """Queue a message from any thread; False if this broadcaster's loop no longer runs."""
-        if self.loop.is_closed() or not self.loop.is_running() or self._task.done():
+        if not self.loop.is_running() or self._task.done():
             return False
         try:
             self.loop.call_soon_threadsafe(self._enqueue, group, message)
         except RuntimeError:  # the loop closed meanwhile
             return False
         return True
-
-    def waiting(self) -> int:
-        return len(self._queue)
 
     def _enqueue(self, group: str, message: dict) -> None:
         self._queue.append((group, message))
@@ -91,17 +88,17 @@ class Broadcaster:
         """Everything waiting for one group at once where the layer can (``group_send_many``:
         two Redis round trips for all, where ``group_send`` takes four per message)."""
         send_many = getattr(self.layer, "group_send_many", None)
-        batches = [messages] if send_many is not None else [[m] for m in messages]
-        for batch in batches:
+        if send_many is None:  # one message at a time (the in-memory layer)
+            sends = [(1, self.layer.group_send(group, m)) for m in messages]
+        else:
+            sends = [(len(messages), send_many(group, messages))]
+        for count, send in sends:
             try:
-                if send_many is not None:
-                    await send_many(group, batch)
-                else:
-                    await self.layer.group_send(group, batch[0])
-                self.sent += len(batch)
+                await send
+                self.sent += count
             except Exception:
-                self.failed += len(batch)
-                log.exception("could not broadcast %d messages to %s", len(batch), group)
+                self.failed += count
+                log.exception("could not broadcast %d messages to %s", count, group)
 
 
 def runs_by_group(items: list[tuple[str, dict]]) -> list[tuple[str, list[dict]]]:
@@ -138,14 +135,11 @@ def _alert_id(message: dict):
 _BROADCASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def start_broadcaster(layer=None) -> Broadcaster | None:
-    """Run broadcasts of ``layer`` (default: the process's) on the running loop from now on.
+def start_broadcaster(layer) -> Broadcaster:
+    """Run broadcasts of ``layer`` on the running loop from now on.
 
     Call from the event loop of a process whose sync threads broadcast (idempotent).
     """
-    layer = layer if layer is not None else get_channel_layer()
-    if layer is None:
-        return None
     loop = asyncio.get_running_loop()
     current = _BROADCASTERS.get(layer)
     if current is None or current.loop is not loop or current._task.done():
