@@ -94,6 +94,15 @@ class Hyper:
     # Share of each epoch's negative draw ("sample" balance) made in proportion to the
     # negatives' last training loss instead of uniformly: 0 = uniform; 0.5 = half and half.
     hard_negatives: float = 0.0
+    # Knowledge distillation: 0 = off. Above 0, the ``members`` networks are teachers and
+    # the model is ONE network of ``arch`` whose target for each window is
+    # ``(1 - distill) * label + distill * the teachers' probability`` on the same
+    # (augmented) input: close to the ensemble's judgement at a third of its cost to serve.
+    distill: float = 0.0
+
+    def served_members(self) -> int:
+        """How many networks the trained model holds (a distilled model holds one)."""
+        return 1 if self.distill > 0 else self.members
 
     def optimiser_params(self) -> dict:
         return {k: getattr(self, k) for k in ("lr", "beta1", "beta2", "eps", "weight_decay")}
@@ -291,6 +300,24 @@ def hard_negative_weights(losses: np.ndarray, share: float) -> np.ndarray:
 MEMBER_SEED_STEP = 100_003  # member m of an ensemble trains from seed + m * this
 
 
+def check_distill(share: float) -> None:
+    if not 0.0 <= share <= 1.0:
+        raise TrainingError(f"distill must be between 0 and 1, got {share}")
+
+
+def distilled_targets(labels, teacher, x, share: float):
+    """The student's targets: ``(1 - share) * labels + share * teacher probability of x``.
+
+    ``x`` is the student's own (augmented, normalised) batch, so the teacher judges exactly
+    what the student sees. The teacher stays in eval mode and gets no gradient.
+    """
+    import torch
+
+    with torch.no_grad():
+        soft = torch.sigmoid(teacher(x))
+    return (1.0 - share) * labels + share * soft
+
+
 def train_network(
     data: WindowSet,
     hyper: Hyper,
@@ -304,10 +331,27 @@ def train_network(
 
     ``augment`` (an ``AugmentConfig``) switches per-batch SpecAugment on or off. With
     ``hyper.members`` > 1 it trains that many from different seeds (the first from ``seed``,
-    so its weights are those of a single network) and returns their ``Ensemble``.
+    so its weights are those of a single network) and returns their ``Ensemble``. With
+    ``hyper.distill`` > 0 those networks are teachers, and the returned network is one
+    student trained on their judgement (``check_distill``).
     """
     if hyper.members < 1:
         raise TrainingError(f"members must be at least 1, got {hyper.members}")
+    check_distill(hyper.distill)
+    if hyper.distill > 0:
+        teacher = train_network(
+            data, replace(hyper, distill=0.0), cfg, seed, progress, f"{label} teacher", augment
+        )
+        return train_student(
+            data,
+            hyper,
+            cfg,
+            seed + hyper.members * MEMBER_SEED_STEP,
+            teacher,
+            progress,
+            f"{label} student",
+            augment,
+        )
     if hyper.members == 1:
         return _train_one(data, hyper, cfg, seed, progress, label, augment)
     from .networks import Ensemble
@@ -327,6 +371,23 @@ def train_network(
     return Ensemble(nets).eval()
 
 
+def train_student(
+    data: WindowSet,
+    hyper: Hyper,
+    cfg: FeatureConfig,
+    seed: int,
+    teacher,
+    progress: bool = True,
+    label: str = "student",
+    augment=None,
+):
+    """One network of ``hyper.arch`` trained towards ``distilled_targets`` of ``teacher``."""
+    check_distill(hyper.distill)
+    if hyper.distill <= 0:
+        raise TrainingError("a student needs distill > 0 (the teacher's share of its target)")
+    return _train_one(data, hyper, cfg, seed, progress, label, augment, teacher=teacher)
+
+
 def _train_one(
     data: WindowSet,
     hyper: Hyper,
@@ -335,6 +396,7 @@ def _train_one(
     progress: bool,
     label: str,
     augment,
+    teacher=None,
 ):
     import torch
 
@@ -404,6 +466,8 @@ def _train_one(
             if spec_augment is not None:
                 x = spec_augment(x, generator)
             y = torch.from_numpy((data.target[batch] == POSITIVE).astype(np.float32))
+            if teacher is not None:
+                y = distilled_targets(y, teacher, x, hyper.distill)
             optimiser.zero_grad(set_to_none=True)
             if hard:
                 losses = per_window_loss(net(x), y)
@@ -877,7 +941,7 @@ def run_training(
         "arch_params": {
             "dropout": hyper.dropout,
             **hyper.arch_params,
-            **({"members": hyper.members} if hyper.members > 1 else {}),
+            **({"members": hyper.members} if hyper.served_members() > 1 else {}),
         },
         "features": cfg.to_dict(),
         "stride_s": plan.stride_s,
@@ -908,9 +972,7 @@ def run_training(
             }
         )
         intro = [
-            f"Model `{name}`: architecture {hyper.arch}"
-            + (f" (an ensemble of {hyper.members} networks)" if hyper.members > 1 else "")
-            + f", {len(recordings)} files "
+            f"Model `{name}`: {_network_words(hyper)}, {len(recordings)} files "
             f"({training['data']['groups']} groups) from `{data_dir}`, {hyper.epochs} epochs, "
             f"seed {plan.seed}.",
             "",
@@ -936,7 +998,8 @@ def run_training(
         )
     else:
         extra["report.md"] = (
-            f"# Training report: {name}\n\nTrained on {len(recordings)} files without "
+            f"# Training report: {name}\n\n{_network_words(hyper).capitalize()}, trained on"
+            f" {len(recordings)} files without "
             f"cross-validation; threshold {threshold} is a default, not measured.\n"
             + (_trials_md(trials) if trials else "")
             + "\n```json\n"
@@ -956,6 +1019,18 @@ def run_training(
 
     save_artifact(out, net, _jsonable(config), metrics=metrics, extra_files=extra)
     return metrics
+
+
+def _network_words(hyper: Hyper) -> str:
+    """What the model is: "architecture A (an ensemble of 3 networks)" and the like."""
+    if hyper.served_members() > 1:
+        return f"architecture {hyper.arch} (an ensemble of {hyper.members} networks)"
+    if hyper.distill > 0:
+        return (
+            f"architecture {hyper.arch} (one network distilled from {hyper.members},"
+            f" teachers' share of the target {hyper.distill})"
+        )
+    return f"architecture {hyper.arch}"
 
 
 def _trials_md(trials: list[dict]) -> str:

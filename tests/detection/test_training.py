@@ -1,6 +1,7 @@
 """Grouped folds, epoch sampling, a small real training run, and the train/evaluate commands."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -562,3 +563,97 @@ def test_grouped_folds_do_not_depend_on_string_hashing():
         ).stdout
         seen.add(out.strip())
     assert seen == {"[1, 1, 1, 0, 0, 0, 0, 0]"}  # t joins b: a tie goes to 0_1, first in order
+
+
+class _ConstantTeacher:
+    """A teacher that says ``probability`` of every window."""
+
+    def __init__(self, probability):
+        import torch
+
+        self.logit = torch.logit(torch.tensor(probability))
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return self.logit.expand(x.shape[0])
+
+
+def test_distilled_targets_mix_labels_and_the_teachers_probability():
+    import torch
+
+    from detection.training import distilled_targets
+
+    labels = torch.tensor([0.0, 1.0, 1.0])
+    x = torch.zeros(3, 64, 43)
+    teacher = _ConstantTeacher(0.2)
+    torch.testing.assert_close(distilled_targets(labels, teacher, x, 0.0), labels)
+    torch.testing.assert_close(distilled_targets(labels, teacher, x, 1.0), torch.full((3,), 0.2))
+    torch.testing.assert_close(
+        distilled_targets(labels, teacher, x, 0.5), torch.tensor([0.1, 0.6, 0.6])
+    )
+
+
+@pytest.mark.slow
+def test_a_student_learns_what_its_teacher_says_not_only_the_labels():
+    import torch
+
+    from detection.training import train_student
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg, n_files=3)
+    lab = data.target >= 0
+    scream = data.target[lab] == POSITIVE
+    teacher = _ConstantTeacher(0.5)
+    # The teacher's share of the target: all of it, then half (labels 0/1 become 0.25/0.75).
+    hyper = Hyper(arch="A", epochs=4, batch_size=32, lr=3e-3, distill=1.0)
+    scores = score_windows(train_student(data, hyper, cfg, 1, teacher, False), data, cfg)[lab]
+    assert teacher.calls > 0
+    assert np.all(np.abs(scores - 0.5) < 0.2), (scores.min(), scores.max())
+    half = replace(hyper, distill=0.5)
+    scores = score_windows(train_student(data, half, cfg, 1, teacher, False), data, cfg)[lab]
+    # (Trained on the labels alone, the same network says 1.0 and 1e-8 here.)
+    assert 0.6 < np.median(scores[scream]) < 0.95
+    assert 0.05 < np.median(scores[~scream]) < 0.4
+    with pytest.raises(TrainingError, match="distill"):
+        train_student(data, replace(hyper, distill=0.0), cfg, 1, teacher, False)
+
+
+def test_distill_trains_teachers_and_returns_one_network():
+    import torch
+
+    from detection.networks import Ensemble, TypeA
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig()
+    data = _synthetic_set(cfg, n_files=2)
+    hyper = Hyper(epochs=1, batch_size=32, members=2, distill=0.5)
+    student = train_network(data, hyper, cfg, seed=3, progress=False)
+    assert isinstance(student, TypeA) and not isinstance(student, Ensemble)
+    assert not student.training
+    # Its seed is none of the teachers', so it is not one of them.
+    teachers = train_network(data, replace(hyper, distill=0.0), cfg, seed=3, progress=False)
+    mine = student.state_dict()
+    for teacher in teachers.members:
+        theirs = teacher.state_dict()
+        assert any(not torch.equal(mine[n], theirs[n]) for n in mine if mine[n].is_floating_point())
+    with pytest.raises(TrainingError, match="distill"):
+        train_network(data, replace(hyper, distill=1.5), cfg, seed=3, progress=False)
+
+
+def test_a_distilled_model_reaches_the_artifact_as_one_network(tmp_path):
+    from detection.artifacts import load_model
+    from detection.networks import Ensemble
+
+    out = _train_tiny_without_cv(tmp_path, "--members", "2", "--distill", "0.5")
+    config = json.loads((out / "config.json").read_text())
+    assert "members" not in config["arch_params"]
+    assert config["training"]["hyper"]["members"] == 2
+    assert config["training"]["hyper"]["distill"] == 0.5
+    model = load_model(out)
+    assert not isinstance(model.net, Ensemble)
+    assert "distilled from 2" in (out / "report.md").read_text()
+    for bad in (["--distill", "1.5", "--members", "2"], ["--distill", "0.5"]):
+        with pytest.raises(CommandError, match="--distill"):
+            call_command("train", "--data", str(tmp_path), "--out", str(out), *bad)

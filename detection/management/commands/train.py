@@ -57,6 +57,15 @@ class Command(BaseCommand):
             help="train K networks from different seeds and ship their average (an ensemble:"
             " steadier scores, K times the training and scoring time)",
         )
+        parser.add_argument(
+            "--distill",
+            type=float,
+            default=defaults.distill,
+            metavar="SHARE",
+            help="ship ONE network trained on the judgement of the --members networks: its"
+            " target is (1 - SHARE) * label + SHARE * their probability (0: off; the model"
+            " scores at the cost of one network)",
+        )
         parser.add_argument("--folds", type=int, default=5)
         parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
         parser.add_argument("--search", type=int, default=0, metavar="N", help="random trials")
@@ -117,6 +126,10 @@ class Command(BaseCommand):
             )
         if opts["members"] < 1:
             raise CommandError(f"--members: at least 1, got {opts['members']}")
+        if not 0.0 <= opts["distill"] <= 1.0:
+            raise CommandError(f"--distill: a share from 0 to 1, got {opts['distill']}")
+        if opts["distill"] > 0 and opts["members"] < 2:
+            raise CommandError("--distill: give the teachers with --members K (K >= 2)")
         recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
         try:
             arch_params = json.loads(opts["arch_params"])
@@ -155,6 +168,7 @@ class Command(BaseCommand):
             lr_schedule=opts["lr_schedule"],
             members=opts["members"],
             hard_negatives=opts["hard_negatives"],
+            distill=opts["distill"],
         )
         plan = Plan(
             features=features,
