@@ -156,7 +156,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     """Rebuild the network described by an artifact folder and load its weights."""
     import torch
 
-    from .networks import build_network
+    from .networks import build_network, fold_batch_norms
 
     path = Path(path)
     config = read_model_config(path)
@@ -176,6 +176,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     except RuntimeError as exc:
         raise ArtifactError(f"{weights} does not fit {config['architecture']}: {exc}") from exc
     net.eval()
+    fold_batch_norms(net)  # exact up to float rounding, one pass less per convolution
     prepare(features)
     return LoadedModel(
         path=path, config=config, features=features, net=net, version=weights_digest(path)

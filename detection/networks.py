@@ -322,6 +322,33 @@ def build_network(
     return cls(n_mels=n_mels, n_frames=n_frames, dropout=dropout, **kwargs)
 
 
+def fold_batch_norms(net: nn.Module) -> nn.Module:
+    """``net`` (in eval mode) with every convolution that a BatchNorm follows folded into one.
+
+    In eval mode a BatchNorm is a per-channel scale and shift, so the convolution before it
+    can absorb both (``torch.nn.utils.fusion.fuse_conv_bn_eval``); the BatchNorm becomes an
+    ``Identity``. Scores change only by float rounding (about 1e-6); serving saves the
+    BatchNorm's pass over every activation. The input BatchNorm of each network stays: the
+    first convolution pads its input with zeros, so its shift cannot be folded exactly.
+    Folded in place; returns ``net``. Not for training: the folded network has no BatchNorm.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if net.training:
+        raise ValueError("fold_batch_norms needs a network in eval mode")
+    for module in net.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, norm = module[i], module[i + 1]
+            if (isinstance(conv, nn.Conv1d) and type(norm) is nn.BatchNorm1d) or (
+                isinstance(conv, nn.Conv2d) and type(norm) is nn.BatchNorm2d
+            ):
+                module[i] = fuse_conv_bn_eval(conv, norm)
+                module[i + 1] = nn.Identity()
+    return net
+
+
 def count_parameters(net: nn.Module) -> int:
     """Trainable parameters (BatchNorm running statistics are buffers, not counted)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

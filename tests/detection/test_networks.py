@@ -205,3 +205,56 @@ def test_members_build_an_ensemble_that_averages_logits_and_counts_all_members()
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="members"):
             build_network("A", 64, 44, members=bad)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_folding_batch_norms_keeps_the_scores_and_leaves_only_the_input_norm(arch):
+    import copy
+
+    from detection.networks import fold_batch_norms
+
+    torch.manual_seed(0)
+    net = build_network(arch, N_MELS, N_FRAMES)
+    # Trained-looking statistics, so that a fold that ignored them would show.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batch_norms(net)
+    net.eval()
+    folded = fold_batch_norms(copy.deepcopy(net))
+    norms = [m for m in folded.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms == [folded.input_norm] and len(before) > 1
+    x = torch.randn(16, N_MELS, N_FRAMES) * 10
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_the_shipped_model_is_served_folded_and_scores_as_trained():
+    import copy
+    from pathlib import Path
+
+    from detection.artifacts import load_model
+    from detection.features import normalize_windows
+
+    shipped = Path(__file__).resolve().parents[2] / "detection" / "shipped" / "default"
+    model = load_model(shipped)
+    nets = [m for m in model.net.modules() if hasattr(m, "input_norm")]
+    norms = [m for m in model.net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert nets and norms == [net.input_norm for net in nets]
+    unfolded = build_network(
+        model.config["architecture"], N_MELS, N_FRAMES, **model.config["arch_params"]
+    )
+    unfolded.load_state_dict(torch.load(shipped / "weights.pt", weights_only=True))
+    unfolded.eval()
+    windows = torch.randn(32, N_MELS, N_FRAMES).numpy() * 15 - 40
+    x = torch.from_numpy(normalize_windows(copy.deepcopy(windows), model.features))
+    with torch.inference_mode():
+        expected = torch.sigmoid(unfolded(x)).numpy()
+    torch.testing.assert_close(
+        torch.from_numpy(model.predict(windows)), torch.from_numpy(expected), rtol=0, atol=1e-5
+    )
