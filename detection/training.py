@@ -333,7 +333,7 @@ def train_network(
     ``hyper.members`` > 1 it trains that many from different seeds (the first from ``seed``,
     so its weights are those of a single network) and returns their ``Ensemble``. With
     ``hyper.distill`` > 0 those networks are teachers, and the returned network is one
-    student trained on their judgement (``check_distill``).
+    student trained on their judgement (``train_student``).
     """
     if hyper.members < 1:
         raise TrainingError(f"members must be at least 1, got {hyper.members}")
@@ -998,7 +998,7 @@ def run_training(
         )
     else:
         extra["report.md"] = (
-            f"# Training report: {name}\n\n{_network_words(hyper).capitalize()}, trained on"
+            f"# Training report: {name}\n\n{_capitalised(_network_words(hyper))}, trained on"
             f" {len(recordings)} files without "
             f"cross-validation; threshold {threshold} is a default, not measured.\n"
             + (_trials_md(trials) if trials else "")
@@ -1019,6 +1019,11 @@ def run_training(
 
     save_artifact(out, net, _jsonable(config), metrics=metrics, extra_files=extra)
     return metrics
+
+
+def _capitalised(text: str) -> str:
+    """``text`` with its first letter upper-case and the rest as written (unlike str.capitalize)."""
+    return text[:1].upper() + text[1:]
 
 
 def _network_words(hyper: Hyper) -> str:

@@ -653,7 +653,7 @@ def test_a_distilled_model_reaches_the_artifact_as_one_network(tmp_path):
     assert config["training"]["hyper"]["distill"] == 0.5
     model = load_model(out)
     assert not isinstance(model.net, Ensemble)
-    assert "distilled from 2" in (out / "report.md").read_text()
+    assert "Architecture A (one network distilled from 2," in (out / "report.md").read_text()
     for bad in (["--distill", "1.5", "--members", "2"], ["--distill", "0.5"]):
         with pytest.raises(CommandError, match="--distill"):
             call_command("train", "--data", str(tmp_path), "--out", str(out), *bad)
