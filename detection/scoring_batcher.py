@@ -78,7 +78,7 @@ class ClientStats:
 class _Request:
     first_sent_at: float
     deadline: float  # loop time the watchdog looks at it next
-    windows: np.ndarray  # kept for one retry
+    parts: list[tuple[np.ndarray, int]]  # (windows, step) of each member, kept for one retry
     members: list[tuple[int, asyncio.Future, ClientStats]]
     sent_at: float = 0.0
     retried: bool = False
@@ -112,7 +112,7 @@ class RemoteBatcher:
         self.requests_sent = 0
         self.held_back = 0  # flushes postponed because max_in_flight requests were unanswered
         self.last_answer_at: float | None = None  # loop time of the newest answer received
-        self._pending: list[tuple[np.ndarray, asyncio.Future, ClientStats]] = []
+        self._pending: list[tuple[np.ndarray, asyncio.Future, ClientStats, int]] = []
         self._queued = 0
         self._timer: asyncio.TimerHandle | None = None
         self._channel: str | None = None
@@ -125,14 +125,19 @@ class RemoteBatcher:
         self._tasks: set[asyncio.Task] = set()
         self.late_answers = 0  # requests the watchdog found late (all streams of the process)
 
-    def submit(self, windows: np.ndarray, stats: ClientStats | None = None) -> asyncio.Future:
+    def submit(
+        self, windows: np.ndarray, stats: ClientStats | None = None, step: int = 0
+    ) -> asyncio.Future:
         """Queue ``windows``; the future gets ``(probs, version)`` or fails (module doc).
 
+        ``step``: the windows are cuts of one column sequence ``step`` columns apart (one
+        stream's, ``scoring_messages.uniform_step``): they travel as their columns; 0: whole.
         Never waits. A caller that gives up cancels the future: its windows are then left out
         of a batch not yet sent, and a late answer is dropped.
         """
         future = self.loop.create_future()
-        self._pending.append((windows, future, stats if stats is not None else ClientStats()))
+        stats = stats if stats is not None else ClientStats()
+        self._pending.append((windows, future, stats, step))
         self._queued += len(windows)
         if self._queued >= self.max_batch:
             self._flush(force=True)
@@ -194,15 +199,15 @@ class RemoteBatcher:
             return
         now = self.loop.time()
         request_id = f"{self._prefix}-{next(self._ids)}"
-        windows = np.concatenate([w for w, _, _ in batch]).astype(np.float32, copy=False)
+        parts = [(w, step) for w, _, _, step in batch]
         self._waiting[request_id] = _Request(
             first_sent_at=now,
             sent_at=now,
             deadline=now + self.reply_timeout_s,
-            windows=windows,
-            members=[(len(w), f, s) for w, f, s in batch],
+            parts=parts,
+            members=[(len(w), f, s) for w, f, s, _ in batch],
         )
-        self._spawn(self._send(request_id, windows))
+        self._spawn(self._send(request_id, parts))
         self._arm_watchdog(now + self.reply_timeout_s)
 
     def _spawn(self, coro) -> None:
@@ -210,10 +215,10 @@ class RemoteBatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, request_id: str, windows: np.ndarray) -> None:
+    async def _send(self, request_id: str, parts: list[tuple[np.ndarray, int]]) -> None:
         try:
             await self._ensure_channel()
-            message = encode_request(windows, self._channel, request_id, self.features_key)
+            message = encode_request(parts, self._channel, request_id, self.features_key)
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1
         except Exception as exc:  # Redis down, pool exhausted, channel full
@@ -304,7 +309,7 @@ class RemoteBatcher:
                 request.retried, request.sent_at = True, now
                 for _, _, stats in live:
                     stats.retries += 1
-                self._spawn(self._send(request_id, request.windows))
+                self._spawn(self._send(request_id, request.parts))
             else:
                 self._fail(request_id, live, "no scoring worker answered twice")
         self._arm_watchdog()

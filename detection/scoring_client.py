@@ -34,6 +34,7 @@ from .scoring_batcher import (
     batcher_for,
     worth_logging,
 )
+from .scoring_messages import uniform_step
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,18 @@ class ScoringClient:
         return self.channel_layer is not None
 
     def submit(self, start_columns: list[int], windows: np.ndarray) -> None:
-        """Queue windows for scoring; never waits. An empty batch keeps its place in order."""
+        """Queue windows for scoring; never waits. An empty batch keeps its place in order.
+
+        Windows whose ``start_columns`` are evenly spaced are taken to be cut from one column
+        sequence (``WindowCutter``'s): in scaled mode only their columns travel.
+        """
         order = self._delivery_order()
         self.stats.requests += 1
         self.stats.windows += len(windows)
         try:
             if self.scaled:
-                pending = self._batcher().submit(windows, self.stats)
+                step = uniform_step(start_columns, windows.shape[-1])
+                pending = self._batcher().submit(windows, self.stats, step)
             else:  # straight into the process's batcher
                 pending = shared_scorer(self.model_dir).submit(windows, key=self.features_key)
         except Exception as exc:  # delivered (and counted) in order

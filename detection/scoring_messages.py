@@ -1,33 +1,113 @@
 """The messages between ingest processes and ``runworker detection-score`` (scaled mode).
 
 Request, sent to the channel ``detection-score``: ``{"type": "score.windows", "reply_channel",
-"request_id", "windows" (float32 bytes), "shape", "features"}``. Answer, sent to the request's
+"request_id", "columns", "blocks", "shape", "features"}``. Answer, sent to the request's
 ``reply_channel``: ``{"type": "score.result", "request_id", "version", "probs" (float32 bytes)}``
 or the same with ``"error"`` instead of ``"probs"``.
+
+A request carries the log-mel **columns** its windows were cut from, not the windows: a
+stream's consecutive windows overlap (at the 0.1 s stride a 43-column window shares 39 columns
+with the next), so sending each window whole sent most columns two or three times. Under load
+a request of a few hundred windows was megabytes, and a busy ingest process took 40-60 ms to
+write one to Redis (``docs/performance.md``). ``"columns"`` is float32 ``(n_mels, total)``
+bytes: blocks one after the other, block ``[count, step]`` holding ``count`` windows whose
+starts are ``step`` columns apart (``window_columns + (count - 1) * step`` columns; ``step`` 0
+for a single window). ``"shape"`` is the windows' ``(N, n_mels, window_columns)``. The worker
+rebuilds exactly the windows that were cut (``decode_windows``). An older request with
+``"windows"`` (every window whole) is still read.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 SCORE_CHANNEL = "detection-score"
 
+Part = tuple[np.ndarray, int]  # windows (k, n_mels, W) of one stream and their step (or 0)
 
-def encode_request(windows: np.ndarray, reply_channel: str, request_id: str, key: str) -> dict:
-    windows = np.ascontiguousarray(windows, dtype=np.float32)
+
+def uniform_step(start_columns: Sequence[int], window_columns: int) -> int:
+    """The column step between windows starting at ``start_columns`` when they are evenly
+    spaced and overlap (``0 < step < window_columns``); 0 otherwise (sent whole)."""
+    if len(start_columns) < 2:
+        return 0
+    step = start_columns[1] - start_columns[0]
+    if not 0 < step < window_columns:
+        return 0
+    for before, after in zip(start_columns, start_columns[1:], strict=False):
+        if after - before != step:
+            return 0
+    return step
+
+
+def _blocks(windows: np.ndarray, step: int) -> list[tuple[int, int, np.ndarray]]:
+    """``(count, step, columns)`` blocks of one part: one for overlapping windows (the first
+    window, then the last ``step`` columns of each next one), else one per window."""
+    count, n_mels, width = windows.shape
+    if count > 1 and 0 < step < width:
+        tails = windows[1:, :, width - step :].transpose(1, 0, 2).reshape(n_mels, -1)
+        return [(count, step, np.concatenate([windows[0], tails], axis=1))]
+    return [(1, 0, window) for window in windows]
+
+
+def encode_request(
+    parts: np.ndarray | Sequence[Part], reply_channel: str, request_id: str, key: str
+) -> dict:
+    """A request for the windows of ``parts`` in order. ``parts``: ``(windows, step)`` pairs,
+    each the windows of one stream cut ``step`` columns apart from one column sequence (0: no
+    such relation), or one array of windows (each sent whole)."""
+    if isinstance(parts, np.ndarray):
+        parts = [(parts, 0)]
+    arrays = [np.asarray(w, dtype=np.float32) for w, _ in parts]
+    if not arrays or any(a.ndim != 3 for a in arrays):
+        raise ValueError("windows must be (N, n_mels, window_columns) arrays")
+    _, n_mels, width = arrays[0].shape
+    blocks = [b for a, (_, step) in zip(arrays, parts, strict=True) for b in _blocks(a, step)]
+    columns = (
+        np.concatenate([c for _, _, c in blocks], axis=1)
+        if blocks
+        else np.zeros((n_mels, 0), dtype=np.float32)
+    )
     return {
         "type": "score.windows",
         "reply_channel": reply_channel,
         "request_id": request_id,
-        "windows": windows.tobytes(),
-        "shape": list(windows.shape),
+        "columns": np.ascontiguousarray(columns).tobytes(),
+        "blocks": [[count, step] for count, step, _ in blocks],
+        "shape": [sum(a.shape[0] for a in arrays), n_mels, width],
         "features": key,
     }
 
 
 def decode_windows(message: dict) -> np.ndarray:
+    """The request's windows ``(N, n_mels, window_columns)``; ``ValueError`` if malformed."""
     shape = tuple(int(n) for n in message["shape"])
-    return np.frombuffer(message["windows"], dtype=np.float32).reshape(shape)
+    if len(shape) != 3:
+        raise ValueError(f"windows shape must have 3 numbers, got {list(shape)}")
+    if "windows" in message:  # an ingest process of an earlier release
+        return np.frombuffer(message["windows"], dtype=np.float32).reshape(shape)
+    count, n_mels, width = shape
+    blocks = [(int(c), int(s)) for c, s in message["blocks"]]
+    total = sum(width + (c - 1) * s for c, s in blocks)
+    columns = np.frombuffer(message["columns"], dtype=np.float32)
+    if columns.size != n_mels * total or sum(c for c, _ in blocks) != count:
+        raise ValueError(f"columns and blocks do not make {count} windows of {n_mels}x{width}")
+    columns = columns.reshape(n_mels, total)
+    windows = np.empty(shape, dtype=np.float32)
+    done = start = 0
+    for block_count, step in blocks:
+        if block_count < 1 or (block_count > 1 and not 0 < step < width):
+            raise ValueError(f"bad block [{block_count}, {step}]")
+        span = width + (block_count - 1) * step
+        view = np.lib.stride_tricks.sliding_window_view(
+            columns[:, start : start + span], width, axis=1
+        )  # (n_mels, span - width + 1, width)
+        windows[done : done + block_count] = view[:, :: step or 1].transpose(1, 0, 2)
+        done += block_count
+        start += span
+    return windows
 
 
 def result_message(request_id: str, probs: np.ndarray | None, version: str, error: str = ""):

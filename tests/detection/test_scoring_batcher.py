@@ -205,3 +205,51 @@ def test_close_stops_a_receiver_that_absorbed_its_first_cancellation():
     assert absorbed == 1
     assert receiver.cancelled()
     assert took < 1.0
+
+
+def test_overlapping_windows_of_several_streams_travel_as_columns_and_come_back_in_order():
+    """Each stream's windows are cuts of its own column sequence (step 2 of width 5): the
+    request carries the columns once, the worker rebuilds every window exactly, and each
+    stream gets the answers of its own windows."""
+    rng = np.random.default_rng(0)
+    columns = [rng.normal(size=(2, 40)).astype(np.float32) for _ in range(3)]
+
+    def cuts(stream: int, first: int, count: int) -> np.ndarray:
+        c = columns[stream]
+        return np.stack([c[:, first + 2 * k : first + 2 * k + 5] for k in range(count)])
+
+    async def main():
+        layer = InMemoryChannelLayer(capacity=10_000)
+        messages, seen = [], []
+
+        async def worker():
+            while True:
+                message = await layer.receive(SCORE_CHANNEL)
+                messages.append(message)
+                batch = decode_windows(message)
+                seen.append(batch)
+                probs = batch.sum(axis=(1, 2))
+                await layer.send(
+                    message["reply_channel"], result_message(message["request_id"], probs, "v")
+                )
+
+        task = asyncio.create_task(worker())
+        batcher = RemoteBatcher(layer, "k", max_wait_s=0.01)
+        submitted = [
+            (cuts(0, 0, 3), 2),
+            (cuts(1, 4, 2), 2),
+            (cuts(2, 0, 1), 0),
+            (cuts(0, 6, 2), 2),
+        ]
+        futures = [batcher.submit(w, ClientStats(), step) for w, step in submitted]
+        results = [await asyncio.wait_for(f, 5) for f in futures]
+        task.cancel()
+        await batcher.close()
+        return submitted, messages, np.concatenate(seen), results
+
+    submitted, messages, seen, results = asyncio.run(main())
+    assert len(messages) == 1 and messages[0]["blocks"] == [[3, 2], [2, 2], [1, 0], [2, 2]]
+    assert len(messages[0]["columns"]) == 4 * 2 * (9 + 7 + 5 + 7)  # not 8 whole windows of 10
+    np.testing.assert_array_equal(seen, np.concatenate([w for w, _ in submitted]))
+    for (w, _), (probs, _) in zip(submitted, results, strict=True):
+        np.testing.assert_allclose(probs, w.sum(axis=(1, 2)), rtol=1e-6)
