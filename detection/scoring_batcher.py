@@ -130,8 +130,8 @@ class RemoteBatcher:
     ) -> asyncio.Future:
         """Queue ``windows``; the future gets ``(probs, version)`` or fails (module doc).
 
-        ``step``: the windows are cuts of one column sequence ``step`` columns apart (one
-        stream's, ``scoring_messages.uniform_step``): they travel as their columns; 0: whole.
+        ``step``: the windows start ``step`` columns apart (``scoring_messages.uniform_step``);
+        where their columns overlap accordingly they travel as their columns; 0: whole.
         Never waits. A caller that gives up cancels the future: its windows are then left out
         of a batch not yet sent, and a late answer is dropped.
         """

@@ -76,8 +76,9 @@ class ScoringClient:
     def submit(self, start_columns: list[int], windows: np.ndarray) -> None:
         """Queue windows for scoring; never waits. An empty batch keeps its place in order.
 
-        Windows whose ``start_columns`` are evenly spaced are taken to be cut from one column
-        sequence (``WindowCutter``'s): in scaled mode only their columns travel.
+        Windows whose ``start_columns`` are evenly spaced and whose columns overlap accordingly
+        (``WindowCutter``'s cuts; checked when the request is encoded) travel in scaled mode as
+        their columns, once.
         """
         order = self._delivery_order()
         self.stats.requests += 1

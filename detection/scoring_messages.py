@@ -13,7 +13,8 @@ write one to Redis (``docs/performance.md``). ``"columns"`` is float32 ``(n_mels
 bytes: blocks one after the other, block ``[count, step]`` holding ``count`` windows whose
 starts are ``step`` columns apart (``window_columns + (count - 1) * step`` columns; ``step`` 0
 for a single window). ``"shape"`` is the windows' ``(N, n_mels, window_columns)``. The worker
-rebuilds exactly the windows that were cut (``decode_windows``). An older request with
+rebuilds exactly the windows that were cut (``decode_windows``); windows whose columns do not
+overlap as their step says are sent whole. An older request with
 ``"windows"`` (every window whole) is still read.
 """
 
@@ -44,9 +45,16 @@ def uniform_step(start_columns: Sequence[int], window_columns: int) -> int:
 
 def _blocks(windows: np.ndarray, step: int) -> list[tuple[int, int, np.ndarray]]:
     """``(count, step, columns)`` blocks of one part: one for overlapping windows (the first
-    window, then the last ``step`` columns of each next one), else one per window."""
+    window, then the last ``step`` columns of each next one), else one per window.
+
+    The overlap is checked, not assumed: windows whose columns do not repeat as ``step`` says
+    (a caller's mistake, or windows that merely start evenly spaced) travel whole."""
     count, n_mels, width = windows.shape
-    if count > 1 and 0 < step < width:
+    if (
+        count > 1
+        and 0 < step < width
+        and np.array_equal(windows[1:, :, : width - step], windows[:-1, :, step:])
+    ):
         tails = windows[1:, :, width - step :].transpose(1, 0, 2).reshape(n_mels, -1)
         return [(count, step, np.concatenate([windows[0], tails], axis=1))]
     return [(1, 0, window) for window in windows]

@@ -60,6 +60,13 @@ def test_unrelated_windows_travel_whole():
     np.testing.assert_array_equal(decode_windows(message), windows)
 
 
+def test_evenly_spaced_windows_that_do_not_overlap_as_claimed_travel_whole():
+    windows = np.random.default_rng(3).normal(-40, 12, (3, CFG.n_mels, W)).astype(np.float32)
+    message = encode_request([(windows, 4)], "reply!x", "r1", "key")
+    assert message["blocks"] == [[1, 0]] * 3
+    np.testing.assert_array_equal(decode_windows(message), windows)
+
+
 def test_an_earlier_release_s_whole_windows_are_still_read():
     windows = np.random.default_rng(2).normal(-40, 12, (3, CFG.n_mels, W)).astype(np.float32)
     legacy = {"windows": windows.tobytes(), "shape": list(windows.shape)}
