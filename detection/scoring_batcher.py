@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .scoring import MAX_BATCH, MAX_WAIT_S
-from .scoring_messages import SCORE_CHANNEL, encode_request
+from .scoring_messages import SCORE_CHANNEL, Part, encode_request
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class ClientStats:
 class _Request:
     first_sent_at: float
     deadline: float  # loop time the watchdog looks at it next
-    parts: list[tuple[np.ndarray, int]]  # (windows, step) of each member, kept for one retry
+    parts: list[Part]  # (windows, step) of each member, kept for one retry
     members: list[tuple[int, asyncio.Future, ClientStats]]
     sent_at: float = 0.0
     retried: bool = False
@@ -215,7 +215,7 @@ class RemoteBatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, request_id: str, parts: list[tuple[np.ndarray, int]]) -> None:
+    async def _send(self, request_id: str, parts: list[Part]) -> None:
         try:
             await self._ensure_channel()
             message = encode_request(parts, self._channel, request_id, self.features_key)
