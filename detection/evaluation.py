@@ -207,6 +207,38 @@ class Scored:
     def labelled(self) -> np.ndarray:
         return self.targets >= 0
 
+    def to_npz(self) -> bytes:
+        """The scores and what is known about them as a compressed ``.npz`` file's bytes."""
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            scores=np.asarray(self.scores, np.float32),
+            targets=np.asarray(self.targets, np.int8),
+            sublabels=np.asarray(self.sublabels, np.int8),
+            file_index=np.asarray(self.file_index, np.int32),
+            file_truth=np.asarray(self.file_truth, bool),
+            file_names=np.asarray(self.file_names, dtype=str),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, path) -> Scored:
+        """Read what ``to_npz`` wrote (e.g. a training run's ``out_of_fold.npz``)."""
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"scores", "targets", "sublabels", "file_index", "file_truth"} - set(
+                data.files
+            )
+            if missing:
+                raise ValueError(f"{path}: not a scores file (lacks {sorted(missing)})")
+            return cls(
+                scores=data["scores"].astype(np.float64),
+                targets=data["targets"].astype(np.int64),
+                sublabels=data["sublabels"].astype(np.int64),
+                file_index=data["file_index"].astype(np.int64),
+                file_truth=data["file_truth"].astype(bool),
+                file_names=[str(n) for n in data["file_names"]],
+            )
+
     def subset(self, files: np.ndarray) -> Scored:
         """The windows of the given files (indices into ``file_names``), renumbered."""
         files = np.asarray(files, dtype=np.int64)
@@ -234,6 +266,27 @@ def summarize(scored: Scored, threshold: float) -> dict:
     }
 
 
+def _files_in_order(scored: Scored):
+    """``(file, window indices in scoring order)`` for every file that has windows."""
+    order = np.argsort(scored.file_index, kind="stable")
+    files, starts = np.unique(scored.file_index[order], return_index=True)
+    for f, begin, end in zip(files, starts, [*starts[1:], order.size], strict=True):
+        yield int(f), order[begin:end]
+
+
+def openings(probs: np.ndarray, decision, stride_s: float, span_s: float) -> int:
+    """How many incidents the live decision logic opens on one file's window probabilities
+    (window ``i`` ending at ``span_s + i * stride_s``), fed to a fresh ``IncidentTracker``."""
+    from .decision import OPENED, IncidentTracker
+
+    tracker = IncidentTracker(decision, window_span_s=span_s)
+    return sum(
+        event.kind == OPENED
+        for i, prob in enumerate(probs)
+        for event in tracker.update(span_s + i * stride_s, float(prob))
+    )
+
+
 def alert_figures(scored: Scored, decision, stride_s: float, span_s: float) -> dict:
     """What the live decision logic makes of these scores, file by file.
 
@@ -243,32 +296,103 @@ def alert_figures(scored: Scored, decision, stride_s: float, span_s: float) -> d
     windows cover. Scream files count as alerted when any incident opens in them. The level
     gate is not applied (no audio levels here), so quiet files are scored as if loud.
     """
-    from .decision import OPENED, IncidentTracker
-
-    order = np.argsort(scored.file_index, kind="stable")
-    files, starts = np.unique(scored.file_index[order], return_index=True)
     false_alerts, negative_s, alerted = 0, 0.0, 0
-    for f, begin, end in zip(files, starts, [*starts[1:], order.size], strict=True):
-        probs = scored.scores[order[begin:end]]
-        tracker = IncidentTracker(decision, window_span_s=span_s)
-        opened = sum(
-            event.kind == OPENED
-            for i, prob in enumerate(probs)
-            for event in tracker.update(span_s + i * stride_s, float(prob))
-        )
+    scream_files = 0
+    for f, rows in _files_in_order(scored):
+        opened = openings(scored.scores[rows], decision, stride_s, span_s)
         if scored.file_truth[f]:
+            scream_files += 1
             alerted += opened > 0
         else:
             false_alerts += opened
-            negative_s += span_s + (probs.size - 1) * stride_s
+            negative_s += span_s + (rows.size - 1) * stride_s
     hours = negative_s / 3600
     return {
         "false_alerts": int(false_alerts),
         "non_scream_hours": round(hours, 4),
         "false_alerts_per_hour": round(false_alerts / hours, 3) if hours else None,
-        "scream_files": int(np.sum(scored.file_truth[files])),
+        "scream_files": int(scream_files),
         "scream_files_alerted": int(alerted),
     }
+
+
+def smoothed_peaks(scored: Scored, smoothing_windows: int) -> dict[int, float]:
+    """Each file's highest moving average of ``smoothing_windows`` probabilities (fewer at
+    the start of a file, as ``IncidentTracker`` averages): no incident opens in a file whose
+    peak is under the on threshold."""
+    k = int(smoothing_windows)
+    peaks = {}
+    for f, rows in _files_in_order(scored):
+        probs = np.asarray(scored.scores[rows], np.float64)
+        sums = np.cumsum(np.concatenate([[0.0], probs]))
+        i = np.arange(1, probs.size + 1)
+        lo = np.maximum(0, i - k)
+        peaks[f] = float(np.max((sums[i] - sums[lo]) / (i - lo)))
+    return peaks
+
+
+def alert_sweep(
+    scored: Scored,
+    decision,
+    stride_s: float,
+    span_s: float,
+    on_thresholds,
+    off_ratio: float = 0.7,
+) -> list[dict]:
+    """Alert-level figures at each on threshold (the off threshold ``off_ratio`` of it).
+
+    A file is *alerted* when the decision logic opens any incident in it; F1, precision and
+    recall are over files (a non-scream file with an alert is a false positive), and every
+    false alert also counts towards ``false_alerts``. The operating point of the live path,
+    chosen the way it decides, not by single windows."""
+    from dataclasses import replace
+
+    peaks = smoothed_peaks(scored, decision.smoothing_windows)
+    files = list(_files_in_order(scored))
+    negative_s = sum(
+        span_s + (rows.size - 1) * stride_s for f, rows in files if not scored.file_truth[f]
+    )
+    out = []
+    for on in on_thresholds:
+        on = float(on)
+        cfg = replace(decision, on_threshold=on, off_threshold=off_ratio * on)
+        truth, alerted, false_alerts = [], [], 0
+        for f, rows in files:
+            # Under its smoothed peak a file cannot open anything (margin for rounding).
+            opened = (
+                openings(scored.scores[rows], cfg, stride_s, span_s) if peaks[f] >= on - 1e-9 else 0
+            )
+            truth.append(bool(scored.file_truth[f]))
+            alerted.append(opened > 0)
+            false_alerts += 0 if scored.file_truth[f] else opened
+        counts = confusion(np.array(truth), np.array(alerted))
+        out.append(
+            {
+                "on_threshold": on,
+                **counts,
+                **rates(counts),
+                "false_alerts": int(false_alerts),
+                "false_alerts_per_hour": round(false_alerts / (negative_s / 3600), 3)
+                if negative_s
+                else None,
+            }
+        )
+    return out
+
+
+def on_threshold_grid(low: float = 0.5, high: float = 0.9999, step_logit: float = 0.05):
+    """Candidate on thresholds, evenly spaced in logit (dense where the scores crowd at 1)."""
+    lo, hi = math.log(low / (1 - low)), math.log(high / (1 - high))
+    n = int(round((hi - lo) / step_logit)) + 1
+    return 1.0 / (1.0 + np.exp(-np.linspace(lo, hi, n)))
+
+
+def best_alert_on_threshold(sweep_rows: list[dict]) -> dict:
+    """The sweep row with the highest file F1 through the decision logic; ties -> the
+    higher on threshold (fewer false alerts for the same files)."""
+    if not sweep_rows:
+        raise ValueError("no on thresholds swept")
+    return max(sweep_rows, key=lambda r: (np.nan_to_num(r["f1"], nan=-1.0), r["on_threshold"]))
 
 
 # --------------------------------------------------------------------------- report
@@ -347,6 +471,65 @@ def metrics_table(sections: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
+def _sweep_md(rows: list[dict], alerts: dict) -> str:
+    """The live operating point and a few others from the on-threshold sweep."""
+    chosen = alerts.get("on_threshold")
+    picks = {
+        min(rows, key=lambda r: abs(r["false_alerts_per_hour"] - target))["on_threshold"]
+        for target in (0.5, 1, 2, 5, 10, 20)
+    }
+    if chosen is not None:
+        picks.add(min(rows, key=lambda r: abs(r["on_threshold"] - chosen))["on_threshold"])
+    shown = [r for r in rows if r["on_threshold"] in picks]
+    table = _table(
+        ["on threshold", "scream files alerted", "false alerts an hour", "file F1 (alerts)"],
+        [
+            [
+                f"{r['on_threshold']:.4f}" + (" (live)" if r["on_threshold"] == chosen else ""),
+                f"{r['tp']} of {r['tp'] + r['fn']}",
+                r["false_alerts_per_hour"],
+                r["f1"],
+            ]
+            for r in shown
+        ],
+    )
+    return (
+        "\nThe live decision (smoothing, minimum duration and on threshold) is chosen by F1 over"
+        " files through the decision logic (a file is alerted when an incident opens in it);"
+        " other points of that sweep, for choosing a sensitivity (off threshold 0.7 of each;"
+        " `alert_sweep.png`, all of it in `metrics.json`):\n\n" + table
+    )
+
+
+def alert_sweep_png(rows: list[dict], alerts: dict) -> bytes:
+    """Scream files alerted against false alerts an hour, over the on thresholds swept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fa = np.array([r["false_alerts_per_hour"] or 0.0 for r in rows])
+    recall = np.array([r["recall"] for r in rows])
+    fig = Figure(figsize=(4.8, 3.4))
+    ax = fig.subplots()
+    ax.plot(fa, recall, ".-", markersize=3)
+    if "on_threshold" in alerts:
+        near = min(rows, key=lambda r: abs(r["on_threshold"] - alerts["on_threshold"]))
+        ax.plot([near["false_alerts_per_hour"]], [near["recall"]], "o", color="crimson")
+        ax.annotate(
+            f"live {alerts['on_threshold']:.3f}",
+            (near["false_alerts_per_hour"], near["recall"]),
+            textcoords="offset points",
+            xytext=(8, -12),
+        )
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("false alerts an hour (out of fold)")
+    ax.set_ylabel("scream files alerted (share)")
+    ax.set_title("live decision: on-threshold sweep")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def build_report(
     title: str,
     scored: Scored,
@@ -356,6 +539,7 @@ def build_report(
     folds: list[dict] | None = None,
     trials: list[dict] | None = None,
     config: dict | None = None,
+    alert_sweep: list[dict] | None = None,
 ) -> dict[str, bytes | str]:
     """``report.md`` plus its images, as ``{file name: content}``."""
     import json
@@ -379,14 +563,23 @@ def build_report(
     md.append(metrics_table({"windows": summary["window"], "files": summary["file"]}))
     alerts = summary.get("alerts")
     if alerts:
+        opens_at = f" opening at {alerts['on_threshold']:.4f}" if "on_threshold" in alerts else ""
+        if "smoothing_windows" in alerts:
+            opens_at += (
+                f" (mean of {alerts['smoothing_windows']} windows, at least"
+                f" {alerts['min_duration_s']:g} s)"
+            )
         md.append(
             "\nThrough the live decision logic (smoothing, hysteresis, minimum duration; no level"
-            f" gate), file by file: **{alerts['false_alerts']} false alerts** in"
+            f" gate){opens_at}, file by file: **{alerts['false_alerts']} false alerts** in"
             f" {alerts['non_scream_hours']:.2f} h of non-scream audio"
             f" ({alerts['false_alerts_per_hour']} an hour);"
             f" {alerts['scream_files_alerted']} of {alerts['scream_files']} scream files"
             " alerted.\n"
         )
+    if alert_sweep:
+        files["alert_sweep.png"] = alert_sweep_png(alert_sweep, alerts or {})
+        md.append(_sweep_md(alert_sweep, alerts or {}))
     md.append("\n## False positives by kind of sound (windows)\n\n")
     md.append(
         _table(

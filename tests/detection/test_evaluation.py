@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -168,3 +169,100 @@ def test_alert_figures_run_the_live_decision_file_by_file():
     assert figures["scream_files"] == 2 and figures["scream_files_alerted"] == 1
     split = replace(decision, merge_gap_s=0.5, cooldown_s=0.0)
     assert alert_figures(scored, split, 0.1, 1.0)["false_alerts"] == 3
+
+
+def _random_scored(seed: int = 3, n_files: int = 40) -> Scored:
+    """Files of 20-60 windows, a third with scream-like bursts, windows interleaved."""
+    rng = np.random.default_rng(seed)
+    scores, file_index, truth = [], [], []
+    for f in range(n_files):
+        n = int(rng.integers(20, 60))
+        probs = rng.beta(0.5, 4.0, n)
+        scream = f % 3 == 0
+        if scream or f % 7 == 1:  # screams, and some look-alikes among the non-screams
+            at = int(rng.integers(0, n - 8))
+            probs[at : at + int(rng.integers(1, 8))] = rng.uniform(0.8, 1.0)
+        scores.append(probs)
+        file_index.append(np.full(n, f))
+        truth.append(scream)
+    order = np.argsort(np.concatenate([np.arange(len(s)) for s in scores]), kind="stable")
+    return Scored(
+        scores=np.concatenate(scores)[order],
+        targets=np.zeros(order.size, dtype=np.int8),
+        sublabels=np.zeros(order.size, dtype=np.int8),
+        file_index=np.concatenate(file_index)[order],
+        file_truth=np.array(truth),
+        file_names=[f"f{i}" for i in range(n_files)],
+    )
+
+
+def test_alert_sweep_agrees_with_the_decision_logic_at_every_on_threshold():
+    from detection.decision import DecisionConfig
+    from detection.evaluation import alert_figures, alert_sweep, on_threshold_grid
+
+    scored = _random_scored()
+    base = DecisionConfig(on_threshold=0.9, off_threshold=0.63)
+    grid = on_threshold_grid(0.5, 0.999, 0.25)
+    rows = alert_sweep(scored, base, 0.1, 1.0, grid, off_ratio=0.7)
+    assert [r["on_threshold"] for r in rows] == list(grid)
+    alerted_counts = set()
+    for row in rows:
+        cfg = replace(
+            base, on_threshold=row["on_threshold"], off_threshold=0.7 * row["on_threshold"]
+        )
+        figures = alert_figures(scored, cfg, 0.1, 1.0)
+        assert row["false_alerts"] == figures["false_alerts"]
+        assert row["tp"] == figures["scream_files_alerted"]
+        assert row["tp"] + row["fn"] == figures["scream_files"]
+        alerted_counts.add(row["tp"] + row["fp"])
+    assert len(alerted_counts) > 3  # the sweep really moves through the operating points
+    # Higher on thresholds never alert more files.
+    assert all(a["tp"] + a["fp"] >= b["tp"] + b["fp"] for a, b in pairwise(rows))
+
+
+def test_smoothed_peaks_are_the_highest_running_mean_the_tracker_sees():
+    from collections import deque
+
+    from detection.evaluation import smoothed_peaks
+
+    scored = _random_scored(seed=5, n_files=12)
+    for k in (1, 3, 5):
+        peaks = smoothed_peaks(scored, k)
+        for f in range(12):
+            history, best = deque(maxlen=k), 0.0
+            for p in scored.scores[scored.file_index == f]:
+                history.append(p)
+                best = max(best, sum(history) / len(history))
+            assert peaks[f] == pytest.approx(best, abs=1e-12)
+
+
+def test_best_alert_on_threshold_takes_the_best_f1_and_the_higher_threshold_on_a_tie():
+    from detection.evaluation import best_alert_on_threshold
+
+    rows = [
+        {"on_threshold": 0.8, "f1": 0.7},
+        {"on_threshold": 0.9, "f1": 0.75},
+        {"on_threshold": 0.95, "f1": 0.75},
+        {"on_threshold": 0.99, "f1": 0.6},
+    ]
+    assert best_alert_on_threshold(rows)["on_threshold"] == 0.95
+    with pytest.raises(ValueError):
+        best_alert_on_threshold([])
+
+
+def test_out_of_fold_scores_round_trip_through_npz(tmp_path):
+    scored = _random_scored(seed=8, n_files=6)
+    scored.targets[:5] = [1, 0, -1, 1, 0]
+    scored.sublabels[:5] = [0, 2, -1, 0, 3]
+    path = tmp_path / "out_of_fold.npz"
+    path.write_bytes(scored.to_npz())
+    back = Scored.from_npz(path)
+    assert np.array_equal(back.scores, scored.scores.astype(np.float32))
+    assert np.array_equal(back.targets, scored.targets)
+    assert np.array_equal(back.sublabels, scored.sublabels)
+    assert np.array_equal(back.file_index, scored.file_index)
+    assert np.array_equal(back.file_truth, scored.file_truth)
+    assert back.file_names == scored.file_names
+    np.savez(tmp_path / "other.npz", scores=np.zeros(3))
+    with pytest.raises(ValueError, match="not a scores file"):
+        Scored.from_npz(tmp_path / "other.npz")

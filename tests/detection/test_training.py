@@ -11,6 +11,7 @@ from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment, write_labe
 from detection.evaluation import Scored, roc_auc
 from detection.features import FeatureConfig, normalize_windows
 from detection.training import (
+    DECISION_SHAPES,
     SEARCH_SPACE,
     Hyper,
     TrainingError,
@@ -225,7 +226,33 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert model.config["architecture"] == "A"
     assert model.config["stride_s"] == 0.1
     assert 0 < model.threshold < 1
-    assert model.config["decision"]["on_threshold"] == model.threshold
+    # The live decision is chosen out of fold through the decision logic: the shape and on
+    # threshold with the best F1 over files of all those swept.
+    decision = model.config["decision"]
+    chosen = json.loads((out / "metrics.json").read_text())["cv"]
+    shapes = chosen["decision_shapes"]
+    assert len(shapes) == len(DECISION_SHAPES)
+    best = max(shape["f1"] for shape in shapes)
+    assert any(
+        s["f1"] == best
+        and s["smoothing_windows"] == decision["smoothing_windows"]
+        and s["min_duration_s"] == decision["min_duration_s"]
+        and s["on_threshold"] == pytest.approx(decision["on_threshold"])
+        for s in shapes
+    )
+    assert decision["off_threshold"] == pytest.approx(0.7 * decision["on_threshold"])
+    assert max(row["f1"] for row in chosen["alert_sweep"]) == best
+    # Every out-of-fold score is kept: the held-out alert figures come back from it.
+    from detection.decision import DecisionConfig
+    from detection.evaluation import alert_figures
+
+    scored = Scored.from_npz(out / "out_of_fold.npz")
+    assert scored.file_truth.size == 10 and scored.scores.size > 50
+    step_s = cfg.column_start_s(cfg.stride_columns(0.1))
+    again = alert_figures(scored, DecisionConfig.from_model(decision), step_s, cfg.window_span_s())
+    held_out = chosen["out_of_fold"]["alerts"]
+    assert again == {k: held_out[k] for k in again}
+    assert held_out["on_threshold"] == pytest.approx(decision["on_threshold"])
     training = model.config["training"]
     assert training["n_files"] == 10 and training["seed"] == 3 and training["epochs"] == 1
     assert training["data_dir"] == str(real_v1)
@@ -265,6 +292,8 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     alerts, held_out = figures["alerts"], cv["out_of_fold"]["alerts"]
     assert alerts["scream_files"] == held_out["scream_files"] == 5
     assert alerts["non_scream_hours"] == held_out["non_scream_hours"] > 0
+    assert alerts["on_threshold"] == pytest.approx(model.config["decision"]["on_threshold"])
+    assert len(figures["alert_sweep"]) > 100 and (evaluation / "alert_sweep.png").is_file()
 
 
 @pytest.mark.slow

@@ -12,8 +12,10 @@ from detection.dataset import FeatureStore, file_windows
 from detection.evaluation import (
     Scored,
     alert_figures,
+    alert_sweep,
     best_f1_threshold,
     build_report,
+    on_threshold_grid,
     summarize,
     write_files,
 )
@@ -76,10 +78,17 @@ class Command(BaseCommand):
             file_names=[r.rel for r in recordings],
         )
         summary = summarize(scored, threshold)
-        # --threshold moves the live on-threshold too
-        decision = decision_defaults(model.config).with_on_threshold(threshold)
+        # The model's live decision; --threshold moves its on threshold too.
+        decision = decision_defaults(model.config)
+        if opts.get("threshold") is not None:
+            decision = decision.with_on_threshold(threshold)
         step_s = cfg.column_start_s(stride)
-        summary["alerts"] = alert_figures(scored, decision, step_s, cfg.window_span_s())
+        summary["alerts"] = {
+            "on_threshold": decision.on_threshold,
+            "smoothing_windows": decision.smoothing_windows,
+            "min_duration_s": decision.min_duration_s,
+            **alert_figures(scored, decision, step_s, cfg.window_span_s()),
+        }
         lab = scored.labelled
         if np.any(scored.targets[lab] == 1):
             best_t, best_f1 = best_f1_threshold(scored.targets[lab] == 1, scored.scores[lab])
@@ -100,6 +109,15 @@ class Command(BaseCommand):
             "{scream_files} scream files alerted".format(**summary["alerts"])
         )
         if opts.get("out"):
+            # Other live operating points on this data (the model's decision shape).
+            sweep = alert_sweep(
+                scored,
+                decision,
+                step_s,
+                cfg.window_span_s(),
+                np.union1d(on_threshold_grid(), [decision.on_threshold]),
+                off_ratio=decision.off_threshold / decision.on_threshold,
+            )
             intro = [
                 f"Model `{model.config.get('name', model.path.name)}` (weights {model.version}, "
                 f"architecture {model.config['architecture']}) on {len(recordings)} files of "
@@ -112,7 +130,12 @@ class Command(BaseCommand):
                     f"here would be {b['f1']:.3f} at threshold {b['threshold']:.4f}."
                 )
             files = build_report(
-                f"Evaluation: {opts['data']}", scored, threshold, summary, intro=intro
+                f"Evaluation: {opts['data']}",
+                scored,
+                threshold,
+                summary,
+                intro=intro,
+                alert_sweep=sweep,
             )
             metrics = {
                 "model": str(model.path),
@@ -121,6 +144,7 @@ class Command(BaseCommand):
                 "n_files": len(recordings),
                 "stride_s": stride_s,
                 **summary,
+                "alert_sweep": sweep,
                 "files": [
                     {"file": name, "scream": bool(truth), "max_score": float(top)}
                     for name, truth, top in zip(
