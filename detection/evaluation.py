@@ -475,7 +475,8 @@ def _sweep_md(rows: list[dict], alerts: dict) -> str:
     """The live operating point and a few others from the on-threshold sweep."""
     chosen = alerts.get("on_threshold")
     picks = {
-        min(rows, key=lambda r: abs(r["false_alerts_per_hour"] - target))["on_threshold"]
+        # No non-scream audio (no rate): the points nearest 0 an hour, i.e. any.
+        min(rows, key=lambda r: abs((r["false_alerts_per_hour"] or 0.0) - target))["on_threshold"]
         for target in (0.5, 1, 2, 5, 10, 20)
     }
     if chosen is not None:
@@ -515,10 +516,11 @@ def alert_sweep_png(rows: list[dict], alerts: dict) -> bytes:
     ax.plot(fa, recall, ".-", markersize=3)
     if "on_threshold" in alerts:
         near = min(rows, key=lambda r: abs(r["on_threshold"] - alerts["on_threshold"]))
-        ax.plot([near["false_alerts_per_hour"]], [near["recall"]], "o", color="crimson")
+        at = (near["false_alerts_per_hour"] or 0.0, near["recall"])
+        ax.plot([at[0]], [at[1]], "o", color="crimson")
         ax.annotate(
             f"live {alerts['on_threshold']:.3f}",
-            (near["false_alerts_per_hour"], near["recall"]),
+            at,
             textcoords="offset points",
             xytext=(8, -12),
         )
@@ -625,6 +627,8 @@ def build_report(
     md.append("\n## Figures\n\n")
     md.append("![confusion matrix, windows](confusion_windows.png)\n")
     md.append("![confusion matrix, files](confusion_files.png)\n")
+    if "alert_sweep.png" in files:
+        md.append("![live decision: scream files alerted and false alerts](alert_sweep.png)\n")
     if "pr_curve.png" in files:
         md.append("![precision-recall curve](pr_curve.png)\n")
     if config is not None:

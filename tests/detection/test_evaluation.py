@@ -266,3 +266,31 @@ def test_out_of_fold_scores_round_trip_through_npz(tmp_path):
     np.savez(tmp_path / "other.npz", scores=np.zeros(3))
     with pytest.raises(ValueError, match="not a scores file"):
         Scored.from_npz(tmp_path / "other.npz")
+
+
+def test_the_report_shows_the_live_point_of_the_sweep_and_copes_without_non_scream_audio():
+    from detection.decision import DecisionConfig
+    from detection.evaluation import alert_sweep, on_threshold_grid
+
+    scored = _random_scored(seed=4, n_files=15)
+    base = DecisionConfig(on_threshold=0.9, off_threshold=0.63)
+    threshold = 0.9
+    for data in (scored, scored.subset(np.flatnonzero(scored.file_truth))):  # then screams only
+        rows = alert_sweep(data, base, 0.1, 1.0, on_threshold_grid(0.5, 0.999, 0.25))
+        alerts = {
+            "on_threshold": rows[3]["on_threshold"],
+            "smoothing_windows": 3,
+            "min_duration_s": 0.3,
+            "false_alerts": rows[3]["false_alerts"],
+            "non_scream_hours": 0.0,
+            "false_alerts_per_hour": rows[3]["false_alerts_per_hour"],
+            "scream_files": rows[3]["tp"] + rows[3]["fn"],
+            "scream_files_alerted": rows[3]["tp"],
+        }
+        files = build_report(
+            "t", data, threshold, {**summarize(data, threshold), "alerts": alerts}, alert_sweep=rows
+        )
+        assert files["alert_sweep.png"][:8] == b"\x89PNG\r\n\x1a\n"
+        md = files["report.md"]
+        assert f"{rows[3]['on_threshold']:.4f} (live)" in md and "(alert_sweep.png)" in md
+        assert "mean of 3 windows, at least 0.3 s" in md
