@@ -668,8 +668,13 @@ def choose_threshold(scored: Scored, on: str) -> float:
     raise TrainingError(f"unknown threshold_on {on!r} (files or windows)")
 
 
-def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str = "cv") -> CVResult:
-    """Train K networks, each scoring its held-out fold; threshold and figures out of fold."""
+def cross_validate(
+    corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str = "cv", decide: bool = True
+) -> CVResult:
+    """Train K networks, each scoring its held-out fold; threshold and figures out of fold.
+
+    ``decide``: also choose the live decision (``choose_decision``); a search trial, scored by
+    its mean window F1 only, skips it."""
     began = time.monotonic()
     k = int(folds.max()) + 1
     n_files = len(corpus.recordings)
@@ -710,9 +715,15 @@ def cross_validate(corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str =
         raise TrainingError("no labelled scream window in any validation fold")
     threshold = clip_threshold(choose_threshold(scored, corpus.plan.threshold_on))
     summary = summarize(scored, threshold)
-    chosen = choose_decision(scored, threshold, corpus.cfg, corpus.plan.stride_s)
+    chosen = (
+        choose_decision(scored, threshold, corpus.cfg, corpus.plan.stride_s) if decide else None
+    )
     summary["alerts"] = out_of_fold_alerts(
-        scored, threshold, corpus.cfg, corpus.plan.stride_s, chosen.decision
+        scored,
+        threshold,
+        corpus.cfg,
+        corpus.plan.stride_s,
+        chosen.decision if chosen else decision_defaults(threshold),
     )
     fold_rows = []
     for fold in range(k):
@@ -776,7 +787,9 @@ def random_search(
         hyper = sample_hyper(base, rng)
         trial_hyper = replace(hyper, epochs=epochs or base.epochs)
         try:
-            result = cross_validate(corpus, trial_hyper, folds, label=f"trial {trial}")
+            result = cross_validate(
+                corpus, trial_hyper, folds, label=f"trial {trial}", decide=False
+            )
             score = result.means["f1"]
         except TrainingError as exc:  # a diverging draw scores 0, the search goes on
             score, result = 0.0, None
