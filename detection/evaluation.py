@@ -471,7 +471,7 @@ def metrics_table(sections: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
-def _sweep_md(rows: list[dict], alerts: dict) -> str:
+def _sweep_md(rows: list[dict], alerts: dict, chosen_here: bool) -> str:
     """The live operating point and a few others from the on-threshold sweep."""
     chosen = alerts.get("on_threshold")
     picks = {
@@ -494,12 +494,22 @@ def _sweep_md(rows: list[dict], alerts: dict) -> str:
             for r in shown
         ],
     )
-    return (
-        "\nThe live decision (smoothing, minimum duration and on threshold) is chosen by F1 over"
-        " files through the decision logic (a file is alerted when an incident opens in it);"
-        " other points of that sweep, for choosing a sensitivity (off threshold 0.7 of each;"
-        " `alert_sweep.png`, all of it in `metrics.json`):\n\n" + table
-    )
+    if chosen_here:
+        intro = (
+            "The live decision (smoothing, minimum duration and on threshold) is chosen by F1 over"
+            " files through the decision logic (a file is alerted when an incident opens in it);"
+            " other points of that sweep, for choosing a sensitivity"
+        )
+    else:
+        intro = (
+            "The model's live decision at other on thresholds on this data (a file is alerted"
+            " when an incident opens in it; for choosing a sensitivity, not a fair figure of the"
+            " model)"
+        )
+    ratio = ""
+    if alerts.get("on_threshold") and alerts.get("off_threshold"):
+        ratio = f" (off threshold {alerts['off_threshold'] / alerts['on_threshold']:.2g} of each)"
+    return f"\n{intro}{ratio}; `alert_sweep.png`, all of it in `metrics.json`:\n\n" + table
 
 
 def alert_sweep_png(rows: list[dict], alerts: dict) -> bytes:
@@ -542,6 +552,7 @@ def build_report(
     trials: list[dict] | None = None,
     config: dict | None = None,
     alert_sweep: list[dict] | None = None,
+    sweep_chosen_here: bool = True,
 ) -> dict[str, bytes | str]:
     """``report.md`` plus its images, as ``{file name: content}``."""
     import json
@@ -567,9 +578,9 @@ def build_report(
     if alerts:
         opens_at = f" opening at {alerts['on_threshold']:.4f}" if "on_threshold" in alerts else ""
         if "smoothing_windows" in alerts:
-            opens_at += (
-                f" (mean of {alerts['smoothing_windows']} windows, at least"
-                f" {alerts['min_duration_s']:g} s)"
+            minimum = alerts["min_duration_s"]
+            opens_at += f" (mean of {alerts['smoothing_windows']} windows, " + (
+                f"at least {minimum:g} s)" if minimum else "no minimum duration)"
             )
         md.append(
             "\nThrough the live decision logic (smoothing, hysteresis, minimum duration; no level"
@@ -581,7 +592,7 @@ def build_report(
         )
     if alert_sweep:
         files["alert_sweep.png"] = alert_sweep_png(alert_sweep, alerts or {})
-        md.append(_sweep_md(alert_sweep, alerts or {}))
+        md.append(_sweep_md(alert_sweep, alerts or {}, sweep_chosen_here))
     md.append("\n## False positives by kind of sound (windows)\n\n")
     md.append(
         _table(

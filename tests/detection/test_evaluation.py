@@ -279,6 +279,7 @@ def test_the_report_shows_the_live_point_of_the_sweep_and_copes_without_non_scre
         rows = alert_sweep(data, base, 0.1, 1.0, on_threshold_grid(0.5, 0.999, 0.25))
         alerts = {
             "on_threshold": rows[3]["on_threshold"],
+            "off_threshold": 0.7 * rows[3]["on_threshold"],
             "smoothing_windows": 3,
             "min_duration_s": 0.3,
             "false_alerts": rows[3]["false_alerts"],
@@ -293,4 +294,4 @@ def test_the_report_shows_the_live_point_of_the_sweep_and_copes_without_non_scre
         assert files["alert_sweep.png"][:8] == b"\x89PNG\r\n\x1a\n"
         md = files["report.md"]
         assert f"{rows[3]['on_threshold']:.4f} (live)" in md and "(alert_sweep.png)" in md
-        assert "mean of 3 windows, at least 0.3 s" in md
+        assert "mean of 3 windows, at least 0.3 s" in md and "(off threshold 0.7 of each)" in md

@@ -294,6 +294,8 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert alerts["non_scream_hours"] == held_out["non_scream_hours"] > 0
     assert alerts["on_threshold"] == pytest.approx(model.config["decision"]["on_threshold"])
     assert len(figures["alert_sweep"]) > 100 and (evaluation / "alert_sweep.png").is_file()
+    assert "not a fair figure of the model" in (evaluation / "report.md").read_text()
+    assert "is chosen by F1 over files" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow

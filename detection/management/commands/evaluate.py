@@ -85,6 +85,7 @@ class Command(BaseCommand):
         step_s = cfg.column_start_s(stride)
         summary["alerts"] = {
             "on_threshold": decision.on_threshold,
+            "off_threshold": decision.off_threshold,
             "smoothing_windows": decision.smoothing_windows,
             "min_duration_s": decision.min_duration_s,
             **alert_figures(scored, decision, step_s, cfg.window_span_s()),
@@ -136,6 +137,7 @@ class Command(BaseCommand):
                 summary,
                 intro=intro,
                 alert_sweep=sweep,
+                sweep_chosen_here=False,
             )
             metrics = {
                 "model": str(model.path),
