@@ -287,32 +287,57 @@ def openings(probs: np.ndarray, decision, stride_s: float, span_s: float) -> int
     )
 
 
+def _outcomes(scored: Scored, files, decision, stride_s, span_s, peaks=None) -> list[tuple]:
+    """``(file holds a scream, incidents opened)`` for each of ``files`` (``_files_in_order``).
+    With ``peaks`` (``smoothed_peaks``), a file whose peak is under the on threshold is not
+    fed to the tracker: it cannot open anything (margin for rounding)."""
+    return [
+        (
+            bool(scored.file_truth[f]),
+            0
+            if peaks is not None and peaks[f] < decision.on_threshold - 1e-9
+            else openings(scored.scores[rows], decision, stride_s, span_s),
+        )
+        for f, rows in files
+    ]
+
+
+def _non_scream_hours(scored: Scored, files, stride_s: float, span_s: float) -> float:
+    """Hours of audio the windows of the non-scream files cover."""
+    seconds = sum(
+        span_s + (rows.size - 1) * stride_s for f, rows in files if not scored.file_truth[f]
+    )
+    return seconds / 3600
+
+
+def _per_hour(false_alerts: int, hours: float) -> float | None:
+    return round(false_alerts / hours, 3) if hours else None
+
+
 def alert_figures(scored: Scored, decision, stride_s: float, span_s: float) -> dict:
     """What the live decision logic makes of these scores, file by file.
 
     Each file's windows (in the order scored, window ``i`` ending at ``span_s + i * stride_s``)
-    are fed to a fresh ``IncidentTracker`` with ``decision`` (a ``DecisionConfig``). Every
-    incident opened in a file without a scream is a false alert; its hours are the audio its
-    windows cover. Scream files count as alerted when any incident opens in them. The level
-    gate is not applied (no audio levels here), so quiet files are scored as if loud.
+    are fed to a fresh ``IncidentTracker`` with ``decision`` (a ``DecisionConfig``, whose
+    thresholds, smoothing and minimum duration the figures name). Every incident opened in a
+    file without a scream is a false alert; its hours are the audio its windows cover. Scream
+    files count as alerted when any incident opens in them. The level gate is not applied (no
+    audio levels here), so quiet files are scored as if loud.
     """
-    false_alerts, negative_s, alerted = 0, 0.0, 0
-    scream_files = 0
-    for f, rows in _files_in_order(scored):
-        opened = openings(scored.scores[rows], decision, stride_s, span_s)
-        if scored.file_truth[f]:
-            scream_files += 1
-            alerted += opened > 0
-        else:
-            false_alerts += opened
-            negative_s += span_s + (rows.size - 1) * stride_s
-    hours = negative_s / 3600
+    files = list(_files_in_order(scored))
+    outcomes = _outcomes(scored, files, decision, stride_s, span_s)
+    false_alerts = sum(opened for scream, opened in outcomes if not scream)
+    hours = _non_scream_hours(scored, files, stride_s, span_s)
     return {
+        "on_threshold": decision.on_threshold,
+        "off_threshold": decision.off_threshold,
+        "smoothing_windows": decision.smoothing_windows,
+        "min_duration_s": decision.min_duration_s,
         "false_alerts": int(false_alerts),
         "non_scream_hours": round(hours, 4),
-        "false_alerts_per_hour": round(false_alerts / hours, 3) if hours else None,
-        "scream_files": int(scream_files),
-        "scream_files_alerted": int(alerted),
+        "false_alerts_per_hour": _per_hour(false_alerts, hours),
+        "scream_files": sum(scream for scream, _ in outcomes),
+        "scream_files_alerted": sum(scream and opened > 0 for scream, opened in outcomes),
     }
 
 
@@ -349,32 +374,24 @@ def alert_sweep(
 
     peaks = smoothed_peaks(scored, decision.smoothing_windows)
     files = list(_files_in_order(scored))
-    negative_s = sum(
-        span_s + (rows.size - 1) * stride_s for f, rows in files if not scored.file_truth[f]
-    )
+    hours = _non_scream_hours(scored, files, stride_s, span_s)
     out = []
     for on in on_thresholds:
         on = float(on)
         cfg = replace(decision, on_threshold=on, off_threshold=off_ratio * on)
-        truth, alerted, false_alerts = [], [], 0
-        for f, rows in files:
-            # Under its smoothed peak a file cannot open anything (margin for rounding).
-            opened = (
-                openings(scored.scores[rows], cfg, stride_s, span_s) if peaks[f] >= on - 1e-9 else 0
-            )
-            truth.append(bool(scored.file_truth[f]))
-            alerted.append(opened > 0)
-            false_alerts += 0 if scored.file_truth[f] else opened
-        counts = confusion(np.array(truth), np.array(alerted))
+        outcomes = _outcomes(scored, files, cfg, stride_s, span_s, peaks)
+        counts = confusion(
+            np.array([scream for scream, _ in outcomes], dtype=bool),
+            np.array([opened > 0 for _, opened in outcomes], dtype=bool),
+        )
+        false_alerts = sum(opened for scream, opened in outcomes if not scream)
         out.append(
             {
                 "on_threshold": on,
                 **counts,
                 **rates(counts),
                 "false_alerts": int(false_alerts),
-                "false_alerts_per_hour": round(false_alerts / (negative_s / 3600), 3)
-                if negative_s
-                else None,
+                "false_alerts_per_hour": _per_hour(false_alerts, hours),
             }
         )
     return out
@@ -392,7 +409,7 @@ def best_alert_on_threshold(sweep_rows: list[dict]) -> dict:
     higher on threshold (fewer false alerts for the same files)."""
     if not sweep_rows:
         raise ValueError("no on thresholds swept")
-    return max(sweep_rows, key=lambda r: (np.nan_to_num(r["f1"], nan=-1.0), r["on_threshold"]))
+    return max(sweep_rows, key=lambda r: (r["f1"], r["on_threshold"]))  # F1 is 0 if undefined
 
 
 # --------------------------------------------------------------------------- report

@@ -836,13 +836,7 @@ def out_of_fold_alerts(
 
     stride = cfg.column_start_s(cfg.stride_columns(stride_s))
     chosen = DecisionConfig.from_model(decision, threshold)
-    return {
-        "on_threshold": chosen.on_threshold,
-        "off_threshold": chosen.off_threshold,
-        "smoothing_windows": chosen.smoothing_windows,
-        "min_duration_s": chosen.min_duration_s,
-        **alert_figures(scored, chosen, stride, cfg.window_span_s()),
-    }
+    return alert_figures(scored, chosen, stride, cfg.window_span_s())
 
 
 # The decision shapes tried out of fold: (smoothing windows, minimum duration in seconds).

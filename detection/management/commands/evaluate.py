@@ -83,13 +83,7 @@ class Command(BaseCommand):
         if opts.get("threshold") is not None:
             decision = decision.with_on_threshold(threshold)
         step_s = cfg.column_start_s(stride)
-        summary["alerts"] = {
-            "on_threshold": decision.on_threshold,
-            "off_threshold": decision.off_threshold,
-            "smoothing_windows": decision.smoothing_windows,
-            "min_duration_s": decision.min_duration_s,
-            **alert_figures(scored, decision, step_s, cfg.window_span_s()),
-        }
+        summary["alerts"] = alert_figures(scored, decision, step_s, cfg.window_span_s())
         lab = scored.labelled
         if np.any(scored.targets[lab] == 1):
             best_t, best_f1 = best_f1_threshold(scored.targets[lab] == 1, scored.scores[lab])
