@@ -43,6 +43,7 @@ from .evaluation import (
     Scored,
     best_f1_threshold,
     build_report,
+    by_input,
     file_top_scores,
     fold_means,
     summarize,
@@ -652,6 +653,8 @@ class CVResult:
     folds: list[dict]
     means: dict
     seconds: float
+    # The figures again for each input: as recorded, and at each of ``--eval-rates``.
+    by_input: dict = field(default_factory=dict)
     # The live decision defaults, chosen through the decision logic (``choose_decision``).
     decision: ChosenDecision | None = None
 
@@ -747,6 +750,7 @@ def cross_validate(
         folds=fold_rows,
         means=fold_means(fold_rows),
         seconds=time.monotonic() - began,
+        by_input=by_input(scored, threshold, np.tile(folds, 1 + len(rates))),
         decision=chosen,
     )
 
@@ -1044,6 +1048,7 @@ def run_training(
                         for f in cv.folds
                     ],
                     "mean": cv.means,
+                    "by_input": cv.by_input,
                     "decision_shapes": cv.decision.shapes,
                     "alert_sweep": cv.decision.sweep,
                     "seconds": round(cv.seconds, 1),
@@ -1075,6 +1080,7 @@ def run_training(
             trials=trials,
             config=config,
             alert_sweep=cv.decision.sweep,
+            by_input=cv.by_input,
         )
         # Every out-of-fold score, so that an operating point can be chosen again (or another
         # decision tried) without training again: ``evaluation.Scored.from_npz``.

@@ -12,9 +12,11 @@ from detection.evaluation import (
     best_f1_threshold,
     binary_metrics,
     build_report,
+    by_input,
     confusion,
     file_level,
     fpr_per_sublabel,
+    input_of,
     pr_curve,
     rates,
     roc_auc,
@@ -116,6 +118,65 @@ def test_summarize_and_subset():
     assert part.scores.shape == (40,)
     assert part.file_names == ["f2.flac", "f5.flac"]
     assert set(part.file_index) == {0, 1}
+
+
+def test_input_of_reads_the_rate_of_a_device_copy():
+    assert input_of("audio/a.flac") == "as recorded"
+    assert input_of("audio/a.flac @ 16000 Hz") == "16000 Hz"
+    assert input_of("audio/odd @ name.flac") == "as recorded"
+    assert input_of("audio/a.flac @ fast Hz") == "as recorded"
+
+
+def _two_inputs():
+    """Files 0-9 as recorded (4-9 with screams) and 10-19 their 16 kHz copies, whose windows
+    all score under 0.5."""
+    base = _scored()
+    n = len(base.file_names)
+    targets = np.where((base.file_index < 4) & (base.targets == 1), 0, base.targets)
+    base = replace(base, targets=targets, file_truth=np.arange(n) >= 4)  # 6 scream files
+    return Scored(
+        scores=np.concatenate([base.scores, base.scores * 0.4]),
+        targets=np.tile(base.targets, 2),
+        sublabels=np.tile(base.sublabels, 2),
+        file_index=np.concatenate([base.file_index, base.file_index + n]),
+        file_truth=np.tile(base.file_truth, 2),
+        file_names=base.file_names + [f"{name} @ 16000 Hz" for name in base.file_names],
+    )
+
+
+def test_by_input_splits_the_figures_by_how_the_files_were_heard():
+    scored = _two_inputs()
+    folds = np.tile(np.arange(10) % 2, 2)
+    out = by_input(scored, 0.5, folds)
+    assert list(out) == ["as recorded", "16000 Hz"]
+    recorded = summarize(scored.subset(np.arange(10)), 0.5)
+    copies = summarize(scored.subset(np.arange(10, 20)), 0.5)
+    assert out["as recorded"]["file"] == recorded["file"]
+    assert out["16000 Hz"]["window"] == copies["window"]
+    assert out["as recorded"]["files"] == out["16000 Hz"]["files"] == 10
+    assert out["16000 Hz"]["file"]["tp"] == 0 < out["as recorded"]["file"]["tp"]
+    # together they are the whole set
+    both = summarize(scored, 0.5)["file"]
+    for key in ("tp", "fp", "fn", "tn"):
+        assert out["as recorded"]["file"][key] + out["16000 Hz"]["file"][key] == both[key]
+    fold_f1 = [
+        file_level(p.file_index, p.scores, p.file_truth, 0.5)["f1"]
+        for p in (scored.subset(np.arange(0, 10, 2)), scored.subset(np.arange(1, 10, 2)))
+    ]
+    assert out["as recorded"]["file_f1_fold_mean"] == pytest.approx(np.mean(fold_f1))
+    assert "file_f1_fold_mean" not in by_input(scored, 0.5)["as recorded"]
+
+
+def test_the_report_has_a_row_per_input_only_when_there_are_several():
+    scored = _two_inputs()
+    summary = summarize(scored, 0.5)
+    md = build_report("r", scored, 0.5, summary, by_input=by_input(scored, 0.5))["report.md"]
+    assert "| as recorded | 10 |" in md and "| 16000 Hz | 10 |" in md
+    single = _scored()
+    md = build_report("r", single, 0.5, summarize(single, 0.5), by_input=by_input(single, 0.5))[
+        "report.md"
+    ]
+    assert "| as recorded |" not in md
 
 
 def test_report_has_tables_and_png_images():

@@ -414,6 +414,15 @@ def test_eval_rates_score_each_held_out_file_again_as_a_device_streams_it(tmp_pa
     assert sum(f["n_files"] for f in cv["per_fold"]) == 6
     assert sum(f["file"]["n"] for f in cv["per_fold"]) == 18
     assert len(list(cache.rglob("*.npz"))) == 6 * 3  # originals + two cached copies each
+    # the figures again per input, at the same threshold, adding up to the whole
+    assert list(cv["by_input"]) == ["as recorded", "16000 Hz", "8000 Hz"]
+    assert [row["file"]["n"] for row in cv["by_input"].values()] == [6, 6, 6]
+    assert (
+        sum(row["file"]["tp"] for row in cv["by_input"].values())
+        == (cv["out_of_fold"]["file"]["tp"])
+    )
+    assert all("file_f1_fold_mean" in row for row in cv["by_input"].values())
+    assert "| 8000 Hz | 6 |" in (out / "report.md").read_text()
     with pytest.raises(CommandError, match="--eval-rates"):
         call_command("train", "--data", str(tmp_path), "--out", str(out), "--eval-rates", "16k")
 
