@@ -297,6 +297,26 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert "not a fair figure of the model" in (evaluation / "report.md").read_text()
     assert "is chosen by F1 over files" in (out / "report.md").read_text()
 
+    # The same files again, also as a 16 kHz device streams them: figures per input.
+    at_16k = tmp_path / "eval-16k"
+    call_command(
+        "evaluate", "--data", str(real_v1), "--model", str(out), "--out", str(at_16k),
+        "--seed", "3", "--eval-rates", "16000", *args,
+    )  # fmt: skip
+    both = json.loads((at_16k / "metrics.json").read_text())
+    assert both["eval_rates"] == [16000] and both["file"]["n"] == 20
+    assert set(both["by_input"]) == {"as recorded", "16000 Hz"}
+    recorded = both["by_input"]["as recorded"]
+    assert {k: recorded["file"][k] for k in ("tp", "fp", "tn", "fn")} == {
+        k: figures["file"][k] for k in ("tp", "fp", "tn", "fn")
+    }
+    assert recorded["window"]["n"] == figures["window"]["n"]
+    assert "| 16000 Hz | 10 |" in (at_16k / "report.md").read_text()
+    # the 16 kHz copies are cached beside the originals
+    assert len(list(cache.rglob("*.npz"))) == 10 + 10 + 10
+    with pytest.raises(CommandError, match="--eval-rates"):
+        call_command("evaluate", "--data", str(real_v1), "--model", str(out), "--eval-rates", "x")
+
 
 @pytest.mark.slow
 def test_search_scores_trials_and_trains_with_the_best(real_v1, tmp_path):

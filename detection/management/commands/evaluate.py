@@ -8,6 +8,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from detection.artifacts import ArtifactError, load_model
+from detection.augment import device_round_trip
 from detection.dataset import FeatureStore, file_windows
 from detection.evaluation import (
     Scored,
@@ -15,11 +16,12 @@ from detection.evaluation import (
     alert_sweep,
     best_f1_threshold,
     build_report,
+    by_input,
     on_threshold_grid,
     summarize,
     write_files,
 )
-from detection.management.commands.train import load_recordings
+from detection.management.commands.train import load_recordings, parse_eval_rates
 from detection.scoring import decision_defaults
 from detection.training import _jsonable, tqdm
 
@@ -37,6 +39,13 @@ class Command(BaseCommand):
         parser.add_argument("--out", help="folder for report.md, images and metrics.json")
         parser.add_argument("--stride", type=float, help="window stride in s (default: model's)")
         parser.add_argument("--threshold", type=float, help="override the model's threshold")
+        parser.add_argument(
+            "--eval-rates",
+            default="",
+            metavar="HZ[,HZ]",
+            help="also score each file as a device at these rates would stream it (e.g. 16000);"
+            " the figures cover all, and are given for each input apart too",
+        )
         parser.add_argument("--limit-files", type=int, help="use only N files (quick runs)")
         parser.add_argument("--seed", type=int, default=0, help="for --limit-files")
         parser.add_argument("--threads", type=int, default=2)
@@ -47,6 +56,7 @@ class Command(BaseCommand):
         import torch
 
         torch.set_num_threads(max(1, opts["threads"]))
+        rates = parse_eval_rates(opts.get("eval_rates", ""))
         recordings = load_recordings(opts["data"], opts.get("limit_files"), opts["seed"], self)
         try:
             model = load_model(opts["model"])
@@ -57,10 +67,21 @@ class Command(BaseCommand):
         threshold = opts["threshold"] if opts.get("threshold") is not None else model.threshold
         store = FeatureStore(cfg, cache_dir=opts.get("cache_dir"))
         stride = cfg.stride_columns(stride_s)
+        # Each file as recorded, then (file k of copy r is k + r * n) as each rate's device
+        # streams it (``augment.device_round_trip``, the copies ``train --eval-rates`` makes).
+        inputs = [("", None)] + [
+            (
+                f"rate-{rate}",
+                lambda audio, rate=rate: device_round_trip(audio, rate, cfg.sample_rate),
+            )
+            for rate in rates
+        ]
         scores, targets, subs, file_index = [], [], [], []
-        bar = tqdm(recordings, desc="score", unit="file", disable=opts["no_progress"])
-        for index, rec in enumerate(bar):
-            feats = store.features(rec)
+        jobs = [(c, i, rec) for c in range(len(inputs)) for i, rec in enumerate(recordings)]
+        bar = tqdm(jobs, desc="score", unit="file", disable=opts["no_progress"])
+        for copy, index, rec in bar:
+            variant, augment = inputs[copy]
+            feats = store.features(rec, variant=variant, augment=augment)
             starts, t, sub = file_windows(feats, cfg, stride)
             if starts.size == 0:
                 continue  # empty audio
@@ -68,14 +89,15 @@ class Command(BaseCommand):
             scores.append(model.predict(windows))
             targets.append(t)
             subs.append(sub)
-            file_index.append(np.full(starts.size, index, dtype=np.int64))
+            file_index.append(np.full(starts.size, index + copy * len(recordings), np.int64))
         scored = Scored(
             scores=np.concatenate(scores),
             targets=np.concatenate(targets),
             sublabels=np.concatenate(subs),
             file_index=np.concatenate(file_index),
-            file_truth=np.array([r.has_scream for r in recordings]),
-            file_names=[r.rel for r in recordings],
+            file_truth=np.tile([r.has_scream for r in recordings], len(inputs)),
+            file_names=[r.rel for r in recordings]
+            + [f"{r.rel} @ {rate} Hz" for rate in rates for r in recordings],
         )
         summary = summarize(scored, threshold)
         # The model's live decision; --threshold moves its on threshold too.
@@ -89,8 +111,9 @@ class Command(BaseCommand):
             best_t, best_f1 = best_f1_threshold(scored.targets[lab] == 1, scored.scores[lab])
             summary["best_f1_on_this_data"] = {"threshold": best_t, "f1": best_f1}
         w, f = summary["window"], summary["file"]
+        also = "".join(f" + as a {rate} Hz device" for rate in rates)
         self.stdout.write(
-            f"{len(recordings)} files, {w['n']} labelled windows (stride {stride_s} s), "
+            f"{len(recordings)} files{also}, {w['n']} labelled windows (stride {stride_s} s), "
             f"threshold {threshold:.4f}\n"
             f"windows: F1 {w['f1']:.3f} precision {w['precision']:.3f} recall {w['recall']:.3f} "
             f"accuracy {w['accuracy']:.3f} AUC {w['roc_auc']:.3f}\n"
@@ -103,6 +126,14 @@ class Command(BaseCommand):
             "{non_scream_hours:.3f} h of non-scream audio; {scream_files_alerted} of "
             "{scream_files} scream files alerted".format(**summary["alerts"])
         )
+        inputs_figures = by_input(scored, threshold)
+        if len(inputs_figures) > 1:
+            for label, row in inputs_figures.items():
+                g = row["file"]
+                self.stdout.write(
+                    f"{label}: windows F1 {row['window']['f1']:.3f}; files F1 {g['f1']:.3f}"
+                    f" precision {g['precision']:.3f} recall {g['recall']:.3f}"
+                )
         if opts.get("out"):
             # Other live operating points on this data (the model's decision shape).
             sweep = alert_sweep(
@@ -116,7 +147,7 @@ class Command(BaseCommand):
             intro = [
                 f"Model `{model.config.get('name', model.path.name)}` (weights {model.version}, "
                 f"architecture {model.config['architecture']}) on {len(recordings)} files of "
-                f"`{opts['data']}`, window stride {stride_s} s.",
+                f"`{opts['data']}`{also}, window stride {stride_s} s.",
             ]
             if "best_f1_on_this_data" in summary:
                 b = summary["best_f1_on_this_data"]
@@ -132,6 +163,7 @@ class Command(BaseCommand):
                 intro=intro,
                 alert_sweep=sweep,
                 sweep_chosen_here=False,
+                by_input=inputs_figures,
             )
             metrics = {
                 "model": str(model.path),
@@ -139,7 +171,9 @@ class Command(BaseCommand):
                 "data_dir": str(opts["data"]),
                 "n_files": len(recordings),
                 "stride_s": stride_s,
+                "eval_rates": list(rates),
                 **summary,
+                "by_input": inputs_figures,
                 "alert_sweep": sweep,
                 "files": [
                     {"file": name, "scream": bool(truth), "max_score": float(top)}

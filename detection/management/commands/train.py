@@ -141,12 +141,7 @@ class Command(BaseCommand):
             augment = json.loads(opts["augment"]) if opts.get("augment") else None
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise CommandError(f"bad JSON option: {exc}") from exc
-        try:
-            eval_rates = tuple(int(r) for r in opts["eval_rates"].split(",") if r.strip())
-        except ValueError as exc:
-            raise CommandError(f"--eval-rates: comma-separated sample rates, got {exc}") from exc
-        if any(not 1_000 <= r <= 192_000 for r in eval_rates):
-            raise CommandError(f"--eval-rates: rates from 1000 to 192000 Hz, got {eval_rates}")
+        eval_rates = parse_eval_rates(opts["eval_rates"])
         switches = [n for n in _augment_switches() if opts.get(f"aug_off_{n}")]
         if switches:
             from detection.augment import AugmentConfig
@@ -280,3 +275,14 @@ def _by_input_words(by_input: dict) -> str:
     if len(by_input) < 2:
         return ""
     return " (" + ", ".join(f"{k} {v['file']['f1']:.3f}" for k, v in by_input.items()) + ")"
+
+
+def parse_eval_rates(text: str) -> tuple[int, ...]:
+    """``--eval-rates``: comma-separated sample rates in Hz (empty: none)."""
+    try:
+        rates = tuple(int(r) for r in (text or "").split(",") if r.strip())
+    except ValueError as exc:
+        raise CommandError(f"--eval-rates: comma-separated sample rates, got {exc}") from exc
+    if any(not 1_000 <= r <= 192_000 for r in rates):
+        raise CommandError(f"--eval-rates: rates from 1000 to 192000 Hz, got {rates}")
+    return rates
