@@ -269,6 +269,11 @@ def summarize(scored: Scored, threshold: float) -> dict:
 AS_RECORDED = "as recorded"
 
 
+def device_copy_name(file_name: str, rate: int) -> str:
+    """The name of ``file_name`` scored as a device at ``rate`` streams it (``input_of``)."""
+    return f"{file_name} @ {rate} Hz"
+
+
 def input_of(file_name: str) -> str:
     """How a scored file was heard: ``"as recorded"``, or ``"16000 Hz"`` for the copy named
     ``"<file> @ 16000 Hz"`` (a held-out file as a device at that rate streams it)."""
@@ -574,10 +579,10 @@ def _sweep_md(rows: list[dict], alerts: dict, chosen_here: bool) -> str:
     return f"\n{intro}{ratio}; `alert_sweep.png`, all of it in `metrics.json`:\n\n" + table
 
 
-def _by_input_md(by_input: dict) -> str:
-    """The table of ``by_input``: one row per way the held-out files were heard."""
+def _by_input_md(figures: dict) -> str:
+    """The table of ``by_input`` figures: one row per way the held-out files were heard."""
     rows = []
-    for label, row in by_input.items():
+    for label, row in figures.items():
         f = row["file"]
         rows.append(
             [

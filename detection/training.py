@@ -44,6 +44,7 @@ from .evaluation import (
     best_f1_threshold,
     build_report,
     by_input,
+    device_copy_name,
     file_top_scores,
     fold_means,
     summarize,
@@ -711,7 +712,7 @@ def cross_validate(
         file_index=np.concatenate(file_index),
         file_truth=np.tile([r.has_scream for r in corpus.recordings], 1 + len(rates)),
         file_names=[r.rel for r in corpus.recordings]
-        + [f"{r.rel} @ {rate} Hz" for rate in rates for r in corpus.recordings],
+        + [device_copy_name(r.rel, rate) for rate in rates for r in corpus.recordings],
     )
     lab = scored.labelled
     if not np.any(scored.targets[lab] == POSITIVE):

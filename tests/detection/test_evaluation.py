@@ -14,6 +14,7 @@ from detection.evaluation import (
     build_report,
     by_input,
     confusion,
+    device_copy_name,
     file_level,
     fpr_per_sublabel,
     input_of,
@@ -125,6 +126,7 @@ def test_input_of_reads_the_rate_of_a_device_copy():
     assert input_of("audio/a.flac @ 16000 Hz") == "16000 Hz"
     assert input_of("audio/odd @ name.flac") == "as recorded"
     assert input_of("audio/a.flac @ fast Hz") == "as recorded"
+    assert input_of(device_copy_name("audio/a @ b.flac", 8000)) == "8000 Hz"
 
 
 def _two_inputs():

@@ -17,6 +17,7 @@ from detection.evaluation import (
     best_f1_threshold,
     build_report,
     by_input,
+    device_copy_name,
     on_threshold_grid,
     summarize,
     write_files,
@@ -97,7 +98,7 @@ class Command(BaseCommand):
             file_index=np.concatenate(file_index),
             file_truth=np.tile([r.has_scream for r in recordings], len(inputs)),
             file_names=[r.rel for r in recordings]
-            + [f"{r.rel} @ {rate} Hz" for rate in rates for r in recordings],
+            + [device_copy_name(r.rel, rate) for rate in rates for r in recordings],
         )
         summary = summarize(scored, threshold)
         # The model's live decision; --threshold moves its on threshold too.
