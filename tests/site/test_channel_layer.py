@@ -131,6 +131,46 @@ def test_group_send_many_reaches_members_of_two_processes_in_order():
     assert got_there == list(range(200))
 
 
+def test_group_send_many_hands_local_members_their_copy_directly_and_each_member_one():
+    async def body(layer):
+        other = BulkRedisChannelLayer(hosts=layer_hosts(URL), capacity=10_000)
+        try:
+            here, there = await layer.new_channel(), await other.new_channel()
+            leaving = await layer.new_channel()
+            for channel in (here, leaving):
+                await layer.group_add("dashboards", channel)
+            await other.group_add("dashboards", there)
+            await layer.group_discard("dashboards", leaving)
+            messages = [
+                {"type": "alert.created", "alert": {"id": i, "at": (1, 2)}} for i in range(3)
+            ]
+            reads = layer.bulk_reads
+            await layer.group_send_many("dashboards", messages)
+            # Already waiting in the local member's queue: no reader, no round trip.
+            local = layer.receive_waiting(here)
+            assert layer.bulk_reads == reads and layer.local_deliveries == 3
+            remote = [await asyncio.wait_for(other.receive(there), 5) for _ in range(3)]
+            # The sender's own member got no second copy through Redis, the one that left none.
+            await layer.send(here, {"type": "marker"})
+            after = await asyncio.wait_for(layer.receive(here), 5)
+            await layer.send(leaving, {"type": "marker"})
+            left = await asyncio.wait_for(layer.receive(leaving), 5)
+            # The other process's members get theirs from Redis, and its local deliveries stay 0.
+            await other.group_send_many("dashboards", messages[:1])
+            back = await asyncio.wait_for(layer.receive(here), 5)
+            return local, remote, after, left, back, other.local_deliveries
+        finally:
+            await other.flush()
+            await other.close_pools()
+
+    local, remote, after, left, back, other_local = run_with_layer(body)
+    expected = [{"type": "alert.created", "alert": {"id": i, "at": [1, 2]}} for i in range(3)]
+    assert local == expected  # as Redis would hand them over (a tuple becomes a list)
+    assert remote == expected
+    assert after == {"type": "marker"} and left == {"type": "marker"}
+    assert back == expected[0] and other_local == 1
+
+
 def test_group_send_many_to_an_empty_group_or_with_no_messages_does_nothing():
     async def body(layer):
         channel = await layer.new_channel()
