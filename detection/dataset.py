@@ -369,6 +369,17 @@ class FeatureStore:
     def audio(self, recording: Recording) -> np.ndarray:
         return load_audio(recording.path, self.cfg.sample_rate)
 
+    def at_rate(self, recording: Recording, rate: int) -> FileFeatures:
+        """Columns of ``recording`` as a device streaming at ``rate`` delivers it (cached):
+        the copies ``train --eval-rates`` and ``evaluate --eval-rates`` score."""
+        from .augment import device_round_trip
+
+        return self.features(
+            recording,
+            variant=f"rate-{rate}",
+            augment=lambda audio: device_round_trip(audio, rate, self.cfg.sample_rate),
+        )
+
     def features(self, recording: Recording, variant: str = "", augment=None) -> FileFeatures:
         """Columns of ``recording`` (``augment(audio) -> audio`` applied first when given)."""
         key = cache_key(self.file_hash(recording.path), self.cfg, variant)

@@ -628,18 +628,8 @@ class Corpus:
         stride = self.cfg.stride_columns(self.plan.stride_s)
         items = [self.original[i] for i in files]
         for rate in self.plan.eval_rates:
-            items += [self.at_rate(int(i), rate) for i in files]
+            items += [self.store.at_rate(self.recordings[int(i)], rate) for i in files]
         return WindowSet.build(items, self.cfg, stride, labelled_only=False)
-
-    def at_rate(self, i: int, rate: int) -> FileFeatures:
-        """File ``i`` as a device streaming at ``rate`` delivers it (cached)."""
-        from .augment import device_round_trip
-
-        return self.store.features(
-            self.recordings[i],
-            variant=f"rate-{rate}",
-            augment=lambda audio: device_round_trip(audio, rate, self.cfg.sample_rate),
-        )
 
 
 # --------------------------------------------------------------------------- cross-validation

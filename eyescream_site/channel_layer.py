@@ -116,7 +116,7 @@ class BulkRedisChannelLayer(RedisChannelLayer):
         if not messages:
             return
         assert self.require_valid_group_name(group), "Group name not valid"
-        here = sorted(self._local_groups.get(group, ()))
+        here = set(self._local_groups.get(group, ()))  # as of now: delivered here, not below
         for message in messages if here else []:
             copy = self.deserialize(self.serialize(message))
             for channel in here:
@@ -128,9 +128,8 @@ class BulkRedisChannelLayer(RedisChannelLayer):
             pipe.zremrangebyscore(group_key, min=0, max=int(time.time()) - self.group_expiry)
             pipe.zrange(group_key, 0, -1)
             _, members = await pipe.execute()
-        delivered = set(here)
         channel_names = [
-            name for name in (member.decode("utf8") for member in members) if name not in delivered
+            name for name in (member.decode("utf8") for member in members) if name not in here
         ]
         if not channel_names:
             return

@@ -8,7 +8,6 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from detection.artifacts import ArtifactError, load_model
-from detection.augment import device_round_trip
 from detection.dataset import FeatureStore, file_windows
 from detection.evaluation import (
     Scored,
@@ -68,21 +67,13 @@ class Command(BaseCommand):
         threshold = opts["threshold"] if opts.get("threshold") is not None else model.threshold
         store = FeatureStore(cfg, cache_dir=opts.get("cache_dir"))
         stride = cfg.stride_columns(stride_s)
-        # Each file as recorded, then (file k of copy r is k + r * n) as each rate's device
-        # streams it (``augment.device_round_trip``, the copies ``train --eval-rates`` makes).
-        inputs = [("", None)] + [
-            (
-                f"rate-{rate}",
-                lambda audio, rate=rate: device_round_trip(audio, rate, cfg.sample_rate),
-            )
-            for rate in rates
-        ]
+        # Each file as recorded (copy 0), then as each rate's device streams it (copy r: file k
+        # is k + r * n), the copies ``train --eval-rates`` scores.
         scores, targets, subs, file_index = [], [], [], []
-        jobs = [(c, i, rec) for c in range(len(inputs)) for i, rec in enumerate(recordings)]
+        jobs = [(c, i, rec) for c in range(1 + len(rates)) for i, rec in enumerate(recordings)]
         bar = tqdm(jobs, desc="score", unit="file", disable=opts["no_progress"])
         for copy, index, rec in bar:
-            variant, augment = inputs[copy]
-            feats = store.features(rec, variant=variant, augment=augment)
+            feats = store.at_rate(rec, rates[copy - 1]) if copy else store.features(rec)
             starts, t, sub = file_windows(feats, cfg, stride)
             if starts.size == 0:
                 continue  # empty audio
@@ -96,7 +87,7 @@ class Command(BaseCommand):
             targets=np.concatenate(targets),
             sublabels=np.concatenate(subs),
             file_index=np.concatenate(file_index),
-            file_truth=np.tile([r.has_scream for r in recordings], len(inputs)),
+            file_truth=np.tile([r.has_scream for r in recordings], 1 + len(rates)),
             file_names=[r.rel for r in recordings]
             + [device_copy_name(r.rel, rate) for rate in rates for r in recordings],
         )
