@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PRE_ROLL_S = 2.0
 POST_ROLL_S = 1.0
 MAX_SNIPPET_S = 20.0
-ALERT_THREADS = 4  # per kind and ingest process, where the database has concurrent writers
+ALERT_THREADS = 1  # per kind and ingest process (``EYESCREAM_ALERT_THREADS``), PostgreSQL
 
 OpenAlert = Callable[..., Awaitable[int | None]]
 UpdateAlert = Callable[..., Awaitable[None]]
@@ -269,8 +269,20 @@ def live_decision_config(device_id: int) -> DecisionConfig:
 
 @functools.cache
 def _alert_threads(kind: str) -> ThreadPoolExecutor:
-    """The process's threads that write alerts of one kind (``open`` or ``update``)."""
-    return ThreadPoolExecutor(ALERT_THREADS, thread_name_prefix=f"alerts-{kind}")
+    """The process's threads that write alerts of one kind (``open`` or ``update``).
+
+    One of each by default (``settings.EYESCREAM_ALERT_THREADS``): an alert's write is mostly
+    Python (the ORM, the snippet's encoding, the picture task's dispatch: about 7 ms of CPU
+    for an opening, 6 ms for a final update) between short database waits, and every alert
+    thread that is ready to run takes turns at the GIL with the event loop that serves all
+    the streams. With four of each, a burst of incidents left the loop one turn in several;
+    one of each writes 100 openings a second on this host, more than the burst brings
+    (docs/performance.md, "alert threads").
+    """
+    from django.conf import settings
+
+    count = int(getattr(settings, "EYESCREAM_ALERT_THREADS", ALERT_THREADS))
+    return ThreadPoolExecutor(max(1, count), thread_name_prefix=f"alerts-{kind}")
 
 
 _RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

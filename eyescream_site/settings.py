@@ -178,6 +178,9 @@ EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS = int(
 EYESCREAM_DEVICE_OFFLINE_AFTER_S = float(os.environ.get("EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
 EYESCREAM_PURGE_INTERVAL_S = float(os.environ.get("EYESCREAM_PURGE_INTERVAL_S", 3600))
 EYESCREAM_OFFLINE_SWEEP_INTERVAL_S = float(os.environ.get("EYESCREAM_OFFLINE_SWEEP_INTERVAL_S", 30))
+# Live alerts: threads per kind (openings, updates) that write them in a daphne process on
+# PostgreSQL (SQLite has one writer thread). Each competes with the event loop for the GIL.
+EYESCREAM_ALERT_THREADS = int(os.environ.get("EYESCREAM_ALERT_THREADS", 1))
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).

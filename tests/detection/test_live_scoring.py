@@ -97,3 +97,22 @@ def test_a_loud_burst_gives_one_alert_with_pre_and_post_roll(tmp_path):
     assert np.abs(snippet[int(3.5 * rate) : int(4.5 * rate)]).std() > 0.1
     times = [t for t, _ in final["score_curve"]]
     assert times == sorted(times) and 0 <= times[0] and times[-1] <= snippet_s + 3
+
+
+def test_alert_threads_per_kind_follow_the_setting(settings):
+    """Live alerts are written by ``EYESCREAM_ALERT_THREADS`` threads of each kind (1 unless
+    set): every one of them that is ready to run competes with the streams' event loop."""
+    from detection.live_scoring import _alert_threads
+
+    _alert_threads.cache_clear()
+    try:
+        assert _alert_threads("open")._max_workers == 1
+        _alert_threads.cache_clear()
+        settings.EYESCREAM_ALERT_THREADS = 3
+        pools = [_alert_threads("open"), _alert_threads("update")]
+        assert [pool._max_workers for pool in pools] == [3, 3]
+        assert pools[0] is not pools[1] and _alert_threads("open") is pools[0]
+    finally:
+        for pool in [_alert_threads("open"), _alert_threads("update")]:
+            pool.shutdown(wait=False)
+        _alert_threads.cache_clear()
