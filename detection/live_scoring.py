@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PRE_ROLL_S = 2.0
 POST_ROLL_S = 1.0
 MAX_SNIPPET_S = 20.0
-ALERT_THREADS = 1  # per kind and ingest process (``EYESCREAM_ALERT_THREADS``), PostgreSQL
+ALERT_THREADS = 1  # alert-writing threads per kind and ingest process on PostgreSQL (default)
 
 OpenAlert = Callable[..., Awaitable[int | None]]
 UpdateAlert = Callable[..., Awaitable[None]]
@@ -275,9 +275,9 @@ def _alert_threads(kind: str) -> ThreadPoolExecutor:
     Python (the ORM, the snippet's encoding, the picture task's dispatch: about 7 ms of CPU
     for an opening, 6 ms for a final update) between short database waits, and every alert
     thread that is ready to run takes turns at the GIL with the event loop that serves all
-    the streams. With four of each, a burst of incidents left the loop one turn in several;
-    one of each writes 100 openings a second on this host, more than the burst brings
-    (docs/performance.md, "alert threads").
+    the streams. One opening thread keeps up with about 100 openings a second here, several
+    times the benchmark's burst; four of each gave a higher p95 in 7 of 10 alternated runs
+    (docs/performance.md, "one alert thread of each kind").
     """
     from django.conf import settings
 
