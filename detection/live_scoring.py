@@ -276,7 +276,7 @@ def _alert_threads(kind: str) -> ThreadPoolExecutor:
     for an opening, 6 ms for a final update) between short database waits, and every alert
     thread that is ready to run takes turns at the GIL with the event loop that serves all
     the streams. One opening thread keeps up with about 100 openings a second here, several
-    times the benchmark's burst; four of each gave a higher p95 in 7 of 10 alternated runs
+    times the benchmark's burst; four of each gave a higher p95 in 7 of 10 alternated pairs
     (docs/performance.md, "one alert thread of each kind").
     """
     from django.conf import settings
