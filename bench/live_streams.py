@@ -383,6 +383,22 @@ def warm_up(server: LiveServer, token: str, variant: Variant) -> None:
     asyncio.run(Device(server.ws_url, token, short).run(time.monotonic()))
 
 
+def latency_timeline(openings: list[tuple[float, float]], bin_s: float = 2.0) -> list[list]:
+    """``[[seconds after the first opening, openings, p50 ms, max ms], ...]`` per ``bin_s``
+    of the openings' send times, from ``(sent_at, latency_s)`` pairs: whether latency is
+    steady or piles up while many incidents open together (bins without openings left out)."""
+    if not openings:
+        return []
+    first = min(sent for sent, _ in openings)
+    bins: dict[int, list[float]] = {}
+    for sent, latency in openings:
+        bins.setdefault(int((sent - first) // bin_s), []).append(latency * 1000)
+    return [
+        [round(k * bin_s, 1), len(v), round(float(np.median(v)), 1), round(max(v), 1)]
+        for k, v in sorted(bins.items())
+    ]
+
+
 def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
     """Live alerts against the offline openings of each device's audio.
 
@@ -394,7 +410,7 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
     received: dict[int, list[tuple[float, dict]]] = {}
     for at, alert in alerts:
         received.setdefault(alert["device"]["id"], []).append((at, alert))
-    latencies, to_row, from_completing, held = [], [], [], 0
+    latencies, to_row, from_completing, held, timeline = [], [], [], 0, []
     detected = false_alerts = unlabelled = differs = 0
     screams = sum(1 for d in devices if d.variant.scream_seconds() > 0)
     for device_id, device in by_id.items():
@@ -404,6 +420,7 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
             for (at, alert), (t_end, kind, frame) in zip(got, openings, strict=True):
                 if kind == "scream":
                     latencies.append(at - device.sent_at(t_end))
+                    timeline.append((device.sent_at(t_end), latencies[-1]))
                     created = datetime.fromisoformat(alert["created"]).timestamp()
                     to_row.append(created - device.sent_at(t_end))
                     completing = device.frame_sent_at[min(frame, len(device.frame_sent_at) - 1)]
@@ -451,6 +468,8 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         # The same latency split at the alert row's ``created`` time (set in the server process
         # just before the insert): before it = transport, features, scoring, decision, snippet;
         # after it = insert, commit, broadcast and the dashboard's receipt.
+        # Per 2 s of the openings' send times: [s after the first, openings, p50 ms, max ms].
+        "latency_by_time": latency_timeline(timeline),
         "to_row_ms_p50_p95": [pct(50, row), pct(95, row)],
         "after_row_ms_p50_p95": [pct(50, lat - row), pct(95, lat - row)] if lat.size else None,
         # A window whose last samples the resampler still held would be completed only by the

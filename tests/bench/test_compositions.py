@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from bench.false_alerts import what_was_playing
-from bench.live_streams import RATE, Variant, evidence_after_s, make_variants
+from bench.live_streams import (
+    RATE,
+    Variant,
+    evidence_after_s,
+    latency_timeline,
+    make_variants,
+)
 
 
 def test_pieces_tile_the_composition_and_name_what_plays(real_v1):
@@ -83,3 +89,11 @@ def test_a_scream_recording_labelled_only_in_part():
     assert variant.kind_at(9.5) == "false" and variant.kind_at(1.0) == "false"
     assert variant.non_scream_seconds() == pytest.approx(10 - 3.6)
     assert variant.scream_seconds() == pytest.approx(0.8)
+
+
+def test_latency_timeline_bins_openings_by_send_time():
+    """The live benchmark's latency per 2 s of openings: counts, median and worst per bin."""
+    openings = [(100.0, 0.05), (100.5, 0.15), (101.9, 0.10), (104.1, 1.2), (105.0, 0.8)]
+    assert latency_timeline(openings) == [[0.0, 3, 100.0, 150.0], [4.0, 2, 1000.0, 1200.0]]
+    assert latency_timeline(openings, bin_s=10.0) == [[0.0, 5, 150.0, 1200.0]]
+    assert latency_timeline([]) == []
