@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 PRE_ROLL_S = 2.0
 POST_ROLL_S = 1.0
 MAX_SNIPPET_S = 20.0
-ALERT_THREADS = 1  # alert-writing threads per kind and ingest process on PostgreSQL (default)
 
 OpenAlert = Callable[..., Awaitable[int | None]]
 UpdateAlert = Callable[..., Awaitable[None]]
@@ -281,8 +280,7 @@ def _alert_threads(kind: str) -> ThreadPoolExecutor:
     """
     from django.conf import settings
 
-    count = int(getattr(settings, "EYESCREAM_ALERT_THREADS", ALERT_THREADS))
-    return ThreadPoolExecutor(max(1, count), thread_name_prefix=f"alerts-{kind}")
+    return ThreadPoolExecutor(settings.EYESCREAM_ALERT_THREADS, thread_name_prefix=f"alerts-{kind}")
 
 
 _RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

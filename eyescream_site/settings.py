@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -181,6 +182,10 @@ EYESCREAM_OFFLINE_SWEEP_INTERVAL_S = float(os.environ.get("EYESCREAM_OFFLINE_SWE
 # Live alerts: threads per kind (openings, updates) that write them in a daphne process on
 # PostgreSQL (SQLite has one writer thread). Each competes with the event loop for the GIL.
 EYESCREAM_ALERT_THREADS = int(os.environ.get("EYESCREAM_ALERT_THREADS", 1))
+if EYESCREAM_ALERT_THREADS < 1:
+    raise ImproperlyConfigured(
+        f"EYESCREAM_ALERT_THREADS must be 1 or more, got {EYESCREAM_ALERT_THREADS}"
+    )
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).
