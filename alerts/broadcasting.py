@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -147,9 +150,30 @@ def start_broadcaster(layer) -> Broadcaster:
     return current
 
 
+_collecting = threading.local()
+
+
+@contextmanager
+def collected_broadcasts() -> Iterator[list[tuple[str, dict]]]:
+    """Within the block, this thread's ``send_to_group`` calls append ``(group, message)`` to
+    the list it yields instead of sending: an alert writer process returns them to daphne,
+    which sends them (``writer_process``)."""
+    outer = getattr(_collecting, "messages", None)
+    _collecting.messages = messages = []
+    try:
+        yield messages
+    finally:
+        _collecting.messages = outer
+
+
 def send_to_group(group: str, message: dict) -> None:
-    """Broadcast from sync code: queued on the process's broadcaster when one runs, otherwise
-    sent and waited for. Raises only in the second case (the caller logs)."""
+    """Broadcast from sync code: collected inside ``collected_broadcasts``, queued on the
+    process's broadcaster when one runs, otherwise sent and waited for. Raises only in the
+    last case (the caller logs)."""
+    collecting = getattr(_collecting, "messages", None)
+    if collecting is not None:
+        collecting.append((group, message))
+        return
     layer = get_channel_layer()
     if layer is None:
         return

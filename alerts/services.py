@@ -157,6 +157,21 @@ def open_alert(
     return alert
 
 
+def open_alert_once(*, device_id: int, started_at: datetime, **kwargs) -> Alert:
+    """``open_alert``, unless this device already has an alert that started at ``started_at``
+    (an incident's start is exact stream time, so that is the same incident): then that alert,
+    broadcast again. For writing an opening again whose first writer died before it could
+    say whether it had committed (``writer_process.WriterLost``)."""
+    existing = Alert.objects.filter(device_id=device_id, started_at=started_at).first()
+    if existing is None:
+        return open_alert(device_id=device_id, started_at=started_at, **kwargs)
+    log.warning(
+        "alert %s of device %s was stored already; not opened twice", existing.pk, device_id
+    )
+    broadcast(CREATED, existing)
+    return existing
+
+
 def update_alert(
     alert_id: int,
     *,

@@ -355,6 +355,19 @@ async def dashboard(url: str, session: str, alerts: list, stop: asyncio.Event) -
                 alerts.append((time.time(), data["alert"]))
 
 
+def _cpu(pid: int | tuple[int, ...]) -> float:
+    pids = pid if isinstance(pid, tuple) else (pid,)
+    return sum(cpu_seconds(p) for p in pids)
+
+
+def child_pids(pid: int) -> tuple[int, ...]:
+    """The processes ``pid`` started (daphne's alert writers and their resource tracker)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return tuple(sorted(children))
+
+
 async def drive(server: LiveServer, devices: list[Device], args, session: str, pids: dict):
     alerts, stop = [], asyncio.Event()
     dash = asyncio.create_task(
@@ -364,13 +377,13 @@ async def drive(server: LiveServer, devices: list[Device], args, session: str, p
     if dash.done():
         dash.result()  # raises why the dashboard could not connect
     now = time.monotonic()
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu0 = {name: _cpu(pid) for name, pid in pids.items()}
     wall0 = time.monotonic()
     await asyncio.gather(
         *(d.run(now + args.ramp * i / len(devices)) for i, d in enumerate(devices))
     )
     wall = time.monotonic() - wall0
-    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    cpu = {name: _cpu(pid) - cpu0[name] for name, pid in pids.items()}
     await asyncio.sleep(3.0)
     stop.set()
     await dash
@@ -582,6 +595,9 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             # still imports torch would be scored inline, importing torch into daphne mid-run.
             asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
         warm_up(server, tokens[0], variants[0])
+        writers = child_pids(server.process.pid)  # started by the first stream, if any
+        if writers:
+            pids["alert_writers"] = writers
         devices = [
             Device(server.ws_url, token, variants[i % len(variants)])
             for i, token in enumerate(tokens[1:])

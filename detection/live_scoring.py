@@ -266,6 +266,89 @@ def live_decision_config(device_id: int) -> DecisionConfig:
     return decision
 
 
+def _alert_writes() -> tuple[Callable[..., Awaitable[int]], UpdateAlert, Callable]:
+    """How this process writes live alerts: ``(open -> id, update, write running scores)``.
+
+    ``settings.EYESCREAM_ALERT_WRITER``: ``"process"`` hands every write to a child process
+    of its own (one for openings, one for updates; ``alerts.writer_process``), so that an
+    alert's Python does not take turns at the GIL with the event loop that serves the
+    streams; a write whose child died is written here, in a thread, instead. ``"thread"``
+    writes in threads of this process: in parallel where the database allows concurrent
+    writers (PostgreSQL; on one shared database thread a burst of incidents queued behind each
+    other's snippet encoding and commit), on the one database thread with SQLite, which has
+    one writer. Either way new alerts have a writer of their own: a burst of running
+    incidents' updates (one a second each, written for all streams together by
+    ``RunningUpdates``) must not delay the next incident's first alert.
+    """
+    from channels.db import database_sync_to_async
+    from django.conf import settings
+    from django.db import connection
+
+    from alerts import services
+
+    if connection.vendor != "sqlite":
+
+        def in_thread(function, kind):
+            return database_sync_to_async(
+                function, thread_sensitive=False, executor=_alert_threads(kind)
+            )
+
+    else:
+
+        def in_thread(function, kind):
+            return database_sync_to_async(function)
+
+    open_thread = in_thread(services.open_alert, "open")
+    open_again = in_thread(services.open_alert_once, "open")
+    update_thread = in_thread(services.update_alert, "update")
+    running_thread = in_thread(services.update_running_alerts, "update")
+
+    if settings.EYESCREAM_ALERT_WRITER != "process":
+
+        async def open_alert(**kwargs) -> int:
+            return (await open_thread(**kwargs)).pk
+
+        return open_alert, update_thread, running_thread
+
+    from alerts import writer_process
+
+    writers = _writer_processes()
+
+    async def open_in_process(**kwargs) -> int:
+        try:
+            return await writers["open"].run(writer_process.open_alert, kwargs)
+        except writer_process.WriterLost:
+            log.warning("device %s: alert writer lost; opening in a thread", kwargs["device_id"])
+            return (await open_again(**kwargs)).pk
+
+    async def update_in_process(alert_id: int, **kwargs) -> None:
+        try:
+            await writers["update"].run(writer_process.update_alert, alert_id, kwargs)
+        except writer_process.WriterLost:
+            log.warning("alert %s: alert writer lost; updating in a thread", alert_id)
+            await update_thread(alert_id, **kwargs)
+
+    async def running_in_process(scores) -> list[int]:
+        try:
+            return await writers["update"].run(writer_process.update_running_alerts, scores)
+        except writer_process.WriterLost:
+            log.warning("alert writer lost; %d running alerts' scores in a thread", len(scores))
+            return await running_thread(scores)
+
+    return open_in_process, update_in_process, running_in_process
+
+
+@functools.cache
+def _writer_processes() -> dict:
+    """The process's two alert writer processes (``"open"``, ``"update"``), started now."""
+    from alerts.writer_process import AlertWriter
+
+    writers = {kind: AlertWriter(kind) for kind in ("open", "update")}
+    for writer in writers.values():
+        writer.start()
+    return writers
+
+
 @functools.cache
 def _alert_threads(kind: str) -> ThreadPoolExecutor:
     """The process's threads that write alerts of one kind (``open`` or ``update``).
@@ -318,7 +401,6 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     """
     from channels.db import database_sync_to_async
     from django.conf import settings
-    from django.db import connection
 
     from alerts import services as alert_services
     from alerts.broadcasting import start_broadcaster
@@ -326,32 +408,10 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     from .scoring import features_key
     from .scoring_client import ScoringClient
 
-    # Alerts of many streams are written in parallel threads where the database allows
-    # concurrent writers (PostgreSQL): on the one shared database thread, a burst of incidents
-    # queued behind each other's snippet encoding, commit and broadcast. SQLite has one writer.
-    # New alerts have threads of their own: a burst of running incidents' updates (one a second
-    # each, written for all streams together by ``RunningUpdates``) must not delay the next
-    # incident's first alert.
-    if connection.vendor != "sqlite":
-        open_in_db = database_sync_to_async(
-            alert_services.open_alert, thread_sensitive=False, executor=_alert_threads("open")
-        )
-        update_in_db = database_sync_to_async(
-            alert_services.update_alert, thread_sensitive=False, executor=_alert_threads("update")
-        )
-        write_running = database_sync_to_async(
-            alert_services.update_running_alerts,
-            thread_sensitive=False,
-            executor=_alert_threads("update"),
-        )
-    else:
-        open_in_db = database_sync_to_async(alert_services.open_alert)
-        update_in_db = database_sync_to_async(alert_services.update_alert)
-        write_running = database_sync_to_async(alert_services.update_running_alerts)
+    open_in_db, update_in_db, write_running = _alert_writes()
 
     async def open_alert(**kwargs) -> int:
-        alert = await open_in_db(**kwargs)
-        return alert.pk
+        return await open_in_db(**kwargs)
 
     async def update_alert(alert_id: int, **kwargs) -> None:
         running = _running_updates(write_running)  # the process's, made at the first update

@@ -186,6 +186,16 @@ if EYESCREAM_ALERT_THREADS < 1:
     raise ImproperlyConfigured(
         f"EYESCREAM_ALERT_THREADS must be 1 or more, got {EYESCREAM_ALERT_THREADS}"
     )
+# Live alerts: written by two child processes of each daphne ("process": openings, updates),
+# which leave its GIL to the event loop that serves the streams (the scaled mode's default), or
+# by threads of daphne itself ("thread": embedded mode, where SQLite has one writer).
+EYESCREAM_ALERT_WRITER = os.environ.get(
+    "EYESCREAM_ALERT_WRITER", "process" if REDIS_URL and DATABASE_URL else "thread"
+)
+if EYESCREAM_ALERT_WRITER not in ("thread", "process"):
+    raise ImproperlyConfigured(
+        f'EYESCREAM_ALERT_WRITER must be "thread" or "process", got {EYESCREAM_ALERT_WRITER!r}'
+    )
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).

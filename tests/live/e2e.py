@@ -42,6 +42,17 @@ print("RESULT" + json.dumps(rows))
 """
 
 
+def alert_writer_pids(pid: int) -> list[int]:
+    """The alert writer processes daphne ``pid`` started (``alerts/writer_process.py``)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return sorted(found)
+
+
 def unavailable(message: str) -> None:
     """Skip with the reason; fail instead on CI (where the service must be there)."""
     if os.environ.get("CI"):

@@ -10,7 +10,8 @@ stored, its snippet is playable audio cut from that recording around the labelle
 an operator's dashboard WebSocket received ``alert.created``. Real non-scream recordings
 (alarm, siren, laughing, speech, street traffic) give no alert. Killing the scoring worker in
 the middle of a stream neither closes the stream nor loses audio, and a scream streamed after
-the worker was restarted still gives its alert.
+the worker was restarted still gives its alert; killing daphne's alert writer processes just
+before a scream loses neither the alert nor the stream.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from tests.devices.live import REPO, LiveServer
 from .e2e import (
     Dashboard,
     alert_rows,
+    alert_writer_pids,
     fetch,
     locate,
     operator_session,
@@ -69,7 +72,7 @@ def model_dir() -> Path:
 
 
 def devices_spec() -> dict:
-    names = ["scream", "restart"] + [f"quiet-{i}" for i in range(len(NON_SCREAMS))]
+    names = ["scream", "restart", "writers"] + [f"quiet-{i}" for i in range(len(NON_SCREAMS))]
     return {name: {} for name in names}
 
 
@@ -281,6 +284,60 @@ def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
     log = server.log()
     assert "scoring inline" in log, log[-4000:]  # the kill really hit the stream
     assert "Traceback" not in log, log[-4000:]
+
+
+def test_scaled_alert_writers_killed_mid_stream(scaled, real_v1):
+    """Daphne's alert writer processes die just before an incident opens: the stream goes on,
+    the alert is written all the same (one row, its snippet, on the dashboard), new writers
+    take over."""
+    server = scaled["server"]
+    device_id = scaled["devices"]["writers"]["id"]
+    token = scaled["devices"]["writers"]["token"]
+    background, rate = load_file(str(real_v1 / BACKGROUND))
+    scream, _ = load_file(str(real_v1 / SCREAM))
+
+    async def scenario():
+        async with Dashboard(server, scaled["session"]) as dashboard:
+            go = asyncio.Event()
+            streamer = Streamer(server.ws_url, token, rate, 1, client_name="e2e-writers")
+            streaming = asyncio.create_task(
+                streamer.run(gated_frames(background, scream, rate, go, speed=2.0))
+            )
+            deadline = time.monotonic() + 30
+            while len(alert_writer_pids(server.process.pid)) < 2:  # started by the streams
+                assert time.monotonic() < deadline, server.log()[-4000:]
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # ready: their imports done
+            killed = alert_writer_pids(server.process.pid)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            go.set()
+            report = await asyncio.wait_for(streaming, 120)
+            await dashboard.wait_for(
+                lambda: any(not a["open"] for _, a in dashboard.alerts("alert.updated", device_id)),
+                30,
+                "the closing alert.updated",
+            )
+            await asyncio.sleep(1.0)
+        return dashboard, report, killed
+
+    dashboard, report, killed = asyncio.run(scenario())
+    assert report.connections == 1 and report.errors == [], report
+    assert report.dropped == 0 and report.acked == report.captured, report
+    created = dashboard.alerts("alert.created", device_id)
+    assert len(created) == 1, created
+    rows = alert_rows(server, [device_id])
+    assert len(rows) == 1 and rows[0]["id"] == created[0][1]["id"], rows
+    assert rows[0]["ended"] and rows[0]["snippet"], rows
+    final = [a for _, a in dashboard.alerts("alert.updated", device_id) if not a["open"]][-1]
+    data = fetch(server, final["snippet_url"], scaled["session"])
+    snippet, snippet_rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    assert len(snippet) / snippet_rate > 1.0
+    log = server.log()
+    assert "alert writer 'open' died" in log and "opening in a thread" in log, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    # The final update started a new writer of its kind; the opening's starts at the next one.
+    assert not set(killed) & set(alert_writer_pids(server.process.pid))
 
 
 def test_embedded_scream_gives_one_alert_with_its_snippet_on_the_dashboard(embedded, real_v1):
