@@ -405,13 +405,17 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     from alerts import services as alert_services
     from alerts.broadcasting import start_broadcaster
 
+    from .artifacts import ArtifactError, read_model_config
     from .scoring import features_key
     from .scoring_client import ScoringClient
 
-    open_in_db, update_in_db, write_running = _alert_writes()
-
-    async def open_alert(**kwargs) -> int:
-        return await open_in_db(**kwargs)
+    try:
+        read_model_config(settings.EYESCREAM_MODEL_DIR)
+    except ArtifactError as exc:
+        _warn_no_model(str(exc))
+        return False
+    # Threads, or the writer processes (started by the first stream this process scores).
+    open_alert, update_in_db, write_running = _alert_writes()
 
     async def update_alert(alert_id: int, **kwargs) -> None:
         running = _running_updates(write_running)  # the process's, made at the first update
@@ -426,15 +430,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         await running.settle(alert_id)  # no older batched scores after the final ones
         await update_in_db(alert_id, **kwargs)
 
-    from .artifacts import ArtifactError, read_model_config
-
-    try:
-        read_model_config(settings.EYESCREAM_MODEL_DIR)
-    except ArtifactError as exc:
-        _warn_no_model(str(exc))
-        return False
     decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
-    # The alert threads hand their broadcasts to this loop instead of waiting for them.
+    # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
     if not scaled:  # load the network now (in the scoring thread), not at the first windows

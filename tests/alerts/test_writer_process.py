@@ -153,17 +153,30 @@ def test_opening_again_after_a_lost_writer_does_not_double_the_alert(device, med
     assert Alert.objects.count() == 2
 
 
-def test_the_setting_is_checked_when_settings_load():
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "eyescream_site.settings"}
-        | {"EYESCREAM_ALERT_WRITER": "processes"},
+def _writer_setting(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.EYESCREAM_ALERT_WRITER)",
+        ],
+        env=clean | {"DJANGO_SETTINGS_MODULE": "eyescream_site.settings"} | env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    assert 'EYESCREAM_ALERT_WRITER must be "thread" or "process"' in result.stderr
+
+
+def test_the_writer_is_a_process_in_scaled_mode_and_a_thread_in_embedded_mode():
+    scaled = {"REDIS_URL": "redis://127.0.0.1:6379/9", "DATABASE_URL": "postgres://x@h/db"}
+    assert _writer_setting(**scaled).stdout.split() == ["process"]
+    assert _writer_setting().stdout.split() == ["thread"]
+    assert _writer_setting(**scaled, EYESCREAM_ALERT_WRITER="thread").stdout.split() == ["thread"]
+    bad = _writer_setting(EYESCREAM_ALERT_WRITER="processes")
+    assert bad.returncode != 0
+    assert 'EYESCREAM_ALERT_WRITER must be "thread" or "process"' in bad.stderr
 
 
 def _later(seconds: float) -> datetime:
