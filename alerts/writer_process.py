@@ -26,6 +26,7 @@ the dead child had committed; updates write the same values again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -96,9 +97,10 @@ class AlertWriter:
         """Start the child now (its imports take a few seconds), not at the first alert."""
         self._executor().submit(_ready)
 
-    async def run(self, function, *args):
-        """``function(*args)`` in the child; its collected broadcasts are sent from here, in
-        order, once it has returned (that is, after its commit)."""
+    async def run(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` in the child (one of this module's writes, which return
+        ``(result, broadcasts)``); the broadcasts are sent from here, in order, once it has
+        returned (that is, after its commit)."""
         from .broadcasting import send_to_group
 
         if self.deaths_in_a_row >= MAX_DEATHS_IN_A_ROW:
@@ -108,7 +110,8 @@ class AlertWriter:
         pool = self._executor()
         loop = asyncio.get_running_loop()
         try:
-            result, messages = await loop.run_in_executor(pool, function, *args)
+            call = functools.partial(function, *args, **kwargs)
+            result, messages = await loop.run_in_executor(pool, call)
         except BrokenProcessPool as exc:
             self._replace(pool)
             raise WriterLost(f"alert writer {self.name!r} died during a write") from exc
@@ -189,9 +192,9 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _write(function, *args) -> tuple[Any, list]:
-    """``function(*args)`` with its broadcasts collected instead of sent; a connection that
-    broke or grew old is replaced first and after, as ``database_sync_to_async`` does."""
+def _write(function, *args, **kwargs) -> tuple[Any, list]:
+    """``function(*args, **kwargs)`` with its broadcasts collected instead of sent; a connection
+    that broke or grew old is replaced first and after, as ``database_sync_to_async`` does."""
     from django.db import close_old_connections
 
     from .broadcasting import collected_broadcasts
@@ -199,24 +202,24 @@ def _write(function, *args) -> tuple[Any, list]:
     close_old_connections()
     try:
         with collected_broadcasts() as messages:
-            result = function(*args)
+            result = function(*args, **kwargs)
     finally:
         close_old_connections()
     return result, messages
 
 
-def open_alert(kwargs: dict[str, Any]) -> tuple[int, list]:
+def open_alert(**kwargs) -> tuple[int, list]:
     """``services.open_alert(**kwargs)``: the alert's id and the broadcasts to send."""
     from . import services
 
-    alert, messages = _write(lambda: services.open_alert(**kwargs))
+    alert, messages = _write(services.open_alert, **kwargs)
     return alert.pk, messages
 
 
-def update_alert(alert_id: int, kwargs: dict[str, Any]) -> tuple[None, list]:
+def update_alert(alert_id: int, **kwargs) -> tuple[None, list]:
     from . import services
 
-    _, messages = _write(lambda: services.update_alert(alert_id, **kwargs))
+    _, messages = _write(services.update_alert, alert_id, **kwargs)
     return None, messages
 
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._host_speed import feed_us_per_frame  # noqa: E402
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
-from tests.devices.live import LiveServer  # noqa: E402
+from tests.devices.live import LiveServer, child_pids  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
 from tests.live.workers import ScoringWorker, redis_url, worker_answers  # noqa: E402
 
@@ -360,14 +360,6 @@ def _cpu(pid: int | tuple[int, ...]) -> float:
     return sum(cpu_seconds(p) for p in pids)
 
 
-def child_pids(pid: int) -> tuple[int, ...]:
-    """The processes ``pid`` started (daphne's alert writers and their resource tracker)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(c) for c in (task / "children").read_text().split()]
-    return tuple(sorted(children))
-
-
 async def drive(server: LiveServer, devices: list[Device], args, session: str, pids: dict):
     alerts, stop = [], asyncio.Event()
     dash = asyncio.create_task(
@@ -432,13 +424,14 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         if len(got) == len(openings):
             for (at, alert), (t_end, kind, frame) in zip(got, openings, strict=True):
                 if kind == "scream":
-                    latencies.append(at - device.sent_at(t_end))
-                    timeline.append((device.sent_at(t_end), latencies[-1]))
+                    sent = device.sent_at(t_end)
+                    latencies.append(at - sent)
+                    timeline.append((sent, at - sent))
                     created = datetime.fromisoformat(alert["created"]).timestamp()
-                    to_row.append(created - device.sent_at(t_end))
+                    to_row.append(created - sent)
                     completing = device.frame_sent_at[min(frame, len(device.frame_sent_at) - 1)]
                     from_completing.append(at - completing)
-                    held += completing > device.sent_at(t_end)
+                    held += completing > sent
             detected += any(o.kind == "scream" for o in openings)
             false_alerts += sum(1 for o in openings if o.kind == "false")
             unlabelled += sum(1 for o in openings if o.kind == "unlabelled")
@@ -595,7 +588,7 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             # still imports torch would be scored inline, importing torch into daphne mid-run.
             asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
         warm_up(server, tokens[0], variants[0])
-        writers = child_pids(server.process.pid)  # started by the first stream, if any
+        writers = tuple(child_pids(server.process.pid))  # started by the first stream, if any
         if writers:
             pids["alert_writers"] = writers
         devices = [

@@ -286,56 +286,51 @@ def _alert_writes() -> tuple[Callable[..., Awaitable[int]], UpdateAlert, Callabl
 
     from alerts import services
 
-    if connection.vendor != "sqlite":
-
-        def in_thread(function, kind):
-            return database_sync_to_async(
-                function, thread_sensitive=False, executor=_alert_threads(kind)
-            )
-
-    else:
-
-        def in_thread(function, kind):
+    def in_thread(function, kind: str):
+        if connection.vendor == "sqlite":  # one writer: the one database thread
             return database_sync_to_async(function)
+        return database_sync_to_async(
+            function, thread_sensitive=False, executor=_alert_threads(kind)
+        )
 
-    open_thread = in_thread(services.open_alert, "open")
-    open_again = in_thread(services.open_alert_once, "open")
+    def ids(open_in_thread):  # the live path wants the new alert's id, not the row
+        async def open_alert(**kwargs) -> int:
+            return (await open_in_thread(**kwargs)).pk
+
+        return open_alert
+
     update_thread = in_thread(services.update_alert, "update")
     running_thread = in_thread(services.update_running_alerts, "update")
-
     if settings.EYESCREAM_ALERT_WRITER != "process":
-
-        async def open_alert(**kwargs) -> int:
-            return (await open_thread(**kwargs)).pk
-
-        return open_alert, update_thread, running_thread
+        return ids(in_thread(services.open_alert, "open")), update_thread, running_thread
 
     from alerts import writer_process
 
     writers = _writer_processes()
 
-    async def open_in_process(**kwargs) -> int:
-        try:
-            return await writers["open"].run(writer_process.open_alert, kwargs)
-        except writer_process.WriterLost:
-            log.warning("device %s: alert writer lost; opening in a thread", kwargs["device_id"])
-            return (await open_again(**kwargs)).pk
+    def in_process(kind: str, write, in_thread_instead, what: str):
+        async def written(*args, **kwargs):
+            try:
+                return await writers[kind].run(write, *args, **kwargs)
+            except writer_process.WriterLost:
+                log.warning("alert writer %r lost; %s in a thread", kind, what)
+                return await in_thread_instead(*args, **kwargs)
 
-    async def update_in_process(alert_id: int, **kwargs) -> None:
-        try:
-            await writers["update"].run(writer_process.update_alert, alert_id, kwargs)
-        except writer_process.WriterLost:
-            log.warning("alert %s: alert writer lost; updating in a thread", alert_id)
-            await update_thread(alert_id, **kwargs)
+        return written
 
-    async def running_in_process(scores) -> list[int]:
-        try:
-            return await writers["update"].run(writer_process.update_running_alerts, scores)
-        except writer_process.WriterLost:
-            log.warning("alert writer lost; %d running alerts' scores in a thread", len(scores))
-            return await running_thread(scores)
-
-    return open_in_process, update_in_process, running_in_process
+    return (
+        # An opening the dead child had committed is found, not stored twice.
+        in_process(
+            "open",
+            writer_process.open_alert,
+            ids(in_thread(services.open_alert_once, "open")),
+            "opening",
+        ),
+        in_process("update", writer_process.update_alert, update_thread, "updating"),
+        in_process(
+            "update", writer_process.update_running_alerts, running_thread, "running scores"
+        ),
+    )
 
 
 @functools.cache

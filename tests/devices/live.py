@@ -28,6 +28,14 @@ def stop_process(process: subprocess.Popen | None, kill: bool = False) -> None:
         process.wait()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (for daphne: its alert writers and their resource tracker)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return sorted(children)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.devices.live import PYTHON, REPO, LiveServer
+from tests.devices.live import PYTHON, REPO, LiveServer, child_pids
 
 from .workers import POSTGRES_URL
 
@@ -44,13 +44,7 @@ print("RESULT" + json.dumps(rows))
 
 def alert_writer_pids(pid: int) -> list[int]:
     """The alert writer processes daphne ``pid`` started (``alerts/writer_process.py``)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                found.append(int(child))
-    return sorted(found)
+    return [c for c in child_pids(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def unavailable(message: str) -> None:

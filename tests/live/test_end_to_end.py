@@ -235,13 +235,31 @@ async def gated_frames(background: np.ndarray, scream: np.ndarray, rate: int, go
         yield await paced(background[i : i + frame])
 
 
+def background_then_scream(real_v1: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """The street background and the scream recording, mono, at their common rate."""
+    background, rate = load_file(str(real_v1 / BACKGROUND))
+    scream, scream_rate = load_file(str(real_v1 / SCREAM))
+    assert rate == scream_rate and background.shape[1] == scream.shape[1] == 1
+    return background, scream, rate
+
+
+def start_gated_stream(server: LiveServer, token: str, real_v1: Path, go, name: str):
+    """The reference client streaming background until ``go``, then the scream (a task)."""
+    background, scream, rate = background_then_scream(real_v1)
+    streamer = Streamer(server.ws_url, token, rate, 1, client_name=name)
+    return asyncio.create_task(streamer.run(gated_frames(background, scream, rate, go, speed=2.0)))
+
+
+def assert_nothing_reached_the_device(report) -> None:
+    """One connection throughout, no error, every sample stored."""
+    assert report.connections == 1 and report.errors == [], report
+    assert report.dropped == 0 and report.acked == report.captured, report
+
+
 def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
     server, worker = scaled["server"], scaled["worker"]
     device_id = scaled["devices"]["restart"]["id"]
     token = scaled["devices"]["restart"]["token"]
-    background, rate = load_file(str(real_v1 / BACKGROUND))
-    scream, scream_rate = load_file(str(real_v1 / SCREAM))
-    assert rate == scream_rate and background.shape[1] == scream.shape[1] == 1
 
     def worker_ready_count() -> int:
         return worker.log().count("scoring worker ready")
@@ -249,10 +267,7 @@ def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
     async def scenario():
         async with Dashboard(server, scaled["session"]) as dashboard:
             go = asyncio.Event()
-            streamer = Streamer(server.ws_url, token, rate, 1, client_name="e2e-restart")
-            streaming = asyncio.create_task(
-                streamer.run(gated_frames(background, scream, rate, go, speed=2.0))
-            )
+            streaming = start_gated_stream(server, token, real_v1, go, "e2e-restart")
             await asyncio.sleep(3.0)  # the worker is answering this stream
             ready_before = worker_ready_count()
             assert ready_before >= 1, worker.log()
@@ -274,9 +289,7 @@ def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
         return dashboard, report, restarted_at
 
     dashboard, report, restarted_at = asyncio.run(scenario())
-    # Nothing reached the device: one connection throughout, every sample stored.
-    assert report.connections == 1 and report.errors == [], report
-    assert report.dropped == 0 and report.acked == report.captured, report
+    assert_nothing_reached_the_device(report)
     created = dashboard.alerts("alert.created", device_id)
     assert len(created) == 1, created
     assert created[0][0] > restarted_at  # the scream streamed after the restart
@@ -293,16 +306,11 @@ def test_scaled_alert_writers_killed_mid_stream(scaled, real_v1):
     server = scaled["server"]
     device_id = scaled["devices"]["writers"]["id"]
     token = scaled["devices"]["writers"]["token"]
-    background, rate = load_file(str(real_v1 / BACKGROUND))
-    scream, _ = load_file(str(real_v1 / SCREAM))
 
     async def scenario():
         async with Dashboard(server, scaled["session"]) as dashboard:
             go = asyncio.Event()
-            streamer = Streamer(server.ws_url, token, rate, 1, client_name="e2e-writers")
-            streaming = asyncio.create_task(
-                streamer.run(gated_frames(background, scream, rate, go, speed=2.0))
-            )
+            streaming = start_gated_stream(server, token, real_v1, go, "e2e-writers")
             deadline = time.monotonic() + 30
             while len(alert_writer_pids(server.process.pid)) < 2:  # started by the streams
                 assert time.monotonic() < deadline, server.log()[-4000:]
@@ -322,8 +330,7 @@ def test_scaled_alert_writers_killed_mid_stream(scaled, real_v1):
         return dashboard, report, killed
 
     dashboard, report, killed = asyncio.run(scenario())
-    assert report.connections == 1 and report.errors == [], report
-    assert report.dropped == 0 and report.acked == report.captured, report
+    assert_nothing_reached_the_device(report)
     created = dashboard.alerts("alert.created", device_id)
     assert len(created) == 1, created
     rows = alert_rows(server, [device_id])
