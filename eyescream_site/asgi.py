@@ -7,6 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
 django_asgi_app = get_asgi_application()
 
+from eyescream_site.cpu_priority import apply_live_priority  # noqa: E402
+
+apply_live_priority()  # before the server's threads and the alert writers start: they inherit it
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from eyescream_site.cpu_priority import parse_nice
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -196,6 +198,19 @@ if EYESCREAM_ALERT_WRITER not in ("thread", "process"):
     raise ImproperlyConfigured(
         f'EYESCREAM_ALERT_WRITER must be "thread" or "process", got {EYESCREAM_ALERT_WRITER!r}'
     )
+# CPU priority (eyescream_site/cpu_priority.py): daphne and runworker take the nice value
+# EYESCREAM_LIVE_NICE when set (raising a priority needs root or CAP_SYS_NICE); train, evaluate
+# and detect take EYESCREAM_BATCH_PRIORITY ("idle": SCHED_IDLE, or a nice value), so that batch
+# work on the same host runs on the CPU time the live path leaves.
+try:
+    EYESCREAM_LIVE_NICE = parse_nice("EYESCREAM_LIVE_NICE", os.environ.get("EYESCREAM_LIVE_NICE"))
+    EYESCREAM_BATCH_PRIORITY = parse_nice(
+        "EYESCREAM_BATCH_PRIORITY",
+        os.environ.get("EYESCREAM_BATCH_PRIORITY", "idle"),
+        idle_allowed=True,
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).

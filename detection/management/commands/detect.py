@@ -12,6 +12,7 @@ from detection.artifacts import ArtifactError, load_model
 from detection.dataset import Segment as LabelSegment
 from detection.dataset import write_labels
 from detection.inference import AudioReadError, detect_file, expand_paths
+from eyescream_site.cpu_priority import apply_batch_priority
 
 
 class Command(BaseCommand):
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
     def handle(self, *args, **options):
+        apply_batch_priority()  # yields the CPU to live streams on the same host
         torch.set_num_threads(max(1, options["threads"]))
         model_dir = Path(options["model"] or settings.EYESCREAM_MODEL_DIR)
         try:

@@ -24,6 +24,7 @@ from detection.evaluation import (
 from detection.management.commands.train import load_recordings, parse_eval_rates
 from detection.scoring import decision_defaults
 from detection.training import _jsonable, tqdm
+from eyescream_site.cpu_priority import apply_batch_priority
 
 
 class Command(BaseCommand):
@@ -53,6 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
+        apply_batch_priority()  # yields the CPU to live streams on the same host
         import torch
 
         torch.set_num_threads(max(1, opts["threads"]))

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from detection.dataset import DatasetError, LabelFormatError, scan
 from detection.features import FeatureConfig
 from detection.training import Hyper, Plan, TrainingError, run_training
+from eyescream_site.cpu_priority import apply_batch_priority
 
 
 def _augment_switches() -> list[str]:
@@ -120,6 +121,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
+        apply_batch_priority()  # yields the CPU to live streams on the same host
         if not 0.0 <= opts["hard_negatives"] <= 1.0:
             raise CommandError(
                 f"--hard-negatives: a share from 0 to 1, got {opts['hard_negatives']}"
