@@ -21,6 +21,11 @@ recording's unlabelled stretches are counted apart (unknown audio). All other al
 alerts, per hour of the non-scream recordings streamed. Prints p50/p95/p99 latency, screams
 detected, false alerts per hour, samples lost (sent but never acknowledged as stored) and CPU
 per process.
+
+Other work on the host: ``--busy-cores 2`` keeps two cores busy beside the streams at the
+default priority (``bench/_busy_cores.py``; ``--busy-priority idle`` as ``manage.py train``
+runs by default, or a nice value), and ``--live-nice -10`` starts daphne and the worker with
+``EYESCREAM_LIVE_NICE``.
 """
 
 from __future__ import annotations
@@ -44,8 +49,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._busy_cores import busy_work  # noqa: E402
 from bench._host_speed import feed_us_per_frame  # noqa: E402
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
+from eyescream_site.cpu_priority import parse_nice  # noqa: E402
 from tests.devices.live import LiveServer, child_pids  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
 from tests.live.workers import ScoringWorker, redis_url, worker_answers  # noqa: E402
@@ -504,6 +511,12 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
         "device_errors": [d.error for d in devices if d.error][:3],
         "cpu_percent_of_one_core": {k: round(100 * v / wall, 1) for k, v in cpu.items()},
         "load_average_1min": round(os.getloadavg()[0], 2),
+        # Other work beside the streams (--busy-cores at --busy-priority) and the live
+        # processes' EYESCREAM_LIVE_NICE (None: not set).
+        "busy_cores_at_priority": [args.busy_cores, args.busy_priority]
+        if args.busy_cores
+        else None,
+        "live_nice": int(args.live_nice) if args.live_nice else None,
         "host_feed_us_per_frame": feed_us_per_frame(),  # bench/_host_speed.py
     }
 
@@ -532,6 +545,23 @@ def main(argv=None) -> dict:
         " them and the false-alert rate is measured on less distinct audio than it says)",
     )
     parser.add_argument(
+        "--busy-cores",
+        type=float,
+        default=0.0,
+        help="other work beside the streams: processes that keep this many cores busy",
+    )
+    parser.add_argument(
+        "--busy-priority",
+        type=lambda raw: parse_nice("--busy-priority", raw, idle_allowed=True),
+        default=0,
+        help='the busy processes\' nice value, or "idle" (SCHED_IDLE)',
+    )
+    parser.add_argument(
+        "--live-nice",
+        default="",
+        help="EYESCREAM_LIVE_NICE for daphne and the worker (default: not set)",
+    )
+    parser.add_argument(
         "--model",
         default=os.environ.get(
             "EYESCREAM_MODEL_DIR", str(REPO / "detection" / "shipped" / "default")
@@ -554,6 +584,8 @@ def main(argv=None) -> dict:
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
         }
+        if args.live_nice:
+            env["EYESCREAM_LIVE_NICE"] = args.live_nice
         database = contextlib.nullcontext()
         if args.mode == "scaled":
             env["REDIS_URL"] = redis_url()
@@ -595,7 +627,10 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             Device(server.ws_url, token, variants[i % len(variants)])
             for i, token in enumerate(tokens[1:])
         ]
-        alerts, cpu, wall = asyncio.run(drive(server, devices, args, session, pids))
+        with busy_work(args.busy_cores, args.busy_priority) as busy:
+            if busy:
+                pids["busy_work"] = tuple(busy)
+            alerts, cpu, wall = asyncio.run(drive(server, devices, args, session, pids))
     finally:
         if worker:
             worker.stop()
