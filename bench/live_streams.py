@@ -521,6 +521,13 @@ def summarize(devices, alerts, by_id, cpu, wall, args) -> dict:
     }
 
 
+def busy_priority(raw: str) -> int | str:
+    try:
+        return parse_nice("--busy-priority", raw, idle_allowed=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.live_streams", description=__doc__)
     parser.add_argument("--devices", type=int, default=200)
@@ -552,7 +559,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument(
         "--busy-priority",
-        type=lambda raw: parse_nice("--busy-priority", raw, idle_allowed=True),
+        type=busy_priority,
         default=0,
         help='the busy processes\' nice value, or "idle" (SCHED_IDLE)',
     )

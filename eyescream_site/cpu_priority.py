@@ -56,7 +56,7 @@ def current_nice() -> int:
 
 
 def is_idle() -> bool:
-    return os.sched_getscheduler(0) == os.SCHED_IDLE
+    return hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(0) == os.SCHED_IDLE
 
 
 def _thread_ids() -> list[int]:
@@ -95,10 +95,18 @@ def set_nice(target: int, role: str) -> int:
 
 
 def set_idle(role: str) -> None:
-    """Every thread of this process under ``SCHED_IDLE`` (always allowed: it only lowers)."""
+    """Every thread of this process under ``SCHED_IDLE`` (allowed without privileges: it only
+    lowers); where there is no such policy, nice 19."""
     if is_idle():
         return
-    _each_thread(lambda tid: os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0)))
+    if not hasattr(os, "SCHED_IDLE"):  # not Linux: the lowest nice value instead
+        set_nice(NICE_RANGE[-1], role)
+        return
+    try:
+        _each_thread(lambda tid: os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0)))
+    except OSError as exc:
+        log.warning("%s process %d: could not take SCHED_IDLE (%s)", role, os.getpid(), exc)
+        return
     log.info(
         "%s process %d: SCHED_IDLE (CPU time only when nothing else wants it)", role, os.getpid()
     )

@@ -4,12 +4,11 @@ import os
 import time
 
 from bench._busy_cores import busy_work, shares
-from tests.site.test_cpu_priority import SCHED_IDLE, thread_nices, thread_policies
+from tests.devices.live import SCHED_IDLE, thread_nices, thread_policies, thread_stats
 
 
 def cpu_ticks(pid: int) -> int:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    return sum(thread_stats(pid, 14)) + sum(thread_stats(pid, 15))  # utime + stime
 
 
 def test_shares_split_cores_into_whole_processes_and_a_rest():

@@ -36,6 +36,26 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+SCHED_IDLE = 5  # Linux's number for the policy in /proc/PID/task/TID/stat
+
+
+def thread_stats(pid: int, field: int) -> list[int]:
+    """Field ``field`` (as ``man 5 proc`` numbers them) of each thread of ``pid``."""
+    values = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        after_name = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        values.append(int(after_name[field - 3]))
+    return values
+
+
+def thread_nices(pid: int) -> list[int]:
+    return thread_stats(pid, 19)
+
+
+def thread_policies(pid: int) -> list[int]:
+    return thread_stats(pid, 41)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,32 +7,18 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from eyescream_site.cpu_priority import batch_nice, parse_nice
-from tests.devices.live import PYTHON, REPO, LiveServer
+from tests.devices.live import (
+    PYTHON,
+    REPO,
+    SCHED_IDLE,
+    LiveServer,
+    thread_nices,
+)
 from tests.live.workers import ScoringWorker, redis_url
-
-SCHED_IDLE = 5  # Linux's number for the policy in /proc/PID/task/TID/stat
-
-
-def thread_stats(pid: int, field: int) -> list[int]:
-    """Field ``field`` (as ``man 5 proc`` numbers them) of each thread of ``pid``."""
-    values = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        after_name = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        values.append(int(after_name[field - 3]))
-    return values
-
-
-def thread_nices(pid: int) -> list[int]:
-    return thread_stats(pid, 19)
-
-
-def thread_policies(pid: int) -> list[int]:
-    return thread_stats(pid, 41)
 
 
 def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -89,7 +75,7 @@ def test_every_thread_takes_the_value_and_later_threads_inherit_it():
 import os, threading
 from pathlib import Path
 from eyescream_site.cpu_priority import set_nice
-from tests.site.test_cpu_priority import thread_nices
+from tests.devices.live import thread_nices
 stop = threading.Event()
 before = threading.Thread(target=stop.wait)
 before.start()
@@ -200,7 +186,7 @@ def test_sched_idle_reaches_every_thread_and_the_threads_after_it():
     code = """
 import os, threading
 from eyescream_site.cpu_priority import set_idle
-from tests.site.test_cpu_priority import thread_policies
+from tests.devices.live import thread_policies
 stop = threading.Event()
 threading.Thread(target=stop.wait).start()
 set_idle("test")
@@ -211,3 +197,18 @@ stop.set()
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("RESULT", 1)[1].split() == [f"[{SCHED_IDLE}]", "True"]
+
+
+def test_without_sched_idle_batch_work_takes_the_lowest_nice_value():
+    # A system without the policy (not Linux): the module falls back to nice 19.
+    code = """
+import os
+from eyescream_site.cpu_priority import is_idle, set_idle
+from tests.devices.live import thread_nices
+del os.SCHED_IDLE
+set_idle("test")
+print("RESULT", is_idle(), sorted(set(thread_nices(os.getpid()))))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("RESULT", 1)[1].split() == ["False", "[19]"]
