@@ -9,6 +9,7 @@ pictures are drawn inside the serving process. The spectrogram comes from
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Sequence
 from functools import cache
 
@@ -35,6 +36,21 @@ def active_feature_config(model_dir) -> tuple[FeatureConfig, float | None]:
         return FeatureConfig(), None
     decision = config.get("decision") or {}
     return feature_config(config), float(decision.get("on_threshold", config["threshold"]))
+
+
+def prepare_pictures(model_dir) -> float:
+    """Draw one picture of silence now; returns the seconds it took.
+
+    The first picture of a process imports librosa's filters and scipy's statistics, builds
+    the filter bank, the palette and the fonts: seconds of CPU. A Celery worker does this before
+    it forks its pool (``eyescream_site/celery.py``), so each pool process starts with all of it
+    instead of paying it on its first alert, in the middle of a burst.
+    """
+    start = time.perf_counter()
+    cfg, threshold = active_feature_config(model_dir)
+    silence = np.zeros(cfg.sample_rate, dtype=np.float32)
+    render_png(silence, cfg.sample_rate, [[0.0, 0.5]], cfg, threshold=threshold, title="")
+    return time.perf_counter() - start
 
 
 # Nine evenly spaced stops of the "magma" colour map (dark purple -> orange -> pale yellow),

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
 
@@ -14,3 +15,20 @@ app.autodiscover_tasks()
 from alerts.tasks import beat_schedule  # noqa: E402
 
 app.conf.beat_schedule = {**(app.conf.beat_schedule or {}), **beat_schedule()}
+
+
+@worker_init.connect
+def prepare_the_worker(**_) -> None:
+    """Before the pool starts, whose processes inherit both: ``EYESCREAM_TASK_PRIORITY``, and
+    what the alert pictures need, loaded once here instead of in each pool process."""
+    import logging
+
+    from django.conf import settings
+
+    from alerts.images import prepare_pictures
+    from eyescream_site.cpu_priority import apply_task_priority
+
+    apply_task_priority()
+    if settings.EYESCREAM_ALERT_IMAGES:
+        seconds = prepare_pictures(settings.EYESCREAM_MODEL_DIR)
+        logging.getLogger(__name__).info("pictures prepared in %.1f s", seconds)

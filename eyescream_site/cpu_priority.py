@@ -8,9 +8,10 @@ nice -10, at 0.2-0.3 s (``docs/performance.md``, "CPU priority"). So:
 - daphne and ``runworker`` (everything that loads ``eyescream_site.asgi``) take the nice value
   ``EYESCREAM_LIVE_NICE`` when it is set. Raising a priority needs root or ``CAP_SYS_NICE``;
   without them the process logs a warning and runs on at the priority it has.
-- ``manage.py train``, ``evaluate`` and ``detect`` take ``EYESCREAM_BATCH_PRIORITY``: ``idle``
-  (the default: ``SCHED_IDLE``, CPU time only when nothing else wants it), a nice value, or
-  empty (as started). They never take a higher priority than they were started with.
+- ``manage.py train``, ``evaluate`` and ``detect`` take ``EYESCREAM_BATCH_PRIORITY``, and a
+  Celery worker (alert pictures, webhooks) ``EYESCREAM_TASK_PRIORITY``: ``idle`` (the default
+  of both: ``SCHED_IDLE``, CPU time only when nothing else wants it), a nice value, or empty
+  (as started). They never take a higher priority than they were started with.
 
 On Linux a priority belongs to each thread, and a new thread starts with its creator's, so
 every thread that exists is set (``/proc/self/task``); later threads and child processes
@@ -120,12 +121,23 @@ def apply_live_priority() -> None:
         set_nice(settings.EYESCREAM_LIVE_NICE, "live")
 
 
+def lower_priority(wanted: int | str | None, role: str) -> None:
+    """``"idle"``, a nice value (never above the one started with), or ``None``: as started."""
+    if wanted == IDLE:
+        set_idle(role)
+    elif wanted is not None and not is_idle():  # SCHED_IDLE is below every nice value
+        set_nice(batch_nice(current_nice(), wanted), role)
+
+
 def apply_batch_priority() -> None:
     """Training, evaluation, offline detection: ``EYESCREAM_BATCH_PRIORITY``."""
     from django.conf import settings
 
-    wanted = settings.EYESCREAM_BATCH_PRIORITY
-    if wanted == IDLE:
-        set_idle("batch")
-    elif wanted is not None and not is_idle():  # SCHED_IDLE is below every nice value
-        set_nice(batch_nice(current_nice(), wanted), "batch")
+    lower_priority(settings.EYESCREAM_BATCH_PRIORITY, "batch")
+
+
+def apply_task_priority() -> None:
+    """A Celery worker, before it starts its pool: ``EYESCREAM_TASK_PRIORITY``."""
+    from django.conf import settings
+
+    lower_priority(settings.EYESCREAM_TASK_PRIORITY, "task")

@@ -200,13 +200,18 @@ if EYESCREAM_ALERT_WRITER not in ("thread", "process"):
     )
 # CPU priority (eyescream_site/cpu_priority.py): daphne and runworker take the nice value
 # EYESCREAM_LIVE_NICE when set (raising a priority needs root or CAP_SYS_NICE); train, evaluate
-# and detect take EYESCREAM_BATCH_PRIORITY ("idle": SCHED_IDLE, or a nice value), so that batch
-# work on the same host runs on the CPU time the live path leaves.
+# and detect take EYESCREAM_BATCH_PRIORITY, Celery workers EYESCREAM_TASK_PRIORITY ("idle":
+# SCHED_IDLE, or a nice value), so that they run on the CPU time the live path leaves.
 try:
     EYESCREAM_LIVE_NICE = parse_nice("EYESCREAM_LIVE_NICE", os.environ.get("EYESCREAM_LIVE_NICE"))
     EYESCREAM_BATCH_PRIORITY = parse_nice(
         "EYESCREAM_BATCH_PRIORITY",
         os.environ.get("EYESCREAM_BATCH_PRIORITY", "idle"),
+        idle_allowed=True,
+    )
+    EYESCREAM_TASK_PRIORITY = parse_nice(
+        "EYESCREAM_TASK_PRIORITY",
+        os.environ.get("EYESCREAM_TASK_PRIORITY", "idle"),
         idle_allowed=True,
     )
 except ValueError as exc:

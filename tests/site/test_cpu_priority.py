@@ -16,7 +16,10 @@ from tests.devices.live import (
     REPO,
     SCHED_IDLE,
     LiveServer,
+    child_pids,
+    stop_process,
     thread_nices,
+    thread_policies,
 )
 from tests.live.workers import ScoringWorker, redis_url
 
@@ -212,3 +215,42 @@ print("RESULT", is_idle(), sorted(set(thread_nices(os.getpid()))))
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("RESULT", 1)[1].split() == ["False", "[19]"]
+
+
+@pytest.mark.parametrize("priority", [None, "+4"])
+def test_a_celery_worker_and_its_pool_take_the_task_priority(priority, tmp_path):
+    """Default ``idle``: the worker and the pool processes it forks run under SCHED_IDLE, and
+    the worker drew a picture before it forked them."""
+    env = {**os.environ, "REDIS_URL": redis_url(), "EYESCREAM_DATA_DIR": str(tmp_path)}
+    env.pop("EYESCREAM_TASK_PRIORITY", None)
+    nice = None
+    if priority:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + int(priority))
+        env["EYESCREAM_TASK_PRIORITY"] = str(nice)
+    log_path = tmp_path / "celery.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "celery"), "-A", "eyescream_site", "worker"]
+            + ["--concurrency=2", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while len(child_pids(worker.pid)) < 2:
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        for pid in [worker.pid, *child_pids(worker.pid)]:
+            if nice is None:
+                assert set(thread_policies(pid)) == {SCHED_IDLE}, pid
+            else:
+                assert set(thread_nices(pid)) == {nice}, pid
+                assert SCHED_IDLE not in thread_policies(pid)
+    finally:
+        stop_process(worker)
+    log = log_path.read_text()
+    assert "task process" in log
+    assert "pictures prepared in" in log  # before the pool forked: its processes inherit them
