@@ -91,7 +91,7 @@ def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
 
     broadcast(event_type, alert)
     if render and getattr(settings, "EYESCREAM_ALERT_IMAGES", True):
-        tasks.dispatch(tasks.render_alert_image, alert.pk)
+        tasks.dispatch(tasks.render_alert_image, alert.pk, alert.snippet.name)
     if getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", ""):
         tasks.dispatch(tasks.notify_webhook, event_type, serialize_alert(alert))
 

@@ -111,8 +111,13 @@ def retry_when_locked(write, attempts: int = 5, pause_s: float = 0.05):
 
 
 @shared_task
-def render_alert_image(alert_id: int) -> str | None:
-    """Render the alert's spectrogram + score curve PNG; returns its media name (or None)."""
+def render_alert_image(alert_id: int, snippet: str | None = None) -> str | None:
+    """Render the alert's spectrogram + score curve PNG; returns its media name (or None).
+
+    ``snippet``: the snippet this task was queued for. When the alert has a newer one by the
+    time the task runs (a burst of alerts left a backlog, and the incident closed meanwhile),
+    the newer snippet's own task draws it and this one draws nothing.
+    """
     import soundfile
     from django.db import transaction
     from django.utils import timezone
@@ -122,7 +127,7 @@ def render_alert_image(alert_id: int) -> str | None:
     from .snippets import remove_quietly, write_atomic
 
     alert = Alert.objects.filter(pk=alert_id).first()
-    if alert is None or not alert.snippet:
+    if alert is None or not alert.snippet or snippet not in (None, alert.snippet.name):
         return None
     rendered_snippet = alert.snippet.name
     audio, rate = soundfile.read(alert.snippet.path, dtype="float32", always_2d=False)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from alerts.images import nice_step, render_png, spectrogram_rgb
 from alerts.models import Alert, Review
-from alerts.services import ALERTS_GROUP, open_alert
+from alerts.services import ALERTS_GROUP, open_alert, update_alert
 from alerts.tasks import beat_schedule, purge_old_alerts, render_alert_image, sweep_offline_devices
 from detection.features import FeatureConfig
 from devices.models import Device
@@ -83,6 +83,34 @@ def test_render_task_writes_png_of_a_real_scream_and_broadcasts_it(media, device
     # Rendering again replaces the old picture rather than piling files up.
     second = render_alert_image(alert.pk)
     assert second != name and not path.exists()
+
+
+@pytest.mark.django_db
+def test_a_task_queued_for_an_older_snippet_draws_nothing(media, device, real_v1):
+    audio, rate = soundfile.read(real_v1 / SCREAM, dtype="float32")
+    audio = audio[: 3 * rate] if audio.ndim == 1 else audio[: 3 * rate].mean(axis=1)
+    alert = open_alert(**alert_kwargs(device, snippet=audio, snippet_rate=rate))
+    queued_for = alert.snippet.name
+    # The incident closed before the backlog reached the first task: a new snippet.
+    update_alert(
+        alert.pk,
+        peak_score=0.99,
+        mean_score=0.9,
+        score_curve=[[2.0, 0.99]],
+        snippet=np.concatenate([audio, audio]),
+        snippet_rate=rate,
+    )
+    alert.refresh_from_db()
+    assert alert.snippet.name != queued_for
+
+    assert render_alert_image(alert.pk, queued_for) is None
+    alert.refresh_from_db()
+    assert not alert.spectrogram
+    assert not list(Path(media).rglob("*.png"))
+
+    name = render_alert_image(alert.pk, alert.snippet.name)
+    alert.refresh_from_db()
+    assert alert.spectrogram.name == name
 
 
 @pytest.mark.django_db(transaction=True)
