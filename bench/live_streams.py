@@ -37,6 +37,8 @@ import csv
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +55,7 @@ from bench._busy_cores import busy_work  # noqa: E402
 from bench._host_speed import feed_us_per_frame  # noqa: E402
 from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
 from eyescream_site.cpu_priority import parse_nice  # noqa: E402
-from tests.devices.live import LiveServer, child_pids  # noqa: E402
+from tests.devices.live import LiveServer, child_pids, stop_process  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
 from tests.live.workers import ScoringWorker, redis_url, worker_answers  # noqa: E402
 
@@ -346,7 +348,11 @@ class Device:
         return self.frame_sent_at[index]
 
 
-async def dashboard(url: str, session: str, alerts: list, stop: asyncio.Event) -> None:
+async def dashboard(
+    url: str, session: str, alerts: list, pictures: dict, stop: asyncio.Event
+) -> None:
+    """Collects ``(received_at, alert)`` of each ``alert.created`` and, per alert id, when the
+    first update with its spectrogram picture arrived."""
     import websockets
 
     async with websockets.connect(
@@ -360,6 +366,8 @@ async def dashboard(url: str, session: str, alerts: list, stop: asyncio.Event) -
             data = json.loads(message)
             if data["type"] == "alert.created":
                 alerts.append((time.time(), data["alert"]))
+            elif data["type"] == "alert.updated" and data["alert"]["spectrogram_url"]:
+                pictures.setdefault(data["alert"]["id"], time.time())
 
 
 def _cpu(pid: int | tuple[int, ...]) -> float:
@@ -368,9 +376,9 @@ def _cpu(pid: int | tuple[int, ...]) -> float:
 
 
 async def drive(server: LiveServer, devices: list[Device], args, session: str, pids: dict):
-    alerts, stop = [], asyncio.Event()
+    alerts, pictures, stop = [], {}, asyncio.Event()
     dash = asyncio.create_task(
-        dashboard(f"ws://127.0.0.1:{server.port}/ws/alerts/", session, alerts, stop)
+        dashboard(f"ws://127.0.0.1:{server.port}/ws/alerts/", session, alerts, pictures, stop)
     )
     await asyncio.sleep(1.0)
     if dash.done():
@@ -384,9 +392,52 @@ async def drive(server: LiveServer, devices: list[Device], args, session: str, p
     wall = time.monotonic() - wall0
     cpu = {name: _cpu(pid) - cpu0[name] for name, pid in pids.items()}
     await asyncio.sleep(3.0)
+    if draws_pictures(args):  # the last pictures, for up to 30 s more
+        deadline = time.monotonic() + 30
+        while len(pictures) < len(alerts) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
     stop.set()
     await dash
-    return alerts, cpu, wall
+    return alerts, pictures, cpu, wall
+
+
+def draws_pictures(args) -> bool:
+    """Embedded mode draws them in daphne; scaled mode only with ``--celery``."""
+    return not args.no_images and (args.mode == "embedded" or args.celery)
+
+
+def picture_summary(alerts: list, pictures: dict) -> dict:
+    """How long after its ``alert.created`` each alert's picture reached the dashboard."""
+    delays = np.array([pictures[a["id"]] - at for at, a in alerts if a["id"] in pictures]) * 1000
+    return {
+        "alerts_with_picture": f"{delays.size} of {len(alerts)}",
+        "picture_after_alert_ms_p50_p95_max": [
+            round(float(np.percentile(delays, q)), 1) for q in (50, 95, 100)
+        ]
+        if delays.size
+        else None,
+    }
+
+
+def start_celery(env: dict, log_path: Path) -> subprocess.Popen:
+    """The Celery worker of ``docs/operations.md`` (alert pictures, webhooks), at
+    ``EYESCREAM_TASK_PRIORITY`` from the environment (default ``idle``)."""
+    log = open(log_path, "ab")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "celery"), "-A", "eyescream_site", "worker"]
+        + ["--loglevel=WARNING", "--concurrency=2", "--without-gossip", "--without-mingle"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + 60
+    while len(child_pids(process.pid)) < 2:  # its pool is up
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    return process
 
 
 def warm_up(server: LiveServer, token: str, variant: Variant) -> None:
@@ -552,6 +603,11 @@ def main(argv=None) -> dict:
         " them and the false-alert rate is measured on less distinct audio than it says)",
     )
     parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="scaled: run the Celery worker beside (pictures drawn, timed to the dashboard)",
+    )
+    parser.add_argument(
         "--busy-cores",
         type=float,
         default=0.0,
@@ -615,7 +671,7 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
     tokens = json.loads(server.shell(CREATE.format(n=args.devices + 1)).split("RESULT", 1)[1])
     ids = json.loads(server.shell(DEVICE_IDS).split("RESULT", 1)[1])
     session = server.shell(OPERATOR).split("RESULT", 1)[1].strip()
-    worker = None
+    worker = celery = None
     server.start(timeout=60)
     pids = {"daphne": server.process.pid, "load_generator": os.getpid()}
     try:
@@ -626,6 +682,9 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             # Ready before the first stream: a first request that times out while the worker
             # still imports torch would be scored inline, importing torch into daphne mid-run.
             asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
+        if args.celery:
+            celery = start_celery(server.env, tmp / "celery.log")
+            pids["celery"] = (celery.pid, *child_pids(celery.pid))
         warm_up(server, tokens[0], variants[0])
         writers = tuple(child_pids(server.process.pid))  # started by the first stream, if any
         if writers:
@@ -637,8 +696,12 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
         with busy_work(args.busy_cores, args.busy_priority) as busy:
             if busy:
                 pids["busy_work"] = tuple(busy)
-            alerts, cpu, wall = asyncio.run(drive(server, devices, args, session, pids))
+            alerts, pictures, cpu, wall = asyncio.run(drive(server, devices, args, session, pids))
     finally:
+        stop_process(celery)
+        for pid in pids.get("celery", ())[1:]:  # its pool, should the worker have left it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if worker:
             worker.stop()
         server.stop()
@@ -650,6 +713,8 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
     by_id = dict(zip(ids[1:], devices, strict=True))
     alerts = [(at, a) for at, a in alerts if a["device"]["id"] in by_id]
     result = summarize(devices, alerts, by_id, cpu, wall, args)
+    if draws_pictures(args):
+        result["pictures"] = picture_summary(alerts, pictures)
     log = server.log()
     result["server_log"] = {  # requests that fell back to inline scoring, or were lost
         "scoring_inline_warnings": log.count("scoring inline"),
