@@ -38,7 +38,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +56,12 @@ from bench.ingest_streams import CREATE, cpu_seconds  # noqa: E402
 from eyescream_site.cpu_priority import parse_nice  # noqa: E402
 from tests.devices.live import LiveServer, child_pids, stop_process  # noqa: E402
 from tests.live.e2e import postgres_database  # noqa: E402
-from tests.live.workers import ScoringWorker, redis_url, worker_answers  # noqa: E402
+from tests.live.workers import (  # noqa: E402
+    ScoringWorker,
+    redis_url,
+    start_celery_worker,
+    worker_answers,
+)
 
 RATE = 16_000
 FRAME_S = 0.2
@@ -419,27 +423,6 @@ def picture_summary(alerts: list, pictures: dict) -> dict:
     }
 
 
-def start_celery(env: dict, log_path: Path) -> subprocess.Popen:
-    """The Celery worker of ``docs/operations.md`` (alert pictures, webhooks), at
-    ``EYESCREAM_TASK_PRIORITY`` from the environment (default ``idle``)."""
-    log = open(log_path, "ab")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "celery"), "-A", "eyescream_site", "worker"]
-        + ["--loglevel=WARNING", "--concurrency=2", "--without-gossip", "--without-mingle"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    deadline = time.monotonic() + 60
-    while len(child_pids(process.pid)) < 2:  # its pool is up
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    return process
-
-
 def warm_up(server: LiveServer, token: str, variant: Variant) -> None:
     """One short stream first: the server imports and loads everything before measuring."""
     short = Variant(variant.pcm[: 3 * RATE], 0.0, [], "warm-up")
@@ -631,6 +614,8 @@ def main(argv=None) -> dict:
         ),
     )
     args = parser.parse_args(argv)
+    if args.celery and args.mode != "scaled":
+        parser.error("--celery needs --mode scaled (embedded mode draws pictures in daphne)")
     model_dir = Path(args.model).resolve()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
     import torch
@@ -683,7 +668,8 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             # still imports torch would be scored inline, importing torch into daphne mid-run.
             asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
         if args.celery:
-            celery = start_celery(server.env, tmp / "celery.log")
+            # At EYESCREAM_TASK_PRIORITY from the environment (default idle).
+            celery = start_celery_worker(server.env, tmp / "celery.log", "--loglevel=WARNING")
             pids["celery"] = (celery.pid, *child_pids(celery.pid))
         warm_up(server, tokens[0], variants[0])
         writers = tuple(child_pids(server.process.pid))  # started by the first stream, if any

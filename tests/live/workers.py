@@ -1,15 +1,17 @@
-"""``manage.py runworker detection-score`` as a subprocess, and a Redis database of its own."""
+"""``manage.py runworker detection-score`` and a Celery worker as subprocesses, and a Redis
+database of their own."""
 
 from __future__ import annotations
 
 import os
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.devices.live import PYTHON, REPO, stop_process
+from tests.devices.live import PYTHON, REPO, child_pids, stop_process
 
 REDIS_HOST = os.environ.get("EYESCREAM_TEST_REDIS", "redis://127.0.0.1:6379")
 POSTGRES_URL = os.environ.get("EYESCREAM_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
@@ -95,3 +97,24 @@ class ScoringWorker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_celery_worker(env: dict[str, str], log_path: Path, *options: str) -> subprocess.Popen:
+    """``celery -A eyescream_site worker --concurrency=2`` as in ``docs/operations.md``, once
+    its two pool processes are up."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "celery"), "-A", "eyescream_site", "worker"]
+            + ["--concurrency=2", "--without-gossip", "--without-mingle", *options],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while len(child_pids(process.pid)) < 2:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process, kill=True)
+            raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    return process

@@ -21,7 +21,7 @@ from tests.devices.live import (
     thread_nices,
     thread_policies,
 )
-from tests.live.workers import ScoringWorker, redis_url
+from tests.live.workers import ScoringWorker, redis_url, start_celery_worker
 
 
 def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -228,21 +228,8 @@ def test_a_celery_worker_and_its_pool_take_the_task_priority(priority, tmp_path)
         nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + int(priority))
         env["EYESCREAM_TASK_PRIORITY"] = str(nice)
     log_path = tmp_path / "celery.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "celery"), "-A", "eyescream_site", "worker"]
-            + ["--concurrency=2", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = start_celery_worker(env, log_path, "--loglevel=INFO")
     try:
-        deadline = time.monotonic() + 60
-        while len(child_pids(worker.pid)) < 2:
-            assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
         for pid in [worker.pid, *child_pids(worker.pid)]:
             if nice is None:
                 assert set(thread_policies(pid)) == {SCHED_IDLE}, pid
