@@ -32,8 +32,16 @@ def child_pids(pid: int) -> list[int]:
     """The processes ``pid`` started (for daphne: its alert writers and their resource tracker)."""
     children: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(c) for c in (task / "children").read_text().split()]
+        children += [int(c) for c in read_task_file(task, "children").split()]
     return sorted(children)
+
+
+def read_task_file(task: Path, name: str) -> str:
+    """A file of one thread's ``/proc`` folder; "" when the thread ended since it was listed."""
+    try:
+        return (task / name).read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 SCHED_IDLE = 5  # Linux's number for the policy in /proc/PID/task/TID/stat
@@ -43,8 +51,9 @@ def thread_stats(pid: int, field: int) -> list[int]:
     """Field ``field`` (as ``man 5 proc`` numbers them) of each thread of ``pid``."""
     values = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        after_name = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        values.append(int(after_name[field - 3]))
+        stat = read_task_file(task, "stat")
+        if stat:
+            values.append(int(stat.rsplit(")", 1)[1].split()[field - 3]))
     return values
 
 
