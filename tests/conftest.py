@@ -20,14 +20,6 @@ def require_dataset(name: str = "real-v1") -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def keep_the_test_process_priority(settings):
-    """``call_command("train")``, ``("detect")``, ... run in the test process: they must not put
-    it under SCHED_IDLE, where every test after them would run (the commands' own priority is
-    tested in subprocesses, ``tests/site/test_cpu_priority.py``)."""
-    settings.EYESCREAM_BATCH_PRIORITY = None
-
-
 @pytest.fixture(scope="session")
 def real_v1() -> Path:
     return require_dataset("real-v1")

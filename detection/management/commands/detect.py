@@ -5,17 +5,17 @@ from pathlib import Path
 
 import torch
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import Segment as LabelSegment
 from detection.dataset import write_labels
 from detection.inference import AudioReadError, detect_file, expand_paths
-from eyescream_site.cpu_priority import apply_batch_priority
+from detection.management.batch_command import BatchCommand
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = (
         "Score audio files with the active model and propose scream segments. "
         "Folders are searched for audio files. Exits non-zero if any file could not be read."
@@ -33,7 +33,6 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
     def handle(self, *args, **options):
-        apply_batch_priority()  # yields the CPU to live streams on the same host
         torch.set_num_threads(max(1, options["threads"]))
         model_dir = Path(options["model"] or settings.EYESCREAM_MODEL_DIR)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import FeatureStore, file_windows
@@ -21,13 +21,13 @@ from detection.evaluation import (
     summarize,
     write_files,
 )
+from detection.management.batch_command import BatchCommand
 from detection.management.commands.train import load_recordings, parse_eval_rates
 from detection.scoring import decision_defaults
 from detection.training import _jsonable, tqdm
-from eyescream_site.cpu_priority import apply_batch_priority
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = (
         "Score every window of a labelled folder with a model artifact and report window-level, "
         "file-level and per-sub-label figures at the model's threshold (report.md + images)."
@@ -54,7 +54,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
-        apply_batch_priority()  # yields the CPU to live streams on the same host
         import torch
 
         torch.set_num_threads(max(1, opts["threads"]))

@@ -7,12 +7,12 @@ import shlex
 import sys
 from dataclasses import fields
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from detection.dataset import DatasetError, LabelFormatError, scan
 from detection.features import FeatureConfig
+from detection.management.batch_command import BatchCommand
 from detection.training import Hyper, Plan, TrainingError, run_training
-from eyescream_site.cpu_priority import apply_batch_priority
 
 
 def _augment_switches() -> list[str]:
@@ -24,7 +24,7 @@ def _augment_switches() -> list[str]:
     return [f.name for f in fields(AugmentConfig) if f.type in (bool, "bool")]
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = (
         "Train a scream detector on a labelled folder (audio + Audacity label files): grouped "
         "K-fold cross-validation picks the threshold and measures it, then a final model is "
@@ -121,7 +121,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
-        apply_batch_priority()  # yields the CPU to live streams on the same host
         if not 0.0 <= opts["hard_negatives"] <= 1.0:
             raise CommandError(
                 f"--hard-negatives: a share from 0 to 1, got {opts['hard_negatives']}"
