@@ -130,6 +130,11 @@ class Dashboard:
             if m.get("type") == kind and m["alert"]["device"]["id"] == device_id
         ]
 
+    def closing_update(self, device_id: int) -> dict | None:
+        """The last ``alert.updated`` of the device that says its incident closed."""
+        closed = [a for _, a in self.alerts("alert.updated", device_id) if not a["open"]]
+        return closed[-1] if closed else None
+
     async def wait_for(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():

@@ -134,13 +134,13 @@ async def stream_and_expect_one_alert(setup: dict, real_v1: Path, device: str) -
         summary = await stream_file(server, token, real_v1 / SCREAM, SPEED)
         # The stream's end closes the incident: the alert gets its end and its full snippet.
         await dashboard.wait_for(
-            lambda: any(not a["open"] for _, a in dashboard.alerts("alert.updated", device_id)),
+            lambda: dashboard.closing_update(device_id),
             30,
             "the closing alert.updated",
         )
         await asyncio.sleep(1.0)  # nothing else may follow
     created = dashboard.alerts("alert.created", device_id)
-    final = [a for _, a in dashboard.alerts("alert.updated", device_id) if not a["open"]][-1]
+    final = dashboard.closing_update(device_id)
     return {"summary": summary, "created": created, "final": final}
 
 
@@ -256,6 +256,17 @@ def assert_nothing_reached_the_device(report) -> None:
     assert report.dropped == 0 and report.acked == report.captured, report
 
 
+def assert_one_alert(server, dashboard, device_id: int, report) -> tuple[dict, list[dict]]:
+    """The stream went through intact and gave one alert, on the dashboard and in the database:
+    ``(its alert.created message as (received_at, alert), its rows)``."""
+    assert_nothing_reached_the_device(report)
+    created = dashboard.alerts("alert.created", device_id)
+    assert len(created) == 1, created
+    rows = alert_rows(server, [device_id])
+    assert len(rows) == 1, rows
+    return created[0], rows
+
+
 def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
     server, worker = scaled["server"], scaled["worker"]
     device_id = scaled["devices"]["restart"]["id"]
@@ -289,11 +300,8 @@ def test_scaled_worker_killed_mid_stream_and_restarted(scaled, real_v1):
         return dashboard, report, restarted_at
 
     dashboard, report, restarted_at = asyncio.run(scenario())
-    assert_nothing_reached_the_device(report)
-    created = dashboard.alerts("alert.created", device_id)
-    assert len(created) == 1, created
-    assert created[0][0] > restarted_at  # the scream streamed after the restart
-    assert len(alert_rows(server, [device_id])) == 1
+    (received_at, _), _ = assert_one_alert(server, dashboard, device_id, report)
+    assert received_at > restarted_at  # the scream streamed after the restart
     log = server.log()
     assert "scoring inline" in log, log[-4000:]  # the kill really hit the stream
     assert "Traceback" not in log, log[-4000:]
@@ -322,7 +330,7 @@ def test_scaled_alert_writers_killed_mid_stream(scaled, real_v1):
             go.set()
             report = await asyncio.wait_for(streaming, 120)
             await dashboard.wait_for(
-                lambda: any(not a["open"] for _, a in dashboard.alerts("alert.updated", device_id)),
+                lambda: dashboard.closing_update(device_id),
                 30,
                 "the closing alert.updated",
             )
@@ -330,13 +338,10 @@ def test_scaled_alert_writers_killed_mid_stream(scaled, real_v1):
         return dashboard, report, killed
 
     dashboard, report, killed = asyncio.run(scenario())
-    assert_nothing_reached_the_device(report)
-    created = dashboard.alerts("alert.created", device_id)
-    assert len(created) == 1, created
-    rows = alert_rows(server, [device_id])
-    assert len(rows) == 1 and rows[0]["id"] == created[0][1]["id"], rows
+    (_, alert), rows = assert_one_alert(server, dashboard, device_id, report)
+    assert rows[0]["id"] == alert["id"], rows
     assert rows[0]["ended"] and rows[0]["snippet"], rows
-    final = [a for _, a in dashboard.alerts("alert.updated", device_id) if not a["open"]][-1]
+    final = dashboard.closing_update(device_id)
     data = fetch(server, final["snippet_url"], scaled["session"])
     snippet, snippet_rate = soundfile.read(io.BytesIO(data), dtype="float32")
     assert len(snippet) / snippet_rate > 1.0
