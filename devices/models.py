@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from .fields import FiniteFloatField
+
 
 class Site(models.Model):
     """A monitored place: a street, a building, a station."""
@@ -69,7 +71,7 @@ class Device(models.Model):
     seconds_received = models.FloatField(default=0.0)
     frames_rejected = models.BigIntegerField(default=0)
     windows = models.BigIntegerField(default=0)
-    level_dbfs = models.FloatField(null=True, blank=True)
+    level_dbfs = FiniteFloatField(null=True, blank=True)
     clipping = models.BooleanField(default=False)
     last_error = models.CharField(max_length=200, blank=True)
     # Resume bookkeeping: the client's stream id and how many of its samples are stored.

@@ -25,8 +25,13 @@ import numpy as np
 PATH = "/ws/devices/stream/"
 PROTOCOL_VERSION = 1
 
-MIN_SAMPLE_RATE = 8_000
-MAX_SAMPLE_RATE = 48_000
+# The rates audio hardware and browsers run at. Each is resampled to the model's rate by a
+# small filter built in milliseconds; an odd rate such as 8,009 Hz would need a filter with one
+# phase per output sample of a second (18 MB, seconds to build), so odd rates are refused and a
+# client converts such audio first (the reference client does).
+SAMPLE_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+MIN_SAMPLE_RATE = min(SAMPLE_RATES)
+MAX_SAMPLE_RATE = max(SAMPLE_RATES)
 ENCODINGS = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4")}
 CHANNELS = (1, 2)
 
@@ -60,7 +65,7 @@ CLOSE_CODES = [
     CloseCode(4012, "token_expired", "the token is past its expiry"),
     CloseCode(4013, "device_disabled", "the device is disabled (at hello or during the stream)"),
     CloseCode(4014, "replaced", "another connection of the same device said hello"),
-    CloseCode(4020, "unsupported_rate", "sample_rate not an integer in 8000..48000"),
+    CloseCode(4020, "unsupported_rate", "sample_rate not one of SAMPLE_RATES"),
     CloseCode(4021, "unsupported_encoding", "encoding not pcm_s16le or pcm_f32le"),
     CloseCode(4022, "unsupported_channels", "channels not 1 or 2"),
     CloseCode(4030, "partial_sample", "frame length not a whole number of sample frames"),
@@ -153,11 +158,10 @@ def parse_hello(text: str) -> Hello:
     if not isinstance(token, str) or not token:
         raise ProtocolError("bad_hello", '"token" must be a non-empty string')
     rate = data.get("sample_rate")
-    if not _is_int(rate) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+    if not _is_int(rate) or rate not in SAMPLE_RATES:
+        rates = ", ".join(str(r) for r in SAMPLE_RATES)
         raise ProtocolError(
-            "unsupported_rate",
-            f'"sample_rate" must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz,'
-            f" got {rate!r}"[:200],
+            "unsupported_rate", f'"sample_rate" must be one of {rates} Hz, got {rate!r}'[:200]
         )
     encoding = data.get("encoding")
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
@@ -186,7 +190,7 @@ def parse_hello(text: str) -> Hello:
 
 
 def decode_frame(payload: bytes, hello: Hello) -> np.ndarray:
-    """Validate one binary frame and return float32 audio ``(n, channels)`` in [-1, 1] scale."""
+    """Validate one binary frame and return float32 audio ``(n, channels)`` in [-1, 1]."""
     size = len(payload)
     if size == 0:
         raise ProtocolError("partial_sample", "empty binary frame")
@@ -206,7 +210,9 @@ def decode_frame(payload: bytes, hello: Hello) -> np.ndarray:
         return raw.astype(np.float32) * np.float32(1.0 / 32768.0)
     if not np.isfinite(raw).all():
         raise ProtocolError("non_finite", "pcm_f32le frame holds NaN or infinite samples")
-    return raw.astype(np.float32)
+    # Full scale is [-1, 1]: louder samples are clipped there, as a converter would (they count
+    # as clipping in the device's health), so no device's numbers can overflow downstream.
+    return np.clip(raw, -1.0, 1.0).astype(np.float32)
 
 
 class RateGuard:

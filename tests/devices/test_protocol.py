@@ -45,6 +45,8 @@ def test_good_hello_parses():
         (hello_text(stream_id=""), "bad_hello"),
         (hello_text(sample_rate=7999), "unsupported_rate"),
         (hello_text(sample_rate=48001), "unsupported_rate"),
+        (hello_text(sample_rate=8009), "unsupported_rate"),
+        (hello_text(sample_rate=15999), "unsupported_rate"),
         (hello_text(sample_rate=16000.0), "unsupported_rate"),
         (hello_text(sample_rate=True), "unsupported_rate"),
         (hello_text(sample_rate=...), "unsupported_rate"),
@@ -81,6 +83,14 @@ def test_decode_s16_and_f32():
     f32 = p.parse_hello(hello_text(encoding="pcm_f32le"))
     values = np.array([0.25, -0.5], dtype="<f4")
     np.testing.assert_array_equal(p.decode_frame(values.tobytes(), f32)[:, 0], values)
+
+
+def test_f32_beyond_full_scale_is_clipped_to_it():
+    f32 = p.parse_hello(hello_text(encoding="pcm_f32le"))
+    values = np.array([3e38, -3e38, 1.5, -1.0, 0.5], dtype="<f4")
+    audio = p.decode_frame(values.tobytes(), f32)[:, 0]
+    assert audio.tolist() == [1.0, -1.0, 1.0, -1.0, 0.5]
+    assert np.isfinite(np.dot(audio, audio))  # its power no longer overflows
 
 
 @pytest.mark.parametrize(
