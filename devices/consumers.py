@@ -108,7 +108,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         self.device_id: int | None = None
         self.token_hash = ""
         self.resume_at = 0
-        self._flushed = (0, 0, 0.0, 0, 0)  # frames, samples, seconds, rejected, windows
+        self._flushed = (0, 0, 0, 0)  # frames, samples, rejected, windows
         self.close_error = ""
         await self.accept()
         self._hello_timer = asyncio.get_running_loop().create_task(self._hello_deadline())
@@ -167,8 +167,8 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         cfg, stride_s = stream_feature_config()
         await warm_up(cfg)
         if hello.sample_rate != cfg.sample_rate:
-            # The rate's resampling filter is built once per process, off the event loop (an
-            # odd rate such as 8,009 Hz takes most of a second).
+            # The rate's resampling filter is built once per process, off the event loop (the
+            # protocol's rates take milliseconds each; there are nine).
             await asyncio.to_thread(polyphase_plan, hello.sample_rate, cfg.sample_rate)
         self.stream = DeviceStream(hello, cfg, stride_s)
         self.state = STREAMING
@@ -263,7 +263,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         if self.stream is None:
             return None
         s = self.stream.stats
-        now = (s.frames, s.samples, s.seconds, s.frames_rejected, s.windows)
+        now = (s.frames, s.samples, s.frames_rejected, s.windows)
         if now == self._flushed:
             return None
         s.close_period()
@@ -271,13 +271,15 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         return HealthDelta(
             device_id=self.device_id,
             frames=now[0] - before[0],
-            samples=now[1] - before[1],
-            seconds=now[2] - before[2],
-            rejected=now[3] - before[3],
-            windows=now[4] - before[4],
+            rejected=now[2] - before[2],
+            windows=now[3] - before[3],
             level_dbfs=s.level_dbfs,
             clipping=s.clipping,
             stream_samples=self.resume_at + s.samples,
+            samples=now[1] - before[1],
+            rate=self.stream.hello.sample_rate,
+            connection=self.channel_name,
+            stream_id=self.stream.hello.stream_id or "",
         )
 
     async def after_flush(self, delta: HealthDelta) -> None:

@@ -35,13 +35,15 @@ class HealthDelta:
 
     device_id: int
     frames: int
-    samples: int
-    seconds: float
     rejected: int
     windows: int
     level_dbfs: float | None
     clipping: bool
     stream_samples: int  # total of this stream id stored after this write (the ack)
+    samples: int  # samples this connection received since its last write
+    rate: int  # the stream's sample rate (samples_received -> seconds_received)
+    connection: str  # the writing connection's channel name
+    stream_id: str  # its hello's stream id ("" for none)
 
 
 class LiveStream(Protocol):
@@ -54,26 +56,60 @@ class LiveStream(Protocol):
     async def check_access(self, row: DeviceAccess | None) -> None: ...
 
 
-INCREMENTED = [
-    "frames_received",
-    "samples_received",
-    "seconds_received",
-    "frames_rejected",
-    "windows",
-]
+INCREMENTED = ["frames_received", "frames_rejected", "windows"]
 # connection_state: a stream that is flushing is online, even if the offline sweep marked it
 # offline during a silent minute.
-ASSIGNED = ["level_dbfs", "clipping", "stream_samples", "last_seen", "connection_state"]
+ASSIGNED = ["level_dbfs", "clipping", "last_seen", "connection_state"]
 
 
 def _update_sql() -> str:
+    """The UPDATE of one device's health; its parameters are ``_row(delta)``'s.
+
+    Audio is counted once, by its position in the stream id: while the writing connection owns
+    the device's stream (it is the device's connection, or a newer connection resumed the same
+    stream id), ``samples_received`` grows only by the samples beyond ``stream_samples`` (the
+    stored position), so audio that a resuming or replacing connection re-sends is not counted
+    twice. A connection replaced by another stream adds what it received since its last write
+    and leaves the position alone. Every expression reads the row as it was before the UPDATE.
+    """
     meta = Device._meta
     quote = connection.ops.quote_name
-    column = {name: quote(meta.get_field(name).column) for name in INCREMENTED + ASSIGNED}
+    names = INCREMENTED + ASSIGNED
+    names += ["samples_received", "seconds_received", "stream_samples", "connection", "stream_id"]
+    column = {name: quote(meta.get_field(name).column) for name in names}
+    stored, stream_id = column["stream_samples"], column["stream_id"]
+    owns = f"({column['connection']} = %s OR ({stream_id} <> '' AND {stream_id} = %s))"
+    new = f"CASE WHEN {owns} THEN CASE WHEN %s > {stored} THEN %s - {stored} ELSE 0 END ELSE %s END"
     sets = [f"{column[n]} = {column[n]} + %s" for n in INCREMENTED]
     sets += [f"{column[n]} = %s" for n in ASSIGNED]
+    sets += [
+        f"{column['samples_received']} = {column['samples_received']} + {new}",
+        f"{column['seconds_received']} = {column['seconds_received']} + ({new}) * %s",
+        f"{stored} = CASE WHEN {owns} AND %s > {stored} THEN %s ELSE {stored} END",
+    ]
     pk = quote(meta.pk.column)
     return f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {pk} = %s"
+
+
+def _row(d: HealthDelta, level, clipping, last_seen) -> tuple:
+    owns = (d.connection, d.stream_id)
+    counted = (*owns, d.stream_samples, d.stream_samples, d.samples)
+    return (
+        d.frames,
+        d.rejected,
+        d.windows,
+        level,
+        clipping,
+        last_seen,
+        Device.ONLINE,
+        *counted,
+        *counted,
+        1.0 / d.rate,
+        *owns,
+        d.stream_samples,
+        d.stream_samples,
+        d.device_id,
+    )
 
 
 def write_deltas(deltas: list[HealthDelta], now: datetime) -> None:
@@ -84,20 +120,13 @@ def write_deltas(deltas: list[HealthDelta], now: datetime) -> None:
     """
     field = Device._meta.get_field
     last_seen = field("last_seen").get_db_prep_value(now, connection)
-    clipping = field("clipping")
+    clipping, level = field("clipping"), field("level_dbfs")
     rows = [
-        (
-            d.frames,
-            d.samples,
-            d.seconds,
-            d.rejected,
-            d.windows,
-            d.level_dbfs,
+        _row(
+            d,
+            level.get_db_prep_value(d.level_dbfs, connection),  # never NaN or infinite
             clipping.get_db_prep_value(d.clipping, connection),
-            d.stream_samples,
             last_seen,
-            Device.ONLINE,
-            d.device_id,
         )
         for d in deltas
     ]
