@@ -99,7 +99,7 @@ def _kaiser_taps_per_phase(rate_in: int, up: int, spec: FilterSpec, low: float) 
     return max(2, taps + taps % 2)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def polyphase_plan(rate_in: int, rate_out: int, spec: FilterSpec = DEFAULT_SPEC) -> PolyphasePlan:
     """The filter for ``rate_in -> rate_out`` cut into phases and grouped into matrices."""
     if rate_in <= 0 or rate_out <= 0:

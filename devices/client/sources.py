@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import soundfile
 
-from ..protocol import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from ..protocol import MAX_SAMPLE_RATE, SAMPLE_RATES
 
 
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
@@ -21,8 +21,8 @@ def load_file(path: str) -> tuple[np.ndarray, int]:
     audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
     if audio.shape[1] > 2:
         audio = audio.mean(axis=1, keepdims=True)
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        target = min(max(rate, MIN_SAMPLE_RATE), MAX_SAMPLE_RATE)
+    if rate not in SAMPLE_RATES:  # the next accepted rate up (48 kHz at most)
+        target = min((r for r in SAMPLE_RATES if r >= rate), default=MAX_SAMPLE_RATE)
         n_out = int(round(audio.shape[0] * target / rate))
         t_in = np.arange(audio.shape[0]) / rate
         t_out = np.arange(n_out) / target
