@@ -11,6 +11,10 @@ from eyescream_site.cpu_priority import apply_live_priority  # noqa: E402
 
 apply_live_priority()  # before the server's threads and the alert writers start: they inherit it
 
+from eyescream_site import websocket_limits  # noqa: E402
+
+websocket_limits.install()  # a message over daphne's own limit is answered 4032 too
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
