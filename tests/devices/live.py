@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
 DAPHNE = REPO / ".venv" / "bin" / "daphne"
@@ -194,6 +196,30 @@ print("RESULT" + json.dumps(row, default=str))
 """
         return json.loads(self.shell(code).split("RESULT", 1)[1])
 
+    def make_user(self, username: str, password: str, group: str = "Operators") -> None:
+        self.shell(
+            "from django.contrib.auth.models import Group, User\n"
+            f"user = User.objects.create_user({username!r}, password={password!r})\n"
+            f"user.groups.add(Group.objects.get(name={group!r}))"
+        )
+
+    def login(self, username: str, password: str, path: str = "/accounts/login/"):
+        """A ``requests.Session`` logged in through the login form at ``path``."""
+        session = requests.Session()
+        page = session.get(f"{self.http_url}{path}")
+        response = session.post(
+            page.url,
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": page.url},
+        )
+        if "sessionid" not in session.cookies:
+            raise RuntimeError(f"login as {username} failed: {response.status_code}")
+        return session
+
     def sample_levels(self, device_id: int, count: int, interval_s: float = 1.0) -> list[float]:
         """``level_dbfs`` of the device read ``count`` times, ``interval_s`` apart (one process)."""
         code = f"""
@@ -208,6 +234,14 @@ for _ in range({count}):
 print("RESULT" + json.dumps(out))
 """
         return json.loads(self.shell(code).split("RESULT", 1)[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (``VmRSS`` of ``/proc/PID/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def run_module(module: str, *args: str, env: dict[str, str], timeout: float) -> subprocess.Popen:
