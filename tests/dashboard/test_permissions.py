@@ -184,3 +184,33 @@ def test_the_data_migration_creates_both_roles():
     from django.contrib.auth.models import Group
 
     assert set(Group.objects.values_list("name", flat=True)) >= {"Admins", "Operators"}
+
+
+def test_an_admin_who_is_not_staff_uses_admin_to_manage_devices_and_tokens(client, world):
+    """The README and docs/protocol.md send the Admins role to /admin/ to rotate tokens."""
+    admin_user, device = world["users"]["admin"], world["device"]
+    assert not admin_user.is_staff and not admin_user.is_superuser
+    client.force_login(admin_user)
+    for page in (
+        "/admin/",
+        "/admin/devices/device/",
+        f"/admin/devices/device/{device.pk}/change/",
+        "/admin/devices/site/add/",
+        "/admin/alerts/alert/",
+    ):
+        assert client.get(page).status_code == 200, page
+    response = client.post(
+        "/admin/devices/device/",
+        {"action": "rotate_tokens", "_selected_action": [str(device.pk)]},
+    )
+    assert response.status_code == 200
+    assert "esd_" in response.content.decode()  # the new token, shown once
+    device.refresh_from_db()
+    assert device.token_hash
+
+
+@pytest.mark.parametrize("role", ["plain", "operator"])
+def test_other_roles_are_kept_out_of_admin(client, world, role):
+    client.force_login(world["users"][role])
+    response = client.get("/admin/devices/device/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
