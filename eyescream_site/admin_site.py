@@ -7,12 +7,23 @@ the ``Admins`` group is granted after every migrate (``alerts.apps``).
 """
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 
+from alerts.login_throttle import ThrottledLoginMixin
 from alerts.permissions import is_admin
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """Staff or the Admins role; throttled like every login."""
+
+    def confirm_login_allowed(self, user) -> None:
+        if not is_admin(user):
+            super().confirm_login_allowed(user)  # refuses a user who is not staff
 
 
 class EyescreamAdminSite(admin.AdminSite):
     site_header = "Eye-SCREAM administration"
+    login_form = AdminLoginForm
 
     def has_permission(self, request) -> bool:
         user = request.user

@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from eyescream_site.cpu_priority import parse_nice
+from eyescream_site.secret_key import load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,13 +29,11 @@ def env_bool(name: str, default: bool) -> bool:
 DATA_DIR = Path(os.environ.get("EYESCREAM_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite cannot create its file's folder
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "embedded-dev-key-change-me-for-any-real-deployment"
-)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(DATA_DIR / "secret_key")
 # Key for the HMAC of device tokens; separate from SECRET_KEY so either can rotate.
 DEVICE_TOKEN_KEY = os.environ.get("EYESCREAM_DEVICE_TOKEN_KEY", SECRET_KEY)
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)  # never on unless asked for (it shows code and paths)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o
@@ -65,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "eyescream_site.security_headers.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "eyescream_site.urls"
@@ -120,6 +120,10 @@ if REDIS_URL:
                 "expiry": 10,
             },
         }
+    }
+    # Shared by every process (login throttling counts failures here).
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

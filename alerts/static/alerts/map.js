@@ -45,12 +45,21 @@
     }
   }
 
+  // Names are the admins' text: put into the page as text, never as HTML.
+  function devicePopup(info) {
+    const box = document.createElement("div");
+    const name = document.createElement("b");
+    name.textContent = info.name;
+    box.append(name, document.createElement("br"), `${info.site} / ${info.location}`);
+    return box;
+  }
+
   const bounds = [];
   for (const info of data.devices) {
     const dev = {info, marker: null, newAlerts: new Set(), row: null};
     if (info.latitude !== null && info.longitude !== null) {
       dev.marker = L.marker([info.latitude, info.longitude], {icon: icon("offline"), title: info.name})
-        .bindPopup(`<b>${info.name}</b><br>${info.site} / ${info.location}`).addTo(map);
+        .bindPopup(devicePopup(info)).addTo(map);
       bounds.push([info.latitude, info.longitude]);
     }
     const row = document.createElement("li");

@@ -18,9 +18,15 @@
     else marker = L.marker(latlng, {icon: L.divIcon({className: "dev-marker dev-online", iconSize: [22, 22], html: '<span class="dot"></span>'})}).addTo(map);
   }
 
+  function asText(text) {  // a name as text, never as HTML
+    const span = document.createElement("span");
+    span.textContent = text;
+    return span;
+  }
+
   for (const other of data.others || []) {
     if (other.latlng[0] !== null) {
-      L.circleMarker(other.latlng, {radius: 5, color: "#777"}).bindTooltip(other.name).addTo(map);
+      L.circleMarker(other.latlng, {radius: 5, color: "#777"}).bindTooltip(asText(other.name)).addTo(map);
     }
   }
 
