@@ -25,6 +25,17 @@ class Alert(models.Model):
 
     started_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)  # null while the incident is open
+    # "" when the live path ended the incident; STREAM_LOST when its stream died with it open
+    # (a killed server, a lost connection) and the alert was closed at its last update.
+    STREAM_LOST = "stream_lost"
+    end_reason = models.CharField(max_length=20, blank=True)
+    # Where the times come from: DEVICE (the device's capture clock) or ARRIVAL (when the audio
+    # reached the server; a device that sends no capture time).
+    DEVICE_TIME, ARRIVAL_TIME = "device", "arrival"
+    time_source = models.CharField(max_length=10, blank=True)
+    # The connection (channel name) whose stream opened the alert: while it is open, the alert
+    # belongs to that stream, and a device whose connection is another one has lost it.
+    stream = models.CharField(max_length=200, blank=True, editable=False)
     peak_score = models.FloatField()
     mean_score = models.FloatField()
     # [[seconds from the snippet's start, smoothed probability], ...] one pair per window.

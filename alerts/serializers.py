@@ -25,6 +25,8 @@ def serialize_alert(alert: Alert) -> dict:
         "started_at": _iso(alert.started_at),
         "ended_at": _iso(alert.ended_at),
         "open": alert.ended_at is None,
+        "end_reason": alert.end_reason,
+        "time_source": alert.time_source,
         "peak_score": alert.peak_score,
         "mean_score": alert.mean_score,
         "score_curve": [[float(t), float(p)] for t, p in alert.score_curve],

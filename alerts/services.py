@@ -26,6 +26,7 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.models import Device
@@ -119,11 +120,15 @@ def open_alert(
     snippet: np.ndarray,
     snippet_rate: int,
     snippet_started_at: datetime,
+    stream: str = "",
+    time_source: str = "",
 ) -> Alert:
     """Store a new incident's alert with its snippet; broadcast ``alert.created`` after commit.
 
     ``score_curve`` is ``[[seconds from snippet_started_at, smoothed prob], ...]``;
-    ``snippet`` mono float32 audio at ``snippet_rate`` (capped at ``snippets.MAX_SNIPPET_S``).
+    ``snippet`` mono float32 audio at ``snippet_rate`` (capped at ``snippets.MAX_SNIPPET_S``);
+    ``stream`` the live connection that owns the incident, ``time_source`` where its times
+    come from (``Alert.DEVICE_TIME`` or ``Alert.ARRIVAL_TIME``).
     """
     peak, mean = _check_scores(peak_score, mean_score)
     curve = clean_curve(score_curve)
@@ -148,6 +153,8 @@ def open_alert(
                 model_version=model_version or "",
                 snippet=name,
                 snippet_started_at=snippet_started_at,
+                stream=stream,
+                time_source=time_source,
             )
             transaction.on_commit(lambda: _after_commit(CREATED, alert, render=True))
     except BaseException:
@@ -206,6 +213,7 @@ def update_alert(
                     alert.snippet_started_at = snippet_started_at
             if ended_at is not None:
                 alert.ended_at = ended_at
+                alert.end_reason = ""  # the live path ended it (after a recovery, it still may)
             alert.peak_score, alert.mean_score, alert.score_curve = peak, mean, curve
             alert.save()
             render = bool(new_name) or ended_at is not None
@@ -258,3 +266,30 @@ def _running_update_sql() -> str:
         for name in ("peak_score", "mean_score", "score_curve", "updated")
     )
     return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s"
+
+
+def close_lost_alerts(device_id: int | None = None) -> list[int]:
+    """Close open alerts whose stream is gone; ``alert.updated`` for each after commit.
+
+    An open alert's stream is gone when its device is deleted, offline, or connected through
+    another connection than the one that opened it (``Alert.stream``). Such an alert ends at
+    its last update (the last time its incident was known to go on) with ``end_reason``
+    ``stream_lost``. ``device_id`` limits the sweep to one device. Returns the closed ids.
+    """
+    open_alerts = Alert.objects.filter(ended_at__isnull=True).filter(
+        Q(device__isnull=True)
+        | ~Q(device__connection_state=Device.ONLINE)
+        | ~Q(device__connection=F("stream"))
+    )
+    if device_id is not None:
+        open_alerts = open_alerts.filter(device_id=device_id)
+    with transaction.atomic():
+        lost = list(open_alerts.select_for_update(of=("self",)))
+        for alert in lost:
+            alert.ended_at = max(alert.updated, alert.started_at)
+            alert.end_reason = Alert.STREAM_LOST
+            alert.save(update_fields=["ended_at", "end_reason", "updated"])
+        transaction.on_commit(lambda: [broadcast(UPDATED, alert) for alert in lost])
+    if lost:
+        log.warning("closed %d alert(s) whose stream was lost: %s", len(lost), [a.pk for a in lost])
+    return [alert.pk for alert in lost]

@@ -267,7 +267,8 @@ def sweep_offline_devices() -> list[int]:
 
     Live streams write ``last_seen`` about once a second, so only devices whose connection
     ended without a clean close (a killed daphne) are caught. Dashboards get
-    ``devices.offline`` on the ``alerts`` group.
+    ``devices.offline`` on the ``alerts`` group. Then alerts left open by a lost stream (its
+    device offline, or connected again through another connection) are closed.
     """
     from django.db.models import Q
     from django.utils import timezone
@@ -275,7 +276,7 @@ def sweep_offline_devices() -> list[int]:
     from devices.models import Device
 
     from .broadcasting import send_to_group
-    from .services import ALERTS_GROUP
+    from .services import ALERTS_GROUP, close_lost_alerts
 
     after_s = float(getattr(settings, "EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
     cutoff = timezone.now() - timedelta(seconds=after_s)
@@ -284,6 +285,7 @@ def sweep_offline_devices() -> list[int]:
     )
     ids = list(stale.values_list("pk", flat=True))
     if not ids:
+        close_lost_alerts()
         return []
     # Re-check the condition in the UPDATE: a stream may have written last_seen meanwhile.
     stale.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
@@ -292,4 +294,5 @@ def sweep_offline_devices() -> list[int]:
     except Exception:
         log.exception("could not broadcast devices.offline")
     log.info("marked %d devices offline: %s", len(ids), ids)
+    close_lost_alerts()
     return ids

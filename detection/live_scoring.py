@@ -8,8 +8,9 @@ it is tested without Django.
 Snippet policy: on ``opened`` the alert gets the audio from ``PRE_ROLL_S`` before the incident's
 start to now; the snippet keeps growing from the ring buffer while the incident lasts (capped at
 ``MAX_SNIPPET_S``) and on ``closed`` it is finished ``POST_ROLL_S`` after the end and stored with
-the final scores. Stream time becomes wall-clock time through the arrival time of the stream's
-first windows.
+the final scores. Stream time becomes wall-clock time through ``StreamClock``: the device's
+capture time when its hello gave one (``stream.capture_zero``), else arrival times; the alert
+records which (``time_source``) and the connection that owns it (``stream``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
 from .decision import CLOSED, OPENED, DecisionConfig, DecisionEvent, IncidentTracker, LevelGate
 from .running_updates import RunningUpdates
+from .stream_clock import StreamClock
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class StreamScoring:
         update_alert: UpdateAlert,
         device_id: int,
         clock: Callable[[], float] = time.time,
+        owner: str = "",
     ) -> None:
         self.stream = stream
         self.client = client
@@ -61,7 +64,9 @@ class StreamScoring:
         self.update_alert = update_alert
         self.device_id = device_id
         self.clock = clock
-        self.wall_zero: float | None = None  # wall-clock time of stream sample 0
+        self.stream_clock = StreamClock(getattr(stream, "capture_zero", None), clock)
+        self.owner = owner  # the connection whose stream this is (kept on its alerts)
+        self._started_at: datetime | None = None  # the open incident's start, wall clock
         self.version = ""
         self.alert_id: int | None = None
         self.alerts_opened = 0
@@ -80,8 +85,7 @@ class StreamScoring:
         """Queue new windows: gated ones count as probability 0, the others are scored."""
         if not windows:
             return
-        if self.wall_zero is None:
-            self.wall_zero = self.clock() - self.stream.stream_time_s
+        self.stream_clock.observe(self.stream.stream_time_s)
         run_cols: list[int] = []
         run_windows: list[np.ndarray] = []
         run_scored = True
@@ -134,12 +138,13 @@ class StreamScoring:
             self._collecting = True
             self._collect()
             self.alert_id = None
+            self._started_at = self._wall(incident.started_s)
             # A task of its own: a stream that ends meanwhile (its delivery cancelled) must
             # still learn the new alert's id, to give it its end and full snippet in close().
             self._opening = asyncio.ensure_future(
                 self.open_alert(
                     device_id=self.device_id,
-                    started_at=self._wall(incident.started_s),
+                    started_at=self._started_at,
                     peak_score=incident.peak_score,
                     mean_score=incident.mean_score,
                     score_curve=self._curve(incident),
@@ -147,6 +152,8 @@ class StreamScoring:
                     snippet=self._snippet(),
                     snippet_rate=self.rate,
                     snippet_started_at=self._wall(self._snip_begin / self.rate),
+                    stream=self.owner,
+                    time_source=self.stream_clock.source,
                 )
             )
             await self._opened(asyncio.shield(self._opening))
@@ -197,7 +204,8 @@ class StreamScoring:
         kwargs = {}
         if final:
             kwargs = {
-                "ended_at": self._wall(incident.ended_s),
+                # Not before its start, even if a burst of re-sent audio moved the clock since.
+                "ended_at": max(self._wall(incident.ended_s), self._started_at),
                 "snippet": self._snippet(),
                 "snippet_rate": self.rate,
                 "snippet_started_at": self._wall(self._snip_begin / self.rate),
@@ -233,7 +241,7 @@ class StreamScoring:
         ]
 
     def _wall(self, stream_s: float) -> datetime:
-        return datetime.fromtimestamp(self.wall_zero or 0.0, tz=UTC) + timedelta(seconds=stream_s)
+        return self.stream_clock.wall(stream_s)
 
 
 # --------------------------------------------------------------------------- Django glue
@@ -444,5 +452,11 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     )
     _freeze_loaded_objects()
     return StreamScoring(
-        consumer.stream, client, decision, open_alert, update_alert, consumer.device_id
+        consumer.stream,
+        client,
+        decision,
+        open_alert,
+        update_alert,
+        consumer.device_id,
+        owner=consumer.channel_name,
     )

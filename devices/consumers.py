@@ -29,6 +29,7 @@ from .protocol import (
     Hello,
     ProtocolError,
     ack_message,
+    capture_zero,
     parse_hello,
     ready_message,
 )
@@ -171,6 +172,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             # protocol's rates take milliseconds each; there are nine).
             await asyncio.to_thread(polyphase_plan, hello.sample_rate, cfg.sample_rate)
         self.stream = DeviceStream(hello, cfg, stride_s)
+        self.stream.capture_zero = capture_zero(hello, self.resume_at)
         self.state = STREAMING
         flusher().add(self.channel_name, self)
         await self.send_json(

@@ -18,6 +18,7 @@ close frame with the same ``code``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,11 @@ class Hello:
     channels: int
     client: str
     stream_id: str | None = None
+    # The device's clock: sample ``capture_sample`` of the stream (counted from the stream id's
+    # first sample) was captured at ``capture_time`` (Unix seconds, UTC); later samples follow
+    # at ``sample_rate`` without gaps. Alert times come from it (``capture_zero``).
+    capture_time: float | None = None
+    capture_sample: int = 0
 
     @property
     def dtype(self) -> np.dtype:
@@ -129,6 +135,9 @@ class Hello:
         }
         if self.stream_id is not None:
             message["stream_id"] = self.stream_id
+        if self.capture_time is not None:
+            message["capture_time"] = self.capture_time
+            message["capture_sample"] = self.capture_sample
         return message
 
 
@@ -186,7 +195,35 @@ def parse_hello(text: str) -> Hello:
         raise ProtocolError(
             "bad_hello", f'"stream_id" must be a string of 1 to {MAX_STREAM_ID} characters'
         )
-    return Hello(token, rate, encoding, channels, client, stream_id)
+    capture_time = data.get("capture_time")
+    if capture_time is not None and not (
+        isinstance(capture_time, int | float)
+        and not isinstance(capture_time, bool)
+        and math.isfinite(capture_time)
+        and capture_time > 0
+    ):
+        raise ProtocolError("bad_hello", '"capture_time" must be Unix seconds (a positive number)')
+    capture_sample = data.get("capture_sample", 0)
+    if not _is_int(capture_sample) or capture_sample < 0:
+        raise ProtocolError("bad_hello", '"capture_sample" must be an integer >= 0')
+    return Hello(
+        token,
+        rate,
+        encoding,
+        channels,
+        client,
+        stream_id,
+        None if capture_time is None else float(capture_time),
+        capture_sample,
+    )
+
+
+def capture_zero(hello: Hello, resume_at: int) -> float | None:
+    """The device's capture time (Unix s) of this connection's first sample, the stream's
+    sample ``resume_at``; ``None`` when the hello carries no capture time."""
+    if hello.capture_time is None:
+        return None
+    return hello.capture_time + (resume_at - hello.capture_sample) / hello.sample_rate
 
 
 def decode_frame(payload: bytes, hello: Hello) -> np.ndarray:

@@ -102,3 +102,12 @@ def notify_device_changed(device_id: int) -> None:
         async_to_sync(layer.group_send)(device_group(device_id), {"type": "device.check"})
     except Exception:  # the periodic check in devices.health still closes it within 1 s
         log.exception("could not notify the live stream of device %s", device_id)
+
+
+def mark_all_offline() -> list[int]:
+    """Every device that looks online is offline: for a server starting with no stream alive
+    (the embedded mode, whose streams all lived in the one process). Returns their ids."""
+    online = Device.objects.filter(connection_state=Device.ONLINE)
+    ids = list(online.values_list("pk", flat=True))
+    online.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
+    return ids

@@ -154,6 +154,9 @@ class DeviceStream:
         self.clock = clock
         self.stats = StreamStats()
         self.rate_guard = RateGuard(clock())
+        # The device's capture time (Unix s) of this connection's first sample, if it said
+        # (``protocol.capture_zero``); alert times come from it.
+        self.capture_zero: float | None = None
         self._resampler = None
         if hello.sample_rate != cfg.sample_rate:
             # The same resampler as detection.features.resample / StreamingFeatures.

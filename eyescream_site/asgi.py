@@ -15,6 +15,10 @@ from eyescream_site import websocket_limits  # noqa: E402
 
 websocket_limits.install()  # a message over daphne's own limit is answered 4032 too
 
+from eyescream_site.recovery import recover_lost_streams  # noqa: E402
+
+recover_lost_streams()  # alerts left open by a killed server are closed, not open forever
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -11,6 +11,7 @@ class Frame:
     start: int  # index of the first sample frame in the stream
     samples: int
     data: bytes
+    captured_at: float = 0.0  # Unix time of its first sample's capture
 
     @property
     def end(self) -> int:
@@ -32,9 +33,9 @@ class Backlog:
     def start(self) -> int:
         return self.frames[0].start if self.frames else self.end
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes, captured_at: float = 0.0) -> None:
         samples = len(data) // self.bytes_per_sample
-        self.frames.append(Frame(self.end, samples, data))
+        self.frames.append(Frame(self.end, samples, data, captured_at))
         self.end += samples
         self.held += samples
         while self.held > self.max_samples and len(self.frames) > 1:
@@ -56,7 +57,10 @@ class Backlog:
             if frame.start < sample:
                 skip = sample - frame.start
                 frame = Frame(
-                    sample, frame.samples - skip, frame.data[skip * self.bytes_per_sample :]
+                    sample,
+                    frame.samples - skip,
+                    frame.data[skip * self.bytes_per_sample :],
+                    frame.captured_at,
                 )
             out.append(frame)
         return out

@@ -63,6 +63,7 @@ def main(argv=None) -> int:
         source.channels,
         client_name=args.name,
         buffer_s=args.buffer_s,
+        capture_times=not args.file or args.speed == 1.0,
     )
     try:
         report = asyncio.run(streamer.run(source.frames()))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import websockets
 
@@ -51,8 +52,12 @@ class Streamer:
         buffer_s: float = 30.0,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
+        capture_times: bool = True,
     ) -> None:
         self.url = url
+        # Tell the server when the audio was captured (not for audio played faster than it
+        # was captured: a file at --speed other than 1).
+        self.capture_times = capture_times
         self.hello = Hello(token, rate, "pcm_s16le", channels, client_name, uuid.uuid4().hex)
         self.backlog = Backlog(int(buffer_s * rate), 2 * channels)
         self.report = StreamReport(self.hello.stream_id)
@@ -73,8 +78,11 @@ class Streamer:
         return self.report
 
     async def _capture(self, frames) -> None:
+        bytes_per_sample = 2 * self.hello.channels
         async for data in frames:
-            self.backlog.add(data)
+            # A frame is released when its last sample is captured.
+            seconds = len(data) / bytes_per_sample / self.hello.sample_rate
+            self.backlog.add(data, captured_at=time.time() - seconds)
             self.report.captured = self.backlog.end
             self._more.set()
         self._source_done = True
@@ -104,8 +112,18 @@ class Streamer:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
+    def _timed_hello(self) -> Hello:
+        """The hello, with the capture time of the oldest sample still held (or of the next
+        one): the server dates re-sent audio by when it was captured, not when it arrives."""
+        if not self.capture_times:
+            return self.hello
+        if self.backlog.frames:
+            first = self.backlog.frames[0]
+            return replace(self.hello, capture_time=first.captured_at, capture_sample=first.start)
+        return replace(self.hello, capture_time=time.time(), capture_sample=self.backlog.end)
+
     async def _session(self, ws) -> None:
-        await ws.send(json.dumps(self.hello.to_message()))
+        await ws.send(json.dumps(self._timed_hello().to_message()))
         ready = json.loads(await ws.recv())
         if ready.get("type") == "error":
             self._server_error(ready)

@@ -62,7 +62,14 @@ def test_a_loud_burst_gives_one_alert_with_pre_and_post_roll(tmp_path):
     async def main():
         client = ScoringClient(None, features_key(stream.cfg), model_dir=model_dir)
         scoring = StreamScoring(
-            stream, client, DECISION, alerts.open_alert, alerts.update_alert, device_id=3
+            stream,
+            client,
+            DECISION,
+            alerts.open_alert,
+            alerts.update_alert,
+            device_id=3,
+            clock=lambda: 1_000_000 + clock[0],  # real time, as the stream is fed
+            owner="specific.test!1",
         )
         for start in range(0, len(pcm), frame):
             clock[0] += 0.2
@@ -78,6 +85,7 @@ def test_a_loud_burst_gives_one_alert_with_pre_and_post_roll(tmp_path):
     opened = alerts.opened[0]
     assert opened["device_id"] == 3 and opened["snippet_rate"] == stream.cfg.sample_rate
     assert opened["model_version"]
+    assert opened["stream"] == "specific.test!1" and opened["time_source"] == "arrival"
     started = (opened["started_at"] - opened["snippet_started_at"]).total_seconds()
     assert started == pytest.approx(PRE_ROLL_S, abs=0.05)
     assert len(opened["snippet"]) >= PRE_ROLL_S * stream.cfg.sample_rate
