@@ -112,7 +112,8 @@ def test_audio_captured_during_an_outage_keeps_its_capture_time(embedded, real_v
     server = embedded["server"]
     device = embedded["devices"]["restart"]
     background, scream, rate = background_then_scream(real_v1)
-    audio = np.concatenate([background[: 3 * rate], scream, background[: 2 * rate]])
+    lead = np.tile(background, (3, 1))[: 8 * rate]  # streamed, and stored, before the outage
+    audio = np.concatenate([lead, scream, background[: 2 * rate]])
     capture = Capture(audio, rate)
 
     async def scenario() -> float:
@@ -120,7 +121,11 @@ def test_audio_captured_during_an_outage_keeps_its_capture_time(embedded, real_v
             server.ws_url, device["token"], rate, 1, min_backoff_s=0.2, max_backoff_s=0.5
         )
         task = asyncio.create_task(streamer.run(capture.frames()))
-        await asyncio.sleep(2.0)
+        deadline = time.monotonic() + 30
+        while streamer.report.acked == 0:  # streaming, and stored, before the outage
+            assert time.monotonic() < deadline, "the stream never started"
+            await asyncio.sleep(0.1)
+        assert len(capture.captured) * capture.frame < len(lead)  # still before the scream
         server.stop(kill=True)  # the outage: the scream is captured while the server is down
         await asyncio.wait_for(capture.done.wait(), 60)
         server.start(timeout=60)
