@@ -23,7 +23,7 @@ def feed_us_per_frame(seconds: float = 30.0, repeats: int = 3) -> float:
     """Median over ``repeats`` of the mean CPU time per frame of ``seconds`` of noise."""
     from detection.features import FeatureConfig
     from devices.protocol import Hello
-    from devices.stream_state import DeviceStream
+    from live.stream_state import DeviceStream
 
     cfg = FeatureConfig.from_dict(json.loads(MODEL_CONFIG.read_text())["features"])
     pcm = (np.random.default_rng(0).standard_normal(int(seconds * RATE)) * 3000).astype(np.int16)

@@ -244,7 +244,7 @@ def offline_scores(variant: Variant, model, decision) -> tuple[list[float], list
     from detection.decision import LevelGate
     from detection.features import level_dbfs
     from devices.protocol import Hello
-    from devices.stream_state import DeviceStream
+    from live.stream_state import DeviceStream
 
     stream = DeviceStream(
         Hello("x", RATE, "pcm_s16le", 1, "bench", "offline"),

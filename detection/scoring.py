@@ -338,12 +338,8 @@ _SHARED: dict[Path, Scorer] = {}
 _BY_ARGUMENT: dict[str, Scorer] = {}  # the same, by the path as given (no resolve per call)
 
 
-def shared_scorer(model_dir: str | os.PathLike | None = None) -> Scorer:
-    """The process's Scorer for ``model_dir`` (default ``settings.EYESCREAM_MODEL_DIR``)."""
-    if model_dir is None:
-        from django.conf import settings
-
-        model_dir = settings.EYESCREAM_MODEL_DIR
+def shared_scorer(model_dir: str | os.PathLike) -> Scorer:
+    """The process's Scorer for ``model_dir``."""
     known = _BY_ARGUMENT.get(os.fspath(model_dir))
     if known is not None:
         return known

@@ -61,7 +61,7 @@ class Device(models.Model):
     token_last_used = models.DateTimeField(null=True, blank=True, editable=False)
     token_expires = models.DateTimeField(null=True, blank=True)
 
-    # Connection and stream health (batched writes by devices.health, about once a second).
+    # Connection and stream health (batched writes by live.health, about once a second).
     connection_state = models.CharField(max_length=10, choices=STATES, default=OFFLINE)
     connection = models.CharField(max_length=200, blank=True, editable=False)
     client_name = models.CharField(max_length=100, blank=True)

@@ -100,7 +100,7 @@ def notify_device_changed(device_id: int) -> None:
         return
     try:
         async_to_sync(layer.group_send)(device_group(device_id), {"type": "device.check"})
-    except Exception:  # the periodic check in devices.health still closes it within 1 s
+    except Exception:  # the periodic check in live.health still closes it within 1 s
         log.exception("could not notify the live stream of device %s", device_id)
 
 

@@ -23,8 +23,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from alerts.routing import websocket_urlpatterns as alert_routes  # noqa: E402
-from detection.consumers import ScoringWorkerConsumer  # noqa: E402
-from devices.routing import websocket_urlpatterns as device_routes  # noqa: E402
+from live.routing import websocket_urlpatterns as device_routes  # noqa: E402
+from live.scoring_worker import ScoringWorkerConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

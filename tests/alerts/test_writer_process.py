@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def writers(settings, media):
     """``_alert_writes`` in process mode, with fresh writer processes closed afterwards."""
-    from detection import live_scoring
+    from live import scoring_setup as live_scoring
 
     settings.EYESCREAM_ALERT_WRITER = "process"
     live_scoring._writer_processes.cache_clear()

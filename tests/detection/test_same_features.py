@@ -16,7 +16,7 @@ from detection.features import FeatureConfig, resample
 from detection.inference import detect_file
 from detection.networks import build_network
 from devices.protocol import Hello
-from devices.stream_state import DeviceStream
+from live.stream_state import DeviceStream
 
 SCREAM = "audio/screamdet-main/319258_ramston_woman-screaming-of-fear.flac"
 

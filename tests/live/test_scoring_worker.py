@@ -10,8 +10,8 @@ from channels_redis.core import RedisChannelLayer
 from detection.artifacts import load_model
 from detection.features import FeatureConfig
 from detection.scoring import features_key
-from detection.scoring_batcher import batcher_for, close_batchers
-from detection.scoring_client import ScoringClient
+from live.scoring_batcher import batcher_for, close_batchers
+from live.scoring_client import ScoringClient
 from tests.detection.tiny_model import make_artifact
 
 from .workers import ScoringWorker, layer_hosts, redis_url

@@ -54,7 +54,7 @@ async def worker_answers(url: str, model_dir: Path, timeout: float) -> None:
     from detection.artifacts import read_model_config
     from detection.features import FeatureConfig
     from detection.scoring import features_key
-    from detection.scoring_messages import SCORE_CHANNEL, encode_request
+    from live.scoring_messages import SCORE_CHANNEL, encode_request
 
     cfg = FeatureConfig.from_dict(read_model_config(model_dir)["features"])
     layer = RedisChannelLayer(hosts=layer_hosts(url))

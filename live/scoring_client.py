@@ -24,8 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
+from django.conf import settings
 
-from .scoring import shared_scorer
+from detection.scoring import shared_scorer
+
 from .scoring_batcher import (
     LATE_LIMIT_S,
     REPLY_TIMEOUT_S,
@@ -63,7 +65,8 @@ class ScoringClient:
         self.channel_layer = channel_layer
         self.reply_timeout_s = reply_timeout_s
         self.late_limit_s = late_limit_s
-        self.model_dir = model_dir
+        # The active model unless a test names another.
+        self.model_dir = settings.EYESCREAM_MODEL_DIR if model_dir is None else model_dir
         self.stats = ClientStats()
         self._order: asyncio.Queue | None = None
         self._deliverer: asyncio.Task | None = None

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scoring import MAX_BATCH, MAX_WAIT_S
+from detection.scoring import MAX_BATCH, MAX_WAIT_S
+
 from .scoring_messages import SCORE_CHANNEL, Part, encode_request
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,10 @@ from redis.exceptions import MaxConnectionsError
 from detection.artifacts import load_model
 from detection.features import FeatureConfig
 from detection.scoring import features_key
-from detection.scoring_batcher import close_batchers
-from detection.scoring_client import ScoringClient
-from detection.scoring_messages import decode_windows, result_message
-
-from .tiny_model import make_artifact
+from live.scoring_batcher import close_batchers
+from live.scoring_client import ScoringClient
+from live.scoring_messages import decode_windows, result_message
+from tests.detection.tiny_model import make_artifact
 
 CFG = FeatureConfig()
 

@@ -7,13 +7,12 @@ import pytest
 
 from detection.decision import DecisionConfig
 from detection.features import FeatureConfig
-from detection.live_scoring import POST_ROLL_S, PRE_ROLL_S, StreamScoring
 from detection.scoring import features_key
-from detection.scoring_client import ScoringClient
 from devices.protocol import Hello
-from devices.stream_state import DeviceStream
-
-from .tiny_model import make_artifact
+from live.scoring_client import ScoringClient
+from live.stream_scoring import POST_ROLL_S, PRE_ROLL_S, StreamScoring
+from live.stream_state import DeviceStream
+from tests.detection.tiny_model import make_artifact
 
 RATE = 16_000
 # Every scored window counts (the tiny model is untrained); gated (silent) ones give 0.
@@ -110,7 +109,7 @@ def test_a_loud_burst_gives_one_alert_with_pre_and_post_roll(tmp_path):
 def test_alert_threads_per_kind_follow_the_setting(settings):
     """Live alerts are written by ``EYESCREAM_ALERT_THREADS`` threads of each kind (1 unless
     set): every one of them that is ready to run competes with the streams' event loop."""
-    from detection.live_scoring import _alert_threads
+    from live.scoring_setup import _alert_threads
 
     _alert_threads.cache_clear()
     try:

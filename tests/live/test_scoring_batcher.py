@@ -8,8 +8,8 @@ import time
 import numpy as np
 from channels.layers import InMemoryChannelLayer
 
-from detection.scoring_batcher import ClientStats, RemoteBatcher, ScoringTimeout
-from detection.scoring_messages import SCORE_CHANNEL, decode_windows, result_message
+from live.scoring_batcher import ClientStats, RemoteBatcher, ScoringTimeout
+from live.scoring_messages import SCORE_CHANNEL, decode_windows, result_message
 
 
 def windows(n: int, value: float) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_a_dead_worker_gets_each_request_once_more_then_its_streams_are_told():
 
 
 async def chatty_worker(layer, delay_s: float, seen: list[int]) -> None:
-    from detection.scoring_messages import result_message
+    from live.scoring_messages import result_message
 
     async def chatter(reply_channel):
         while True:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from detection.features import FeatureConfig, StreamingFeatures, WindowCutter
-from detection.scoring_messages import decode_windows, encode_request, uniform_step
+from live.scoring_messages import decode_windows, encode_request, uniform_step
 
 CFG = FeatureConfig()
 W = CFG.window_columns

@@ -5,7 +5,7 @@ import pytest
 
 from detection.features import FeatureConfig, file_columns, frame_windows, level_dbfs
 from devices.protocol import Hello, ProtocolError
-from devices.stream_state import DeviceStream, RingBuffer
+from live.stream_state import DeviceStream, RingBuffer
 
 
 def make_hello(rate=16000, encoding="pcm_s16le", channels=1) -> Hello:

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from detection.stream_clock import ARRIVAL, DEVICE, StreamClock
 from devices.protocol import ProtocolError, capture_zero, parse_hello
+from live.stream_clock import ARRIVAL, DEVICE, StreamClock
 
 
 class Clock:

@@ -19,12 +19,9 @@ from django.utils import timezone
 
 from detection.features import FeatureConfig, mel_columns
 from detection.resampling import polyphase_plan
-
-from . import services
-from .health import HealthDelta, flusher
-from .model_config import stream_feature_config
-from .models import Device
-from .protocol import (
+from devices import services
+from devices.models import Device
+from devices.protocol import (
     HELLO_TIMEOUT_S,
     Hello,
     ProtocolError,
@@ -33,6 +30,10 @@ from .protocol import (
     parse_hello,
     ready_message,
 )
+
+from .health import HealthDelta, flusher
+from .model_config import stream_feature_config
+from .scoring_setup import start_for_consumer
 from .stream_state import DeviceStream
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message) -> None:
         """Audio frames skip Channels' per-message ``close_old_connections`` thread hop.
 
-        Frames never touch the database (health is written in batches by ``devices.health``,
+        Frames never touch the database (health is written in batches by ``live.health``,
         through ``database_sync_to_async``, which closes stale connections itself); the hop
         cost more than the frame's signal processing.
         """
@@ -190,15 +191,13 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
     async def on_windows(self, windows: list) -> None:
         """Hand-off point to scoring: the new ``(start_column, window)`` pairs of this stream.
 
-        ``detection.live_scoring.StreamScoring`` gates, scores (in-process or through the
+        ``stream_scoring.StreamScoring`` gates, scores (in-process or through the
         ``detection-score`` worker), decides and opens/updates alerts; it never blocks here.
         """
         if not windows:
             return
         scoring = getattr(self, "scoring", None)
         if scoring is None:
-            from detection.live_scoring import start_for_consumer
-
             scoring = self.scoring = await start_for_consumer(self)  # False: no model
         if scoring:
             scoring.push(windows)
@@ -252,7 +251,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
                 ProtocolError("replaced", "a newer connection of this device took over")
             )
 
-    # ------------------------------------------------------------------ health (devices.health)
+    # ------------------------------------------------------------------ health (live.health)
 
     async def check_access(self, row) -> None:
         if self.state != STREAMING:

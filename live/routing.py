@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .consumers import DeviceStreamConsumer
+from .ingest import DeviceStreamConsumer
 
 websocket_urlpatterns = [
     path("ws/devices/stream/", DeviceStreamConsumer.as_asgi()),

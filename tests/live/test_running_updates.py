@@ -3,7 +3,7 @@ and in order; an alert's final update never lands before an older batch of its s
 
 import asyncio
 
-from detection.running_updates import RunningUpdates
+from live.running_updates import RunningUpdates
 
 
 class Recorder:

@@ -16,8 +16,10 @@ import asyncio
 import logging
 
 from channels.consumer import AsyncConsumer
+from django.conf import settings
 
-from .scoring import shared_scorer
+from detection.scoring import shared_scorer
+
 from .scoring_messages import decode_windows, result_message
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,10 @@ class ScoringWorkerConsumer(AsyncConsumer):
 
     async def __call__(self, scope, receive, send):
         self._tasks: set[asyncio.Task] = set()
-        shared_scorer().max_wait_s = WORKER_MAX_WAIT_S
-        await shared_scorer().ensure_loaded()
-        log.info("scoring worker ready, model %s", shared_scorer().version)
+        scorer = shared_scorer(settings.EYESCREAM_MODEL_DIR)
+        scorer.max_wait_s = WORKER_MAX_WAIT_S
+        await scorer.ensure_loaded()
+        log.info("scoring worker ready, model %s", scorer.version)
         await super().__call__(scope, receive, send)
 
     async def score_windows(self, message: dict) -> None:
@@ -45,7 +48,9 @@ class ScoringWorkerConsumer(AsyncConsumer):
         request_id = message.get("request_id", "")
         try:
             windows = decode_windows(message)
-            probs, version = await shared_scorer().score(windows, key=message.get("features"))
+            probs, version = await shared_scorer(settings.EYESCREAM_MODEL_DIR).score(
+                windows, key=message.get("features")
+            )
             reply = result_message(request_id, probs, version)
         except Exception as exc:
             log.warning("request %s not scored: %s", request_id, exc)

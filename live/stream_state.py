@@ -27,8 +27,7 @@ from detection.features import (
     make_resampler,
     power_dbfs,
 )
-
-from .protocol import Hello, ProtocolError, RateGuard, decode_frame
+from devices.protocol import Hello, ProtocolError, RateGuard, decode_frame
 
 CLIP_LEVEL = 32_767 / 32_768  # |sample| at or above this counts as clipped
 RING_S = 10.0

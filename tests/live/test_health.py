@@ -4,8 +4,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from devices.health import HealthDelta, write_deltas
 from devices.models import Device, Location, Site
+from live.health import HealthDelta, write_deltas
 
 
 def delta(device, rejected, windows, level, clipping, position, frames=5, **kw):

@@ -20,8 +20,8 @@ from channels.db import database_sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import Device
-from .services import DeviceAccess, access_rows
+from devices.models import Device
+from devices.services import DeviceAccess, access_rows
 
 log = logging.getLogger(__name__)
 
