@@ -10,19 +10,18 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .api_auth import SignedTokenAuthentication
+from accounts.api_auth import API_AUTHENTICATION
+from accounts.permissions import IsOperator
+
 from .models import Alert, Review
-from .permissions import IsOperator
 from .reviews import AlreadyReviewed, ReviewError, alert_payload, review_alert, review_dict
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 # Token first: an anonymous request gets 401 with ``WWW-Authenticate: Token``.
-API_AUTHENTICATION = [SignedTokenAuthentication, SessionAuthentication]
 
 
 class DeviceRefSerializer(serializers.Serializer):

@@ -4,11 +4,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
+from accounts.api_auth import API_AUTHENTICATION
+from accounts.permissions import IsOperator
 from devices.api import DeviceViewSet, SiteViewSet
 
-from .api import API_AUTHENTICATION, AlertViewSet
+from .api import AlertViewSet
 from .pages import api_docs
-from .permissions import IsOperator
 
 router = SimpleRouter()
 router.register("alerts", AlertViewSet, basename="api-alert")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.permissions import is_operator
+
 from .broadcasting import latest_updates
-from .permissions import is_operator
 from .services import ALERTS_GROUP
 
 UNAUTHENTICATED = 4401

@@ -16,6 +16,7 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from detection.artifacts import ArtifactError, feature_config, read_model_config
 from detection.features import FeatureConfig, file_columns
 
 WIDTH, HEIGHT = 800, 360
@@ -28,8 +29,6 @@ INK, GRID, CURVE, CURVE_FILL = (33, 37, 41), (150, 150, 150), (214, 39, 40), (24
 
 def active_feature_config(model_dir) -> tuple[FeatureConfig, float | None]:
     """Feature parameters and on-threshold of the active model (defaults if none is there)."""
-    from detection.artifacts import ArtifactError, feature_config, read_model_config
-
     try:
         config = read_model_config(model_dir)
     except ArtifactError:

@@ -6,54 +6,26 @@ arrive over ``/ws/alerts/`` and decisions go through ``POST /api/alerts/<id>/rev
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
+from accounts.permissions import is_admin, operator_required
+from devices.map_data import map_settings, site_dict
 from devices.models import Device, Site
-from devices.positions import location_latlng, valid_bounds
+from devices.positions import location_latlng
 
 from .api import filter_alerts
 from .models import Alert, Review
-from .permissions import is_admin, operator_required
 from .reviews import alert_payload
 
-DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-DEFAULT_TILE_ATTRIBUTION = "&copy; OpenStreetMap contributors"
 RECENT_ALERTS = 50
 PAGE_SIZE = 100
 
 
-def map_settings() -> dict:
-    """Tiles from ``EYESCREAM_TILE_URL`` (empty or "none": no tiles, the map still works)."""
-    url = getattr(settings, "EYESCREAM_TILE_URL", DEFAULT_TILE_URL) or ""
-    if url.strip().lower() == "none":
-        url = ""
-    return {
-        "tile_url": url,
-        "tile_attribution": getattr(
-            settings, "EYESCREAM_TILE_ATTRIBUTION", DEFAULT_TILE_ATTRIBUTION
-        ),
-        "ws_path": "/ws/alerts/",
-    }
-
-
 def last_alert_id() -> int:
     return Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-
-
-def site_dict(site: Site) -> dict:
-    has_plan = bool(site.floor_plan) and valid_bounds(site.floor_plan_bounds)
-    return {
-        "id": site.pk,
-        "name": site.name,
-        "latitude": site.latitude,
-        "longitude": site.longitude,
-        "floor_plan_url": reverse("devices:floor-plan", args=[site.pk]) if has_plan else None,
-        "floor_plan_bounds": site.floor_plan_bounds if has_plan else None,
-    }
 
 
 def device_dict(device: Device, new_alerts: list[int]) -> dict:

@@ -8,7 +8,7 @@ Order of effects, so nobody ever sees an alert whose audio is missing:
 2. the row is written in a transaction; if that fails (including at commit) the file is removed;
 3. after commit: ``alert.created`` / ``alert.updated`` goes to the channel-layer group ``alerts``
    (queued in order, without waiting, in a process that runs a ``broadcasting.Broadcaster``),
-   then the spectrogram image task and the optional webhook are dispatched.
+   then ``signals.alert_stored`` is sent: ``tasks`` queues the picture and the webhook.
 
 Call them outside any transaction (autocommit), as the consumer does. If a caller wraps them in
 its own transaction and rolls it back, nothing is broadcast and the file left behind is removed
@@ -34,6 +34,7 @@ from devices.models import Device
 from .broadcasting import send_to_group
 from .models import Alert
 from .serializers import serialize_alert
+from .signals import alert_stored
 from .snippets import encode_snippet, remove_quietly, snippet_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,11 @@ def broadcast(event_type: str, alert: Alert) -> None:
 
 
 def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
-    from . import tasks
-
     broadcast(event_type, alert)
-    if render and getattr(settings, "EYESCREAM_ALERT_IMAGES", True):
-        tasks.dispatch(tasks.render_alert_image, alert.pk, alert.snippet.name)
-    if getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", ""):
-        tasks.dispatch(tasks.notify_webhook, event_type, serialize_alert(alert))
+    try:  # the follow-ups (picture, webhook: ``tasks.queue_follow_ups``) never fail the write
+        alert_stored.send(Alert, event_type=event_type, alert=alert, render=render)
+    except Exception:
+        log.exception("could not queue the follow-ups of alert %s", alert.pk)
 
 
 def _write_snippet(device_id: int, started_at: datetime, audio: np.ndarray, rate: int) -> str:

@@ -1,7 +1,7 @@
 """Celery tasks of the alerts app: spectrogram images, webhook, retention purge, offline sweep.
 
-Importable before Django is set up (models are imported inside the tasks), so
-``eyescream_site/celery.py`` can take ``beat_schedule()`` from here.
+``queue_follow_ups`` listens to ``signals.alert_stored`` (sent by ``services`` after an alert's
+commit) and queues the picture and the webhook; ``services`` itself never imports this module.
 """
 
 from __future__ import annotations
@@ -9,20 +9,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import soundfile
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Q
+from django.dispatch import receiver
+from django.utils import timezone
+
+from devices.models import Device
+
+from .broadcasting import send_to_group
 
 # Imported with the module (NumPy, Pillow, the feature code), not at the first alert of a
 # burst, where an import would hold the serving process's GIL.
 from .images import active_feature_config, render_png
+from .models import Alert
+from .serializers import serialize_alert
+from .services import ALERTS_GROUP, UPDATED, broadcast, close_lost_alerts
+from .signals import alert_stored
+from .snippets import remove_quietly, write_atomic
+from .task_queue import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -30,63 +43,16 @@ ORPHAN_MIN_AGE_S = 3600.0  # files this young may still be about to be committed
 MEDIA_FOLDERS = ("snippets", "spectrograms")
 
 
-def beat_schedule() -> dict:
-    """Periodic tasks for Celery beat (merge into ``app.conf.beat_schedule``)."""
-    return {
-        "alerts-retention-purge": {
-            "task": "alerts.tasks.purge_old_alerts",
-            "schedule": float(getattr(settings, "EYESCREAM_PURGE_INTERVAL_S", 3600)),
-        },
-        "devices-offline-sweep": {
-            "task": "alerts.tasks.sweep_offline_devices",
-            "schedule": float(getattr(settings, "EYESCREAM_OFFLINE_SWEEP_INTERVAL_S", 30)),
-        },
-    }
+# ------------------------------------------------------------------------------- follow-ups
 
 
-def dispatch(task, *args) -> None:
-    """Queue a task without ever failing or stalling the caller.
-
-    Scaled mode: sent to the broker. Embedded mode (eager Celery): run on the one background
-    task thread by default, so a picture or webhook never holds up the live path's database
-    thread, and tasks run one after another: a burst of alerts queues its pictures instead of
-    starting a thread each, which would starve daphne's event loop of the GIL.
-    ``EYESCREAM_EAGER_TASKS_INLINE = True`` runs it right here (tests).
-    """
-    try:
-        if not settings.CELERY_TASK_ALWAYS_EAGER:
-            task.apply_async(args=args, retry=False)
-        elif getattr(settings, "EYESCREAM_EAGER_TASKS_INLINE", False):
-            _run_eager(task, args)
-        else:
-            _eager_pool().submit(_run_eager, task, args)
-    except Exception:
-        log.exception("could not dispatch %s%r", task.name, args)
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _eager_pool() -> ThreadPoolExecutor:
-    """The process's one background thread for eager tasks (embedded mode only)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eager-task")
-        return _pool
-
-
-def _run_eager(task, args) -> None:
-    from django.db import connections
-
-    try:
-        task.apply(args=args, throw=True)
-    except Exception:
-        log.exception("task %s%r failed", task.name, args)
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            connections.close_all()
+@receiver(alert_stored, dispatch_uid="alerts-follow-ups")
+def queue_follow_ups(sender, event_type: str, alert: Alert, render: bool, **kwargs) -> None:
+    """After an alert's commit: its picture (when its audio or end changed), its webhook."""
+    if render and getattr(settings, "EYESCREAM_ALERT_IMAGES", True):
+        dispatch(render_alert_image, alert.pk, alert.snippet.name)
+    if getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", ""):
+        dispatch(notify_webhook, event_type, serialize_alert(alert))
 
 
 # ------------------------------------------------------------------------------- images
@@ -98,7 +64,6 @@ def retry_when_locked(write, attempts: int = 5, pause_s: float = 0.05):
     Embedded mode's one SQLite file is shared by the live path and the picture thread; a
     picture is worth a few retries, never a lost alert update.
     """
-    from django.db import OperationalError
 
     for attempt in range(1, attempts):
         try:
@@ -118,13 +83,6 @@ def render_alert_image(alert_id: int, snippet: str | None = None) -> str | None:
     time the task runs (a burst of alerts left a backlog, and the incident closed meanwhile),
     the newer snippet's own task draws it and this one draws nothing.
     """
-    import soundfile
-    from django.db import transaction
-    from django.utils import timezone
-
-    from .models import Alert
-    from .services import UPDATED, broadcast
-    from .snippets import remove_quietly, write_atomic
 
     alert = Alert.objects.filter(pk=alert_id).first()
     if alert is None or not alert.snippet or snippet not in (None, alert.snippet.name):
@@ -200,11 +158,6 @@ def purge_old_alerts() -> dict:
     Unreviewed alerts live ``EYESCREAM_ALERT_RETENTION_DAYS`` (default 90); reviewed ones are
     training labels and live ``EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS`` (default 365).
     """
-    from django.db import transaction
-    from django.utils import timezone
-
-    from .models import Alert
-    from .snippets import remove_quietly
 
     now = timezone.now()
     days = float(getattr(settings, "EYESCREAM_ALERT_RETENTION_DAYS", 90))
@@ -230,9 +183,6 @@ def purge_old_alerts() -> dict:
 
 def purge_orphan_files(min_age_s: float = ORPHAN_MIN_AGE_S) -> int:
     """Remove snippet/image files older than ``min_age_s`` that no alert refers to."""
-    from django.db.models import Q
-
-    from .models import Alert
 
     root = Path(settings.MEDIA_ROOT)
     cutoff = time.time() - min_age_s
@@ -270,13 +220,6 @@ def sweep_offline_devices() -> list[int]:
     ``devices.offline`` on the ``alerts`` group. Then alerts left open by a lost stream (its
     device offline, or connected again through another connection) are closed.
     """
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from devices.models import Device
-
-    from .broadcasting import send_to_group
-    from .services import ALERTS_GROUP, close_lost_alerts
 
     after_s = float(getattr(settings, "EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
     cutoff = timezone.now() - timedelta(seconds=after_s)

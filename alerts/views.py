@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.views.static import serve
 
-from .permissions import operator_required
+from accounts.permissions import operator_required
 
 
 @operator_required

@@ -10,8 +10,8 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from alerts.api import API_AUTHENTICATION
-from alerts.permissions import IsAdmin, IsOperator
+from accounts.api_auth import API_AUTHENTICATION
+from accounts.permissions import IsAdmin, IsOperator
 
 from .models import Device, Location, Site
 

@@ -15,10 +15,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.static import serve
 
-from alerts.pages import map_settings, site_dict
-from alerts.permissions import admin_required, operator_required
+from accounts.permissions import admin_required, operator_required
 
 from . import services
+from .map_data import map_settings, site_dict
 from .models import Device, Location, Site
 from .positions import location_latlng, valid_bounds
 

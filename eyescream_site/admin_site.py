@@ -1,6 +1,6 @@
 """The ``/admin/`` site, open to the Admins role as well as to staff.
 
-Admins (members of the ``Admins`` group, see ``alerts.permissions``) register sites, locations
+Admins (members of the ``Admins`` group, see ``accounts.permissions``) register sites, locations
 and devices and rotate or revoke device tokens there; Django's stock site lets in only
 ``is_staff`` users. What each admin may do on a model still comes from model permissions, which
 the ``Admins`` group is granted after every migrate (``alerts.apps``).
@@ -9,8 +9,8 @@ the ``Admins`` group is granted after every migrate (``alerts.apps``).
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from alerts.login_throttle import ThrottledLoginMixin
-from alerts.permissions import is_admin
+from accounts.login_throttle import ThrottledLoginMixin
+from accounts.permissions import is_admin
 
 
 class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):

@@ -12,7 +12,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work (retention purge, device-offline sweep) for `celery beat`.
-from alerts.tasks import beat_schedule  # noqa: E402
+from alerts.schedule import beat_schedule  # noqa: E402
 
 app.conf.beat_schedule = {**(app.conf.beat_schedule or {}), **beat_schedule()}
 

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "detection",
     "devices",
     "alerts",
+    # After the apps whose model permissions it grants to the Admins role (post_migrate order).
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -223,7 +225,7 @@ except ValueError as exc:
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).
-# Login throttling (alerts.login_throttle): failures that lock a user name / an address out.
+# Login throttling (accounts.login_throttle): failures that lock a user name / an address out.
 EYESCREAM_LOGIN_FAILURES = int(os.environ.get("EYESCREAM_LOGIN_FAILURES", 5))
 EYESCREAM_LOGIN_ADDRESS_FAILURES = int(os.environ.get("EYESCREAM_LOGIN_ADDRESS_FAILURES", 30))
 EYESCREAM_LOGIN_LOCKOUT_S = float(os.environ.get("EYESCREAM_LOGIN_LOCKOUT_S", 900))

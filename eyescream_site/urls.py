@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from alerts.login_throttle import ThrottledAuthenticationForm
+from accounts.login_throttle import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),

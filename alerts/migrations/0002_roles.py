@@ -1,4 +1,4 @@
-"""The two roles as groups: ``Admins`` and ``Operators`` (see alerts.permissions)."""
+"""The two roles as groups: ``Admins`` and ``Operators`` (see accounts.permissions)."""
 
 from django.db import migrations
 

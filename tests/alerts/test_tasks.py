@@ -19,8 +19,9 @@ from PIL import Image
 
 from alerts.images import nice_step, render_png, spectrogram_rgb
 from alerts.models import Alert, Review
+from alerts.schedule import beat_schedule
 from alerts.services import ALERTS_GROUP, open_alert, update_alert
-from alerts.tasks import beat_schedule, purge_old_alerts, render_alert_image, sweep_offline_devices
+from alerts.tasks import purge_old_alerts, render_alert_image, sweep_offline_devices
 from detection.features import FeatureConfig
 from devices.models import Device
 
@@ -127,7 +128,7 @@ def test_open_alert_dispatches_the_picture_after_commit(media, device, settings)
 def test_embedded_mode_renders_the_picture_off_the_callers_thread(media, device, settings):
     """Eager Celery, but the picture is drawn on the background task thread: open_alert
     returns first, and a burst of alerts does not start a thread each."""
-    from alerts.tasks import _eager_pool
+    from alerts.task_queue import _eager_pool
 
     settings.EYESCREAM_ALERT_IMAGES = True
     settings.EYESCREAM_EAGER_TASKS_INLINE = False

@@ -6,7 +6,7 @@ import pytest
 import soundfile
 from django.contrib.auth.models import Group
 
-from alerts.permissions import OPERATORS
+from accounts.permissions import OPERATORS
 from alerts.services import open_alert
 
 from .conftest import RATE, alert_kwargs

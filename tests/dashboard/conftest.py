@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Group
 
+from accounts.permissions import ADMINS, OPERATORS
 from alerts.models import Alert
-from alerts.permissions import ADMINS, OPERATORS
 from devices.models import Device, Location, Site
 
 PASSWORD = "pw-for-tests-only"

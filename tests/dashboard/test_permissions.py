@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.core.files.base import ContentFile
 
-from alerts.api_auth import make_token
+from accounts.api_auth import make_token
 from alerts.consumers import FORBIDDEN, UNAUTHENTICATED, DashboardConsumer
 
 from .conftest import PASSWORD

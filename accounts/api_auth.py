@@ -10,7 +10,11 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
 from rest_framework.exceptions import AuthenticationFailed
 
 SALT = "eyescream.api-token"
@@ -53,7 +57,7 @@ class SignedTokenAuthentication(BaseAuthentication):
 
 
 class SignedTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "alerts.api_auth.SignedTokenAuthentication"
+    target_class = "accounts.api_auth.SignedTokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
@@ -63,3 +67,7 @@ class SignedTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "'Token <token>' (manage.py api_token USERNAME)",
         }
+
+
+# How every API view authenticates: a signed token, else the browser's session.
+API_AUTHENTICATION = [SignedTokenAuthentication, SessionAuthentication]

@@ -3,8 +3,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from alerts.api_auth import make_token
-from alerts.permissions import is_operator
+from accounts.api_auth import make_token
+from accounts.permissions import is_operator
 
 
 class Command(BaseCommand):
