@@ -4,7 +4,7 @@ Alerts are written in database threads; their broadcast (``alert.created`` / ``a
 to the ``alerts`` group) comes after the commit. With ``async_to_sync(layer.group_send)`` the
 thread waited for a hop onto the event loop and the layer's Redis round trips: in a busy
 ingest process 137 ms at the median, so a burst of incidents queued for the few alert threads
-behind each other's broadcasts (docs/performance.md, "fifth session").
+behind each other's broadcasts (docs/performance.md, "What the live path does and why").
 
 A process with an event loop that writes alerts (daphne, once a live stream starts scoring)
 runs a ``Broadcaster`` on that loop: ``send_to_group`` hands the message to it and returns at

@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
-    "detection",
+    "eyescream_site",  # the command-line entry points (train, evaluate, detect, ...)
     "devices",
     "alerts",
     # After the apps whose model permissions it grants to the Admins role (post_migrate order).

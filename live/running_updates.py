@@ -3,9 +3,9 @@
 While an incident lasts, its stream reports the scores so far about once a second. Written one
 transaction each (and a thread hop, and a broadcast), two hundred running incidents cost the
 ingest process more than all its audio during a burst of screams, and every stream's alerts
-came late (docs/performance.md, "fifth session"). ``RunningUpdates`` keeps the newest scores of
-each alert and hands all of them to ``write`` (one call, in a thread: one UPDATE for all rows)
-at most every ``interval_s``.
+came late (docs/performance.md, "What the live path does and why"). ``RunningUpdates`` keeps
+the newest scores of each alert and hands all of them to ``write`` (one call, in a thread: one
+UPDATE for all rows) at most every ``interval_s``.
 
 The final update of an incident (its end and full snippet) is not batched: the caller first
 ``settle``s the alert, which drops its waiting scores and waits for a write in progress that

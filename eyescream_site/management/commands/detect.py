@@ -12,7 +12,7 @@ from detection.artifacts import ArtifactError, load_model
 from detection.dataset import Segment as LabelSegment
 from detection.dataset import write_labels
 from detection.inference import AudioReadError, detect_file, expand_paths
-from detection.management.batch_command import BatchCommand
+from eyescream_site.management.batch_command import BatchCommand
 
 
 class Command(BatchCommand):

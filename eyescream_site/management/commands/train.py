@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 
 from detection.dataset import DatasetError, LabelFormatError, scan
 from detection.features import FeatureConfig
-from detection.management.batch_command import BatchCommand
 from detection.training import Hyper, Plan, TrainingError, run_training
+from eyescream_site.management.batch_command import BatchCommand
 
 
 def _augment_switches() -> list[str]:

@@ -21,10 +21,10 @@ from detection.evaluation import (
     summarize,
     write_files,
 )
-from detection.management.batch_command import BatchCommand
-from detection.management.commands.train import load_recordings, parse_eval_rates
 from detection.scoring import decision_defaults
 from detection.training import _jsonable, tqdm
+from eyescream_site.management.batch_command import BatchCommand
+from eyescream_site.management.commands.train import load_recordings, parse_eval_rates
 
 
 class Command(BatchCommand):
