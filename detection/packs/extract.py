@@ -1,0 +1,206 @@
+"""Unpack a package and list its members: plain files and the members of zip archives in it.
+
+A ``.deb`` is unpacked with ``dpkg-deb -x`` (no install), a wheel with ``zipfile``. Zip
+archives inside (Quake ``.pk3``, 0 A.D. ``public.zip``) are opened in place and their members
+named ``<archive path>!<member path>``. Qt ``.rcc`` resources (gcompris) and C4Group
+(openclonk) are not read.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import fnmatch
+import os
+import re
+import subprocess
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+ARCHIVE_SEP = "!"
+
+
+class ExtractError(RuntimeError):
+    """A package that cannot be unpacked."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a package (or of an archive in it); ``read`` gives its bytes."""
+
+    path: str
+    size: int
+    read: Callable[[], bytes]
+
+
+def extract_deb(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Unpack a .deb's files into ``dest`` (``dpkg-deb -x``)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ExtractError(f"dpkg-deb -x {Path(deb).name} failed: {done.stderr.strip()}")
+    return dest
+
+
+def _safe_member(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and ".." not in parts
+
+
+def extract_wheel(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Unpack a wheel (a zip) into ``dest``; members escaping ``dest`` are refused."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                if not _safe_member(info.filename):
+                    raise ExtractError(f"{Path(wheel).name}: unsafe member {info.filename!r}")
+                target = dest / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(info))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ExtractError(f"{Path(wheel).name}: cannot unpack: {exc}") from exc
+    return dest
+
+
+def _file_member(root: Path, path: Path) -> Member:
+    return Member(path.relative_to(root).as_posix(), path.stat().st_size, path.read_bytes)
+
+
+def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    return lambda: archive.read(info)
+
+
+def iter_members(
+    root: str | os.PathLike,
+    archives: tuple[str, ...] = (),
+    errors: list[str] | None = None,
+) -> Iterator[Member]:
+    """Every file under ``root`` (sorted), and the members of files whose relative path
+    full-matches one of the ``archives`` regexes (opened as zip). An archive that does not
+    open is noted in ``errors`` and its members skipped."""
+    root = Path(root)
+    patterns = [re.compile(p) for p in archives]
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if not any(p.fullmatch(rel) for p in patterns):
+            yield _file_member(root, path)
+            continue
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            if errors is not None:
+                errors.append(f"{rel}: not a readable zip archive: {exc}")
+            continue
+        # The archive stays open while any of its members' ``read`` is alive (the closures
+        # hold it); it is closed when the last of them is collected.
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            if info.is_dir() or not _safe_member(info.filename):
+                continue
+            yield Member(
+                f"{rel}{ARCHIVE_SEP}{info.filename}", info.file_size, _zip_reader(archive, info)
+            )
+
+
+# --------------------------------------------------------------------------- licences
+
+_TEXT_LICENCES = (
+    (re.compile(r"Creative Commons Attribution[- ]Share ?Alike\W+(\d\.\d)", re.I), "CC-BY-SA-{}"),
+    (re.compile(r"creativecommons\.org/licenses/by-sa/(\d\.\d)", re.I), "CC-BY-SA-{}"),
+    (re.compile(r"Creative Commons Attribution\W+(\d\.\d)", re.I), "CC-BY-{}"),
+    (
+        re.compile(
+            r"GNU General Public License.{0,200}?version (\d)[^.]{0,80}any later", re.I | re.S
+        ),
+        "GPL-{}+",
+    ),  # fmt: skip
+    (re.compile(r"common-licenses/GPL-(\d)"), "GPL-{}"),
+)
+
+
+@dataclass(frozen=True)
+class Stanza:
+    files: tuple[str, ...]
+    license: str
+
+
+def parse_copyright(text: str) -> list[Stanza]:
+    """``Files:`` stanzas of a machine-readable (DEP-5) Debian copyright file, in order
+    (``debian/*`` packaging stanzas left out)."""
+    stanzas = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        fields_ = {}
+        for match in re.finditer(r"^(Files|License):[ \t]*(.*(?:\n[ \t]+.*)*)", paragraph, re.M):
+            fields_.setdefault(match.group(1), match.group(2))
+        if "Files" not in fields_ or "License" not in fields_:
+            continue
+        files = tuple(fields_["Files"].split())
+        licence = fields_["License"].splitlines()[0].strip()
+        if files and licence and not all(f.startswith("debian/") for f in files):
+            stanzas.append(Stanza(files, licence))
+    return stanzas
+
+
+def _pattern_matches(pattern: str, path: str) -> bool:
+    """Does a DEP-5 ``Files`` glob (source-tree path) match an installed member path? The
+    glob is tried as a path suffix, then with its leading folders dropped (the installed
+    layout differs from the source tree), keeping at least two components."""
+    parts = pattern.split("/")
+    for drop in range(max(1, len(parts) - 1)):
+        tail = "/".join(parts[drop:])
+        if tail == "*" and drop:
+            break
+        if fnmatch.fnmatchcase(path, tail) or fnmatch.fnmatchcase(path, f"*/{tail}"):
+            return True
+    return False
+
+
+def licence_from_text(text: str) -> str:
+    """Short licence names found in a free-form copyright text, in order of appearance."""
+    found = []
+    for pattern, template in _TEXT_LICENCES:
+        for match in pattern.finditer(text):
+            found.append((match.start(), template.format(match.group(1))))
+    names = []
+    for _, name in sorted(found):
+        if name not in names:
+            names.append(name)
+    return names[0] if names else ""
+
+
+def member_licence(copyright_text: str, member_path: str) -> str:
+    """The licence of one member: the last matching DEP-5 stanza, else the first licence
+    named in a free-form text; "" when none is found."""
+    stanzas = parse_copyright(copyright_text)
+    if not stanzas:
+        return licence_from_text(copyright_text)
+    path = member_path.replace(ARCHIVE_SEP, "/")
+    licence = ""
+    for stanza in stanzas:
+        if any(_pattern_matches(p, path) for p in stanza.files):
+            licence = stanza.license
+    return licence or stanzas[0].license
+
+
+def copyright_text(root: str | os.PathLike, package: str) -> str:
+    """A .deb's ``usr/share/doc/<package>/copyright``, or a wheel's licence metadata as
+    ``License: <value>`` lines; "" when neither is there."""
+    root = Path(root)
+    deb_file = root / "usr/share/doc" / package / "copyright"
+    if deb_file.is_file():
+        return deb_file.read_text(encoding="utf-8", errors="replace")
+    lines = []
+    for metadata in sorted(root.glob("*.dist-info/METADATA")):
+        message = email.parser.HeaderParser().parsestr(
+            metadata.read_text(encoding="utf-8", errors="replace")
+        )
+        for key in ("License-Expression", "License"):
+            if message.get(key):
+                lines.append(f"Files: *\nLicense: {message[key].splitlines()[0].strip()}\n")
+                break
+    return "\n".join(lines)
