@@ -45,7 +45,7 @@ from .screen import THRESHOLDS, ScreenResult, ScreenThresholds, screen
 
 SCREEN_LOG = "screen.csv"
 SCREEN_COLUMNS = ("path", "member_path", "passed", "reason", "run_s", "median_f0_hz",
-                  "voicing", "peak_dbfs", "voiced_share")  # fmt: skip
+                  "harmonicity", "peak_dbfs", "voiced_share")  # fmt: skip
 
 Progress = Callable[[Iterable, str, int], Iterable]
 
@@ -216,7 +216,7 @@ def _process_member(
         subcategory=subcategory,
         duration_s=round(duration, 3),
         sha256_of_decoded_pcm=sha,
-        group=f"{spec.name}:{decision.group}",
+        group=f"{spec.group_family}:{decision.group}",
     )
     summary.new += 1
 

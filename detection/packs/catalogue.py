@@ -43,6 +43,11 @@ class PackageSpec:
     rules: tuple[Rule, ...] = ()
     archives: tuple[str, ...] = ()  # regexes of zip archives inside the package to open
     license_note: str = ""  # added to the licence read from the package (e.g. for media)
+    group_prefix: str = ""  # groups are "<group_prefix or name>:<rule group>"
+
+    @property
+    def group_family(self) -> str:
+        return self.group_prefix or self.name
 
 
 @dataclass(frozen=True)
@@ -92,18 +97,13 @@ WN = r"usr/share/games/wesnoth/[^/]+/data/core/sounds/"
 TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
 
 
-def _openarena_rules() -> tuple[Rule, ...]:
+def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
+    cries = r"(?i:death\d*|pain\d*_\d+|pain_\d+|falling\d*|fall\d*|drown)\.(?:wav|ogg)"
     return (
-        Rule(
-            OA + r"(?i:death\d*|pain\d*_\d+|pain_\d+|falling\d*|fall\d*|drown)\.(?:wav|ogg)",
-            "1",
-            "pain_death_cry",
-            "{voice}",
-            screen=True,
-        ),  # fmt: skip
-        Rule(OA + r"taunt\.(?:wav|ogg)", "0_0", "taunt", "{voice}"),
-        Rule(OA + r"gasp\.(?:wav|ogg)", "0_0", "gasp", "{voice}"),
-        Rule(OA + r"jump\d*\.(?:wav|ogg)", "0_0", "yell_grunt", "{voice}"),
+        Rule(OA + cries, "1", "pain_death_cry", voice, screen=True),
+        Rule(OA + r"taunt\.(?:wav|ogg)", "0_0", "taunt", voice),
+        Rule(OA + r"gasp\.(?:wav|ogg)", "0_0", "gasp", voice),
+        Rule(OA + r"jump\d*\.(?:wav|ogg)", "0_0", "yell_grunt", voice),
     )
 
 
@@ -147,8 +147,20 @@ VOCAL = Pack(
     "Human non-speech vocalisations: pain and death cries screened for screams (class 1, else "
     "0_0 yell_grunt), laughter, taunts, gasps and shouted game lines (0_0).",
     (
-        PackageSpec("openarena-081-players", archives=PK3, rules=_openarena_rules()),
-        PackageSpec("openarena-088-data", archives=PK3, rules=_openarena_rules()),
+        PackageSpec(
+            "openarena-081-players",
+            archives=PK3,
+            rules=_openarena_rules(),
+            group_prefix="openarena",
+        ),
+        # 0.8.8's only player voice, "neko", is ayumi's voice again (the same pitch tracks,
+        # re-encoded as ogg): one group with ayumi.
+        PackageSpec(
+            "openarena-088-data",
+            archives=PK3,
+            rules=_openarena_rules("ayumi"),
+            group_prefix="openarena",
+        ),
         PackageSpec(
             "0ad-data",
             archives=ZAD_ZIP,
