@@ -95,6 +95,9 @@ NX = r"usr/share/games/nexuiz/data/data\.pk3!sound/player/(?P<voice>[^/]+)/(?:[^
 HW = r"usr/share/games/hedgewars/Data/Sounds/voices/(?P<voice>[^/]+)/"
 WN = r"usr/share/games/wesnoth/[^/]+/data/core/sounds/"
 TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
+RCC = (r"usr/share/gcompris-qt/rcc/[^/]+\.rcc",)
+GC = r"usr/share/gcompris-qt/rcc/[^/]+\.rcc!gcompris/src/activities/"
+GC_MEMORY = GC + r"memory-sound/resource/LR"
 
 
 def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
@@ -238,6 +241,11 @@ VOCAL = Pack(
                 Rule(WN + r"groan\.wav", "0_0", "yell_grunt"),
             ),
         ),
+        PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(Rule(GC_MEMORY + r"Applauses[^/]*\.ogg", "0_0", "applause_cheering"),),
+        ),
     ),
 )
 
@@ -316,6 +324,8 @@ SPEECH = Pack(
     ),
 )
 
+GC_ANIMALS = GC + r"explore_farm_animals/resource/animals/"
+
 NONHUMAN = Pack(
     "nonhuman",
     "Animal calls, alarms, horns and household or machine sounds: high-pitched ones 0_1, low "
@@ -366,6 +376,31 @@ NONHUMAN = Pack(
             ),
         ),
         PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(
+                Rule(
+                    GC_ANIMALS + r"(?P<name>cat|chickens|duck|owl)\.ogg",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),
+                Rule(
+                    GC_ANIMALS + r"(?P<name>cow|horse|pig|sheep)\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+                Rule(GC_ANIMALS + r"dog\.ogg", "0_2", "dog_bark", "dog"),
+                Rule(GC_MEMORY + r"Bark[^/]*\.ogg", "0_2", "dog_bark", "dog"),
+                Rule(GC_MEMORY + r"Ring[^/]*\.ogg", "0_1", "bell_ring", "ring"),
+                Rule(GC_MEMORY + r"Train_slowing[^/]*\.ogg", "0_1", "train_brakes", "train"),
+                Rule(GC + r"guessnumber/resource/helicopter\.wav", "0_2", "engine", "helicopter"),
+                Rule(GC + r"traffic/resource/car\.wav", "0_2", "traffic", "car"),
+                Rule(GC + r"railroad/resource/sounds/train\.wav", "0_2", "train", "train"),
+            ),
+        ),
+        PackageSpec(
             "wesnoth-1.16-data",
             rules=(
                 Rule(WN + r"ambient/birds\d\.ogg", "0_1", "bird", "birds"),
@@ -406,6 +441,26 @@ BACKGROUNDS = Pack(
                     "{name}",
                 ),  # fmt: skip
                 Rule(ZAD + r"music/[^/]+\.ogg", "0_2", "music", "{stem}"),
+            ),
+        ),
+        PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(
+                Rule(GC_MEMORY + r"Rain[^/]*\.ogg", "0_2", "rain", "rain"),
+                Rule(GC_MEMORY + r"FrogsInPond[^/]*\.ogg", "0_2", "rain", "rain"),
+                Rule(GC_MEMORY + r"Factory_noise[^/]*\.ogg", "0_2", "machine", "factory"),
+                Rule(GC_MEMORY + r"StartAndStopCarEngine[^/]*\.ogg", "0_2", "engine", "car"),
+                Rule(
+                    GC + r"explore_world_music/resource/music/[^/]+\.ogg", "0_2", "music", "{stem}"
+                ),
+                Rule(GC + r"instruments/resource/[^/]+\.ogg", "0_2", "music_instrument", "{stem}"),
+                Rule(
+                    GC + r"(?:canal_lock|watercycle)/resource/(?:water_fill|harbor\d)\.wav",
+                    "0_2",
+                    "water",
+                    "{stem}",
+                ),
             ),
         ),
         PackageSpec(

@@ -2,8 +2,8 @@
 
 A ``.deb`` is unpacked with ``dpkg-deb -x`` (no install), a wheel with ``zipfile``. Zip
 archives inside (Quake ``.pk3``, 0 A.D. ``public.zip``) are opened in place and their members
-named ``<archive path>!<member path>``. Qt ``.rcc`` resources (gcompris) and C4Group
-(openclonk) are not read.
+named ``<archive path>!<member path>``; so are the files of Qt ``.rcc`` resource bundles
+(gcompris). C4Group archives (openclonk) are not read.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import email.parser
 import fnmatch
 import os
 import re
+import struct
 import subprocess
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -76,20 +78,85 @@ def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[],
     return lambda: archive.read(info)
 
 
+# --------------------------------------------------------------------------- Qt resources
+
+RCC_MAGIC = b"qres"
+RCC_DIRECTORY = 0x02
+RCC_ZLIB = 0x01
+RCC_ZSTD = 0x04
+
+
+def rcc_files(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of every file in a Qt binary resource bundle (``rcc`` format 1-3).
+
+    Layout: a 20-byte header (magic, version, tree/data/names offsets), a tree of fixed-size
+    nodes (name offset, flags, then child count + first child index for a folder, or
+    locale + data offset for a file; format 2+ adds an 8-byte modification time), names as
+    length + hash + UTF-16BE, data as a 4-byte length + bytes (zlib-compressed files start
+    with their 4-byte uncompressed size). Zstandard-compressed files are not decoded.
+    """
+    if len(data) < 20 or data[:4] != RCC_MAGIC:
+        raise ValueError("not a Qt resource bundle (no 'qres' magic)")
+    version, tree, payload, names = struct.unpack(">IIII", data[4:20])
+    node_size = 22 if version >= 2 else 14
+
+    def name_at(offset: int) -> str:
+        (length,) = struct.unpack_from(">H", data, names + offset)
+        start = names + offset + 6
+        return data[start : start + 2 * length].decode("utf-16-be")
+
+    stack = [(0, "")]
+    while stack:
+        index, prefix = stack.pop()
+        base = tree + index * node_size
+        name_offset, flags = struct.unpack_from(">IH", data, base)
+        name = name_at(name_offset) if index else ""
+        path = f"{prefix}/{name}" if prefix else name
+        if flags & RCC_DIRECTORY:
+            count, first = struct.unpack_from(">II", data, base + 6)
+            stack.extend((child, path) for child in reversed(range(first, first + count)))
+            continue
+        (offset,) = struct.unpack_from(">I", data, base + 10)
+        (size,) = struct.unpack_from(">I", data, payload + offset)
+        body = data[payload + offset + 4 : payload + offset + 4 + size]
+        if len(body) != size:
+            raise ValueError(f"{path}: data runs past the end of the bundle")
+        if flags & RCC_ZSTD:
+            continue
+        if flags & RCC_ZLIB:
+            body = zlib.decompress(body[4:])
+        yield path, body
+
+
+def _rcc_members(rel: str, path: Path) -> list[Member]:
+    members = []
+    for inner, body in rcc_files(path.read_bytes()):
+        if _safe_member(inner):
+            members.append(Member(f"{rel}{ARCHIVE_SEP}{inner}", len(body), lambda b=body: b))
+    return sorted(members, key=lambda m: m.path)
+
+
 def iter_members(
     root: str | os.PathLike,
     archives: tuple[str, ...] = (),
     errors: list[str] | None = None,
 ) -> Iterator[Member]:
     """Every file under ``root`` (sorted), and the members of files whose relative path
-    full-matches one of the ``archives`` regexes (opened as zip). An archive that does not
-    open is noted in ``errors`` and its members skipped."""
+    full-matches one of the ``archives`` regexes (``.rcc`` read as Qt resources, anything
+    else as zip). An archive that does not open is noted in ``errors`` and skipped."""
     root = Path(root)
     patterns = [re.compile(p) for p in archives]
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
         rel = path.relative_to(root).as_posix()
         if not any(p.fullmatch(rel) for p in patterns):
             yield _file_member(root, path)
+            continue
+        if path.suffix == ".rcc":
+            try:
+                yield from _rcc_members(rel, path)
+            except (ValueError, struct.error, zlib.error, OSError) as exc:
+                if errors is not None:
+                    errors.append(f"{rel}: not a readable Qt resource bundle: {exc}")
             continue
         try:
             archive = zipfile.ZipFile(path)
