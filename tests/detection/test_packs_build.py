@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from detection.dataset import read_labels, scan
 from detection.packs import fetch as fetch_module
@@ -187,3 +190,21 @@ def test_the_packs_package_imports_no_django():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_packs_report_command_prints_the_counts(built):
+    stdout = io.StringIO()
+    call_command("packs", "report", "--out", str(built["out"]), stdout=stdout)
+    text = stdout.getvalue()
+    assert "## fixture: 5 clips" in text
+    assert f"| {WHEEL_NAME} | - | - | 1 / " in text
+    stdout = io.StringIO()
+    call_command("packs", "report", "--out", str(built["out"]), "--json", stdout=stdout)
+    assert json.loads(stdout.getvalue())["fixture"]["clips"] == 5
+
+
+def test_packs_command_refuses_unknown_packs_and_empty_folders(tmp_path):
+    with pytest.raises(CommandError, match="unknown pack"):
+        call_command("packs", "build", "--only", "nope", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="no packs under"):
+        call_command("packs", "report", "--out", str(tmp_path))
