@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def decode(data: bytes, name: str = "<member>") -> tuple[np.ndarray, int]:
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types (LibsndfileError, RuntimeError)
-        raise DecodeError(f"{name}: cannot decode: {exc}") from exc
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", str(exc))
+        raise DecodeError(f"{name}: cannot decode: {reason}") from exc
     if samples.size == 0:
         raise DecodeError(f"{name}: no samples")
     mono = samples.mean(axis=1).astype(np.float32)
