@@ -325,6 +325,7 @@ SPEECH = Pack(
 )
 
 GC_ANIMALS = GC + r"explore_farm_animals/resource/animals/"
+WL = r"usr/share/games/widelands/data/"
 
 NONHUMAN = Pack(
     "nonhuman",
@@ -354,6 +355,8 @@ NONHUMAN = Pack(
                 ),  # fmt: skip
                 Rule(ZAD + r"voice/global/civ_dog_[a-z]+\.ogg", "0_2", "dog_bark", "dog"),
                 Rule(ZAD + r"interface/alarm/[^/]+\.ogg", "0_1", "alarm", "alarm"),
+                # Day ambiences are dense birdsong (chirps at 2.5-5 kHz, little else).
+                Rule(ZAD + r"ambient/dayscape/[^/]+\.ogg", "0_1", "birdsong", "dayscape"),
             ),
         ),
         PackageSpec(
@@ -401,9 +404,34 @@ NONHUMAN = Pack(
             ),
         ),
         PackageSpec(
+            "widelands-data",
+            rules=(
+                Rule(WL + r"sound/animals/(?P<name>bird\d)_\d+\.ogg", "0_1", "bird", "{name}"),
+                Rule(WL + r"world/critters/duck/duck_\d+\.ogg", "0_1", "bird", "duck"),
+                Rule(
+                    WL + r"sound/animals/(?P<name>crickets)\d_\d+\.ogg", "0_1", "insect", "{name}"
+                ),
+                Rule(
+                    WL + r"sound/animals/(?P<name>coyote|wolf)_\d+\.ogg",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),
+                Rule(
+                    WL + r"sound/(?:animals|farm)/(?P<name>boar|frog|moose|stag|donkey|"
+                    r"farm_animal|horse|ox|sheep)(?:_\d+)?\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        PackageSpec(
             "wesnoth-1.16-data",
             rules=(
                 Rule(WN + r"ambient/birds\d\.ogg", "0_1", "bird", "birds"),
+                # "morning" is a rooster's crow, "night" an owl's hoot over crickets.
+                Rule(WN + r"ambient/(?P<name>morning|night)\.ogg", "0_1", "bird", "{name}"),
                 Rule(WN + r"gryphon-shriek-\d\.ogg", "0_1", "animal_call", "gryphon"),
                 Rule(WN + r"horn-signals/horn-\d\.ogg", "0_1", "horn", "horn"),
                 Rule(
@@ -432,7 +460,6 @@ BACKGROUNDS = Pack(
                     "crowd_{name}",
                     "{name}",
                 ),  # fmt: skip
-                Rule(ZAD + r"ambient/dayscape/[^/]+\.ogg", "0_2", "nature_ambience", "dayscape"),
                 Rule(ZAD + r"ambient/water/[^/]+\.ogg", "0_2", "water", "water"),
                 Rule(
                     ZAD + r"ambient/weather/(?P<name>rain|thunder|snowstorm|wind)[^/]*\.ogg",
