@@ -93,6 +93,7 @@ ZAD = r"usr/share/games/0ad/mods/public/public\.zip!audio/"
 OA = r"usr/share/games/openarena/baseoa/pak[^/]*\.pk3!sound/player/(?P<voice>[^/]+)/"
 NX = r"usr/share/games/nexuiz/data/data\.pk3!sound/player/(?P<voice>[^/]+)/(?:[^/]+/)*"
 HW = r"usr/share/games/hedgewars/Data/Sounds/voices/(?P<voice>[^/]+)/"
+HWS = r"usr/share/games/hedgewars/Data/Sounds/"
 WN = r"usr/share/games/wesnoth/[^/]+/data/core/sounds/"
 TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
 RCC = (r"usr/share/gcompris-qt/rcc/[^/]+\.rcc",)
@@ -404,6 +405,15 @@ NONHUMAN = Pack(
             ),
         ),
         PackageSpec(
+            "hedgewars-data",
+            rules=(
+                Rule(HWS + r"Whistle\.ogg", "0_1", "whistle", "whistle"),
+                Rule(HWS + r"BirdyLay\.ogg", "0_1", "bird", "birdy"),
+                Rule(HWS + r"bee(?:water)?\.ogg", "0_1", "insect", "bee"),
+                Rule(HWS + r"rubberduck_[a-z]+\.ogg", "0_1", "squeak", "rubberduck"),
+            ),
+        ),
+        PackageSpec(
             "widelands-data",
             rules=(
                 Rule(WL + r"sound/animals/(?P<name>bird\d)_\d+\.ogg", "0_1", "bird", "{name}"),
@@ -433,6 +443,7 @@ NONHUMAN = Pack(
                 # "morning" is a rooster's crow, "night" an owl's hoot over crickets.
                 Rule(WN + r"ambient/(?P<name>morning|night)\.ogg", "0_1", "bird", "{name}"),
                 Rule(WN + r"gryphon-shriek-\d\.ogg", "0_1", "animal_call", "gryphon"),
+                Rule(WN + r"bat-hit-\d\.ogg", "0_1", "animal_call", "bat"),
                 Rule(WN + r"horn-signals/horn-\d\.ogg", "0_1", "horn", "horn"),
                 Rule(
                     WN + r"(?P<name>wolf|horse)-(?:die|hit|growl)(?:-\d)?\.ogg",
