@@ -118,7 +118,6 @@ TUX_HIGH = {
     "insect": "bee grasshopper hornet mosquito",
     "animal_call": "chimp dolphin orca mouse sheep_lamb goat mountaingoat donkey elephant "
     "blackcat bat_left pig pig_golden pig_golden2 squirrel koala",
-    "kettle_whistle": "kettle",
     "siren": "firetruck",
     "squeak": "rubberduck",
 }
@@ -127,8 +126,9 @@ TUX_LOW = {
     "cow_white ram sheep camel dromedary lion tiger caribou deer doe fox horse zebra ferret "
     "giraffe hippopotamus beaver rabbit wombat",
     "dog_bark": "dog",
+    # The kettle is the boil (broadband noise), not a whistle.
     "household": "Washing-machine scissors_small_closed scissors_small_open bottle glass toilet "
-    "vacuum_cleaner camera_35mm apple_red",
+    "vacuum_cleaner camera_35mm apple_red kettle",
     "tools": "hammer mallet_metal saw",
     "music_instrument": "cymbal_crash drum_tomtom_floor drumkit cello violin bassoon",
     "effects": "lightningbolt fireworks apollo_lander",
@@ -355,6 +355,8 @@ NONHUMAN = Pack(
                     ZAD + r"actor/(?:fauna|mounted)/death/[^/]+\.ogg", "0_2", "animal_low", "death"
                 ),  # fmt: skip
                 Rule(ZAD + r"voice/global/civ_dog_[a-z]+\.ogg", "0_2", "dog_bark", "dog"),
+                # A dull UI thud, not an alarm.
+                Rule(ZAD + r"interface/alarm/alarm_invalid_building_placement[^/]*", None),
                 Rule(ZAD + r"interface/alarm/[^/]+\.ogg", "0_1", "alarm", "alarm"),
                 # Day ambiences are dense birdsong (chirps at 2.5-5 kHz, little else).
                 Rule(ZAD + r"ambient/dayscape/[^/]+\.ogg", "0_1", "birdsong", "dayscape"),
