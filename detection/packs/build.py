@@ -14,8 +14,10 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import soundfile as sf
 
 from detection.dataset import SCREAM, Segment, format_labels
 from detection.features import MODEL_RATE
@@ -158,6 +160,29 @@ def _unique_stem(state: _PackState, source: str, member_path: str) -> str:
     return stem
 
 
+def _refreshed(
+    state: _PackState, row: ManifestRow, decision, licence: str, spec: PackageSpec
+) -> ManifestRow:
+    """An unchanged clip's row with the catalogue's current licence, group and (for clips the
+    screen does not decide) class and sub-category; the label file follows a class change."""
+    cls, subcategory = row.class_, row.subcategory
+    if not decision.screen:
+        cls, subcategory = decision.cls, decision.subcategory
+    elif cls == SCREAM:
+        subcategory = decision.subcategory
+    updated = replace(
+        row,
+        license=licence,
+        group=f"{spec.group_family}:{decision.group}",
+        class_=cls,
+        subcategory=subcategory,
+    )
+    if cls != row.class_:
+        frames = sf.info(str(state.root / row.path)).frames
+        write_text_atomic(state.root / row.label_file, label_text(frames / MODEL_RATE, cls))
+    return updated
+
+
 def _process_member(
     state: _PackState,
     spec: PackageSpec,
@@ -175,7 +200,7 @@ def _process_member(
     rel = f"audio/{source}/{stem}.flac"
     old = None if redo else state.old.get(rel)
     if _unchanged(state, old, version, member.path):
-        state.rows[rel] = old
+        state.rows[rel] = _refreshed(state, old, decision, licence, spec)
         state.seen_pcm.setdefault(old.sha256_of_decoded_pcm, rel)
         if rel in state.screen_old:
             state.screen_rows[rel] = state.screen_old[rel]
@@ -243,9 +268,9 @@ def _unpack(path: Path, kind: str, dest: Path) -> Path:
     return extract_deb(path, dest) if kind == APT else extract_wheel(path, dest)
 
 
-def _licence(text: str, member_path: str, note: str) -> str:
-    licence = member_licence(text, member_path) or "unknown"
-    return f"{licence}; {note}" if note else licence
+def _licence(text: str, member_path: str, spec: PackageSpec) -> str:
+    licence = member_licence(text, member_path, spec.license_stanza) or "unknown"
+    return f"{licence}; {spec.license_note}" if spec.license_note else licence
 
 
 def build(
@@ -316,7 +341,7 @@ def build(
                             )
                         continue
                     for state, spec in users_of:
-                        licence = _licence(text, member.path, spec.license_note)
+                        licence = _licence(text, member.path, spec)
                         _process_member(
                             state, spec, got.version, licence, member, data, redo, thresholds
                         )

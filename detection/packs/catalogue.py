@@ -44,6 +44,7 @@ class PackageSpec:
     archives: tuple[str, ...] = ()  # regexes of zip archives inside the package to open
     license_note: str = ""  # added to the licence read from the package (e.g. for media)
     group_prefix: str = ""  # groups are "<group_prefix or name>:<rule group>"
+    license_stanza: str = ""  # a copyright ``Files`` pattern whose licence applies to all
 
     @property
     def group_family(self) -> str:
@@ -278,9 +279,12 @@ SPEECH = Pack(
                 ),
             ),  # fmt: skip
         ),
+        # The asterisk copyright files name upstream folders (``fr-*``, ``ru-*``), not the
+        # installed paths: the stanza of the package's language applies.
         *(
             PackageSpec(
                 f"asterisk-core-sounds-{lang}-wav",
+                license_stanza=f"{lang}-*" if lang != "en" else "",
                 rules=(
                     Rule(r"usr/share/asterisk/sounds/[^/]+/silence/.*", None),
                     Rule(

@@ -12,6 +12,7 @@ import email.parser
 import fnmatch
 import os
 import re
+import signal
 import struct
 import subprocess
 import zipfile
@@ -40,9 +41,23 @@ def extract_deb(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Unpack a .deb's files into ``dest`` (``dpkg-deb -x``)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ExtractError(f"dpkg-deb -x {Path(deb).name} failed: {done.stderr.strip()}")
+    # Its own process group: dpkg-deb runs tar and a decompressor, and an interrupted build
+    # must stop all of them, not only dpkg-deb.
+    process = subprocess.Popen(
+        ["dpkg-deb", "-x", str(deb), str(dest)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate()
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if process.returncode != 0:
+        raise ExtractError(f"dpkg-deb -x {Path(deb).name} failed: {stderr.strip()}")
     return dest
 
 
@@ -213,18 +228,19 @@ def parse_copyright(text: str) -> list[Stanza]:
     return stanzas
 
 
-def _pattern_matches(pattern: str, path: str) -> bool:
-    """Does a DEP-5 ``Files`` glob (source-tree path) match an installed member path? The
-    glob is tried as a path suffix, then with its leading folders dropped (the installed
-    layout differs from the source tree), keeping at least two components."""
+def _pattern_match_score(pattern: str, path: str) -> int:
+    """How specifically a DEP-5 ``Files`` glob (a source-tree path) matches an installed
+    member path: the count of literal characters of the matching part, -1 for no match. The
+    glob is tried as a path suffix, then with its leading folders dropped (the installed layout
+    differs from the source tree), keeping at least two components; a bare ``*`` scores 0."""
     parts = pattern.split("/")
     for drop in range(max(1, len(parts) - 1)):
         tail = "/".join(parts[drop:])
         if tail == "*" and drop:
             break
         if fnmatch.fnmatchcase(path, tail) or fnmatch.fnmatchcase(path, f"*/{tail}"):
-            return True
-    return False
+            return len(tail.replace("*", "").replace("?", ""))
+    return -1
 
 
 def licence_from_text(text: str) -> str:
@@ -240,18 +256,25 @@ def licence_from_text(text: str) -> str:
     return names[0] if names else ""
 
 
-def member_licence(copyright_text: str, member_path: str) -> str:
-    """The licence of one member: the last matching DEP-5 stanza, else the first licence
-    named in a free-form text; "" when none is found."""
+def member_licence(copyright_text: str, member_path: str, stanza: str = "") -> str:
+    """The licence of one member: the DEP-5 stanza whose ``Files`` pattern matches it most
+    specifically (the later one on a tie), or the stanza listing the pattern ``stanza`` when
+    given (for copyright files whose patterns name the source tree only); else the first
+    licence named in a free-form text; "" when none is found."""
     stanzas = parse_copyright(copyright_text)
     if not stanzas:
         return licence_from_text(copyright_text)
+    if stanza:
+        named = [s for s in stanzas if stanza in s.files]
+        if named:
+            return named[-1].license
     path = member_path.replace(ARCHIVE_SEP, "/")
-    licence = ""
-    for stanza in stanzas:
-        if any(_pattern_matches(p, path) for p in stanza.files):
-            licence = stanza.license
-    return licence or stanzas[0].license
+    best, licence = -1, stanzas[0].license
+    for candidate in stanzas:
+        score = max(_pattern_match_score(p, path) for p in candidate.files)
+        if score >= 0 and score >= best:
+            best, licence = score, candidate.license
+    return licence
 
 
 def copyright_text(root: str | os.PathLike, package: str) -> str:

@@ -92,7 +92,13 @@ def format_tables(summary: dict) -> str:
             for sub, c in sorted(subs.items()):
                 lines.append(f"| {label} | {sub} | {c['clips']} | {c['minutes']:.1f} |")
         lines.append("")
-    lines += ["## all packs (clips / minutes)", ""]
+    licences: dict[str, set[str]] = defaultdict(set)
+    for pack in summary.values():
+        for source, licence in pack["licences"]:
+            licences[source].add(licence)
+    lines += ["## licences", "", "| source | licence(s) |", "|---|---|"]
+    lines += [f"| {s} | {', '.join(sorted(licences[s]))} |" for s in sorted(licences)]
+    lines += ["", "## all packs (clips / minutes)", ""]
     lines += ["| " + " | ".join(LABELS) + " |", "|---" * len(LABELS) + "|"]
     lines.append("| " + " | ".join(f"{c} / {m:.1f}" for c, m in totals.values()) + " |")
     return "\n".join(lines) + "\n"

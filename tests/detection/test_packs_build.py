@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from django.core.management import CommandError, call_command
 from detection.dataset import read_labels, scan
 from detection.packs import fetch as fetch_module
 from detection.packs.build import build, clip_stem
-from detection.packs.catalogue import Pack, PackageSpec
+from detection.packs.catalogue import Pack, PackageSpec, Rule
 from detection.packs.convert import pcm_sha256, read_pcm16
 from detection.packs.fetch import PYPI
 from detection.packs.manifest import COLUMNS, read_manifest
@@ -208,3 +209,22 @@ def test_packs_command_refuses_unknown_packs_and_empty_folders(tmp_path):
         call_command("packs", "build", "--only", "nope", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="no packs under"):
         call_command("packs", "report", "--out", str(tmp_path))
+
+
+def test_catalogue_changes_reach_unchanged_clips_without_converting_again(built, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(built["out"], out)
+    deb, wheel = FIXTURE_PACK.packages
+    relabelled = Rule(SOUNDS + r"/(?P<name>laugh_kept)\.wav", "0_2", "chatter", "{name}")
+    changed = Pack(
+        "fixture", "relabelled", (replace(deb, rules=(relabelled, *deb.rules[1:])), wheel)
+    )
+    row = _rows(out / "fixture")["laugh_kept.wav"]
+    flac = out / "fixture" / row.path
+    mtime = flac.stat().st_mtime_ns
+    summary = build(out=out, cache=built["cache"], packs=(changed,))
+    assert (summary.packs["fixture"].new, summary.packs["fixture"].unchanged) == (0, 5)
+    after = _rows(out / "fixture")["laugh_kept.wav"]
+    assert (after.class_, after.subcategory) == ("0_2", "chatter")
+    assert [s.label for s in read_labels(out / "fixture" / after.label_file)] == ["0_2"]
+    assert flac.stat().st_mtime_ns == mtime

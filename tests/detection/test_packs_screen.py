@@ -62,17 +62,27 @@ License: GFDL-1.3
 Files: share/hedgewars/Data/Sounds/Droplet*.ogg
 License: CC-BY-SA-3.0
 
+Files: hedgewars/*
+License: GPL-2
+
+Files: ru-*
+License: CC-BY-3.0
+
 Files: debian/*
 License: GPL-2+
 """
 
 
-def test_member_licence_follows_the_last_matching_files_stanza():
-    assert [s.license for s in parse_copyright(COPYRIGHT)] == ["GPL-2", "GFDL-1.3", "CC-BY-SA-3.0"]
+def test_member_licence_follows_the_most_specific_files_stanza():
+    licences = [s.license for s in parse_copyright(COPYRIGHT)]
+    assert licences == ["GPL-2", "GFDL-1.3", "CC-BY-SA-3.0", "GPL-2", "CC-BY-3.0"]
     sounds = "usr/share/games/hedgewars/Data/Sounds"
     assert member_licence(COPYRIGHT, f"{sounds}/voices/Default/Ow1.ogg") == "GFDL-1.3"
     assert member_licence(COPYRIGHT, f"{sounds}/Droplet1.ogg") == "CC-BY-SA-3.0"
     assert member_licence(COPYRIGHT, "usr/share/games/hedgewars/Data/Maps/x.png") == "GPL-2"
+    ru = "usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU/activated.wav"
+    assert member_licence(COPYRIGHT, ru) == "GPL-2"
+    assert member_licence(COPYRIGHT, ru, stanza="ru-*") == "CC-BY-3.0"
 
 
 def test_free_form_copyright_texts_are_summarised():
