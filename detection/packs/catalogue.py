@@ -349,6 +349,8 @@ NONHUMAN = Pack(
                     "{name}",
                 ),  # fmt: skip
                 Rule(ZAD + r"actor/fauna/animal/pig_squeal[^/]*\.ogg", "0_1", "animal_call", "pig"),
+                # Goats' death bleats are harmonic cries at 300-400 Hz: high calls, not low.
+                Rule(ZAD + r"actor/fauna/death/goat_\d+\.ogg", "0_1", "animal_call", "goat"),
                 Rule(
                     ZAD + r"actor/fauna/animal/(?P<name>[a-z]+)[^/]*\.ogg",
                     "0_2",
