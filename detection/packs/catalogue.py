@@ -517,7 +517,7 @@ BACKGROUNDS = Pack(
             "wesnoth-1.16-data",
             rules=(
                 Rule(
-                    WN + r"ambient/(?P<name>campfire|morning|night|ship|wardrums)\.ogg",
+                    WN + r"ambient/(?P<name>campfire|ship|wardrums)\.ogg",
                     "0_2",
                     "ambience_{name}",
                     "{name}",
