@@ -83,10 +83,13 @@ class Command(BatchCommand):
             self.stdout.write(style(line))
             for reason in pack.failed:
                 self.stdout.write(f"  failed: {reason}")
-            for reason in pack.skipped[:MAX_LISTED]:
+            listed = len(pack.skipped) if options["verbosity"] >= 2 else MAX_LISTED
+            for reason in pack.skipped[:listed]:
                 self.stdout.write(f"  skipped: {reason}")
-            if len(pack.skipped) > MAX_LISTED:
-                self.stdout.write(f"  ... and {len(pack.skipped) - MAX_LISTED} more skipped")
+            if len(pack.skipped) > listed:
+                self.stdout.write(
+                    f"  ... and {len(pack.skipped) - listed} more skipped (-v 2 lists them all)"
+                )
         if not summary.ok:
             raise CommandError("some packages failed (see above); the rest was built")
 
