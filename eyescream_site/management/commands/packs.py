@@ -8,11 +8,11 @@ import sys
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from detection.management.batch_command import BatchCommand
 from detection.packs.build import build, default_cache_dir, default_out_dir
 from detection.packs.catalogue import pack_names, select
 from detection.packs.manifest import ManifestError
 from detection.packs.report import format_tables, pack_rows, summarise
+from eyescream_site.management.batch_command import BatchCommand
 
 MAX_LISTED = 15  # skipped/failed reasons listed per pack in the summary
 
