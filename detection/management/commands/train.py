@@ -9,10 +9,10 @@ from dataclasses import fields
 
 from django.core.management.base import CommandError
 
-from detection.dataset import DatasetError, LabelFormatError, scan
+from detection.dataset import DatasetError, LabelFormatError, scan_roots
 from detection.features import FeatureConfig
 from detection.management.batch_command import BatchCommand
-from detection.training import Hyper, Plan, TrainingError, run_training
+from detection.training import VALIDATIONS, Hyper, Plan, TrainingError, run_training
 
 
 def _augment_switches() -> list[str]:
@@ -34,7 +34,7 @@ class Command(BatchCommand):
 
     def add_arguments(self, parser):
         defaults = Hyper()
-        parser.add_argument("--data", required=True, help="labelled data folder")
+        add_data_argument(parser)
         parser.add_argument("--out", required=True, help="artifact folder to write")
         parser.add_argument("--name", help="model name (default: the --out folder's name)")
         parser.add_argument("--arch", default=defaults.arch, help="A, A_Depthwise, B, C, CRNN")
@@ -67,7 +67,23 @@ class Command(BatchCommand):
             " target is (1 - SHARE) * label + SHARE * their probability (0: off; the model"
             " scores at the cost of one network)",
         )
-        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--folds", type=int, default=5, help="grouped K-fold's K (kfold)")
+        parser.add_argument(
+            "--validation",
+            choices=VALIDATIONS,
+            default="kfold",
+            help="kfold: grouped K-fold over recording groups; loso: out-of-source, each source"
+            " (the manifest's collection) held out once, threshold and decision chosen on"
+            " out-of-source scores, figures per held-out source",
+        )
+        parser.add_argument(
+            "--source-folds",
+            type=int,
+            default=0,
+            metavar="K",
+            help="with --validation loso: whole sources in K folds balanced by duration"
+            " instead of one fold per source (0: one per source)",
+        )
         parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
         parser.add_argument("--search", type=int, default=0, metavar="N", help="random trials")
         parser.add_argument("--search-epochs", type=int, help="epochs per search trial")
@@ -182,7 +198,11 @@ class Command(BatchCommand):
             threshold_on=opts["threshold_on"],
             eval_rates=eval_rates,
             final=not opts["cv_only"],
+            validation=opts["validation"],
+            source_folds=opts["source_folds"],
         )
+        if plan.source_folds and plan.validation != "loso":
+            raise CommandError("--source-folds splits sources: give --validation loso")
         if opts["cv_only"] and not plan.cross_validate:
             raise CommandError("--cv-only needs cross-validation: drop --no-cv")
         if plan.search and not plan.cross_validate:
@@ -208,7 +228,7 @@ class Command(BatchCommand):
                 opts["out"],
                 hyper,
                 plan,
-                data_dir=str(opts["data"]),
+                data_dir=", ".join(str(d) for d in opts["data"]),
                 command=command,
                 name=opts.get("name"),
                 cache_dir=opts.get("cache_dir"),
@@ -237,8 +257,18 @@ def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def add_data_argument(parser) -> None:
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="labelled data folder; give it again to add more roots (e.g. real-v1 and packs)",
+    )
+
+
 def load_recordings(data, limit, seed, command):
-    """Labelled recordings of ``data`` (CommandError when there are none), optionally a slice.
+    """Labelled recordings of the roots ``data`` (CommandError when there are none),
+    optionally a slice.
 
     ``--limit-files N`` keeps a seeded random subset of N files, half of them scream files
     (as far as the folder has them), the rest negatives.
@@ -246,7 +276,7 @@ def load_recordings(data, limit, seed, command):
     import numpy as np
 
     try:
-        result = scan(data)
+        result = scan_roots([data] if isinstance(data, str) else list(data))
     except (DatasetError, LabelFormatError) as exc:
         raise CommandError(str(exc)) from exc
     if result.unlabelled:
