@@ -9,6 +9,7 @@ from dataclasses import fields
 
 from django.core.management.base import CommandError
 
+from detection.augment import AugmentConfig
 from detection.dataset import DatasetError, LabelFormatError, scan_roots
 from detection.features import FeatureConfig
 from detection.management.batch_command import BatchCommand
@@ -17,10 +18,6 @@ from detection.training import VALIDATIONS, Hyper, Plan, TrainingError, run_trai
 
 def _augment_switches() -> list[str]:
     """Boolean fields of ``AugmentConfig`` (each gets a ``--no-<name>`` flag)."""
-    try:
-        from detection.augment import AugmentConfig
-    except ImportError:
-        return []
     return [f.name for f in fields(AugmentConfig) if f.type in (bool, "bool")]
 
 
@@ -119,6 +116,14 @@ class Command(BatchCommand):
             help="also score each held-out file as a device at these rates would stream it"
             " (e.g. 16000): the out-of-fold figures and the threshold then cover those too",
         )
+        parser.add_argument(
+            "--augment-preset",
+            choices=("default", "field"),
+            default="default",
+            help="field: the defaults plus simulated rooms, microphone EQ, level from a whisper"
+            " to saturation, clipping, AGC, compression and codecs, backgrounds down to -5 dB"
+            " SNR (AugmentConfig.field); --augment and --no-* change it further",
+        )
         parser.add_argument("--augment", help="JSON of AugmentConfig fields")
         for name in _augment_switches():
             parser.add_argument(
@@ -156,13 +161,13 @@ class Command(BatchCommand):
                 {**FeatureConfig().to_dict(), **json.loads(opts["features"])}
             )
             augment = json.loads(opts["augment"]) if opts.get("augment") else None
+            if opts.get("augment_preset") == "field":
+                augment = {**AugmentConfig.field().to_dict(), **(augment or {})}
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise CommandError(f"bad JSON option: {exc}") from exc
         eval_rates = parse_eval_rates(opts["eval_rates"])
         switches = [n for n in _augment_switches() if opts.get(f"aug_off_{n}")]
         if switches:
-            from detection.augment import AugmentConfig
-
             base = AugmentConfig.from_dict(augment) if augment else AugmentConfig()
             augment = {**base.to_dict(), **dict.fromkeys(switches, False)}
         hyper = Hyper(
