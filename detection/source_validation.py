@@ -32,6 +32,7 @@ from .evaluation import (
     fpr_per_sublabel,
 )
 from .features import FeatureConfig, mel_columns, pad_short, window_starts
+from .progress import tqdm
 
 STREAM_RATE = 16_000  # the reference client's rate: held-out streams are heard at it
 JOIN_FADE_S = 0.01  # each recording of a stream fades in and out (no clicks at the joins)
@@ -266,12 +267,14 @@ def source_streams(
     cfg: FeatureConfig,
     stride_columns: int,
     predict: Callable[[np.ndarray], np.ndarray],
+    progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """Window probabilities of one long stream per source of ``files``: its recordings without
     a scream one after another (``compose_stream``, ``audio(recording)`` at the model rate) as
     a 16 kHz device streams them (``stream_columns``)."""
     out = {}
-    for name in sorted({recordings[int(i)].source for i in files}):
+    names = sorted({recordings[int(i)].source for i in files})
+    for name in tqdm(names, desc="streams", unit="source", leave=False, disable=not progress):
         negatives = negatives_of(recordings, files, name)
         if negatives:
             stream = compose_stream([audio(recordings[i]) for i in negatives], cfg.sample_rate)

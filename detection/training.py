@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm as _tqdm
 
 from .dataset import (
     NEGATIVE,
@@ -55,6 +54,7 @@ from .evaluation import (
     summarize,
 )
 from .features import FeatureConfig, normalize_windows
+from .progress import tqdm
 from .source_validation import (
     BY_SOURCE_NOTE,
     SourceSplitError,
@@ -72,15 +72,6 @@ SEARCH_SPACE = {
     "weight_decay": (0.0, 1e-6),
 }
 MAX_BACKGROUNDS = 48  # negative files loaded as mixing backgrounds per training set
-
-
-def tqdm(iterable, **kwargs):
-    """A progress bar; redrawn at most every 30 s when stderr is not a terminal (logs)."""
-    import sys
-
-    interactive = getattr(sys.stderr, "isatty", lambda: False)()
-    kwargs.setdefault("mininterval", 0.1 if interactive else 30.0)
-    return _tqdm(iterable, **kwargs)
 
 
 class TrainingError(ValueError):
@@ -722,6 +713,7 @@ def held_out_streams(corpus: Corpus, net, valid: np.ndarray) -> dict[str, np.nda
         corpus.cfg,
         corpus.cfg.stride_columns(corpus.plan.stride_s),
         network_predict(net, corpus.cfg),
+        corpus.plan.progress,
     )
 
 

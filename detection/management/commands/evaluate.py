@@ -27,9 +27,10 @@ from detection.management.commands.train import (
     load_recordings,
     parse_eval_rates,
 )
+from detection.progress import tqdm
 from detection.scoring import decision_defaults
 from detection.source_validation import BY_SOURCE_NOTE, by_source_md, source_streams, source_table
-from detection.training import _jsonable, tqdm
+from detection.training import _jsonable
 
 
 class Command(BatchCommand):
@@ -147,6 +148,7 @@ class Command(BatchCommand):
                 cfg,
                 stride,
                 model.predict,
+                not opts["no_progress"],
             )
             table = source_table(
                 scored,
