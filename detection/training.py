@@ -1044,8 +1044,9 @@ def run_training(
     if plan.cross_validate:
         cv = cross_validate(corpus, hyper, folds, by_source=loso)
         log(
-            f"{validation_words(plan, folds)}: mean F1 {cv.means['f1']:.3f}, "
-            f"threshold {cv.threshold:.3f}, {cv.seconds:.0f} s"
+            f"{validation_words(plan, folds)}: mean fold window F1 {cv.means['f1']:.3f}, "
+            f"pooled file F1 {cv.summary['file']['f1']:.3f}, threshold {cv.threshold:.3f}, "
+            f"{cv.seconds:.0f} s"
         )
         if cv.by_source:
             log(by_source_words(cv.by_source))
