@@ -36,6 +36,7 @@ from .progress import tqdm
 
 STREAM_RATE = 16_000  # the reference client's rate: held-out streams are heard at it
 JOIN_FADE_S = 0.01  # each recording of a stream fades in and out (no clicks at the joins)
+MAX_STREAM_S = 1800.0  # a source's stream is composed and scored in parts of at most this
 
 
 class SourceSplitError(ValueError):
@@ -275,11 +276,36 @@ def source_streams(
     out = {}
     names = sorted({recordings[int(i)].source for i in files})
     for name in tqdm(names, desc="streams", unit="source", leave=False, disable=not progress):
-        negatives = negatives_of(recordings, files, name)
-        if negatives:
-            stream = compose_stream([audio(recordings[i]) for i in negatives], cfg.sample_rate)
-            out[name] = score_stream(stream_columns(stream, cfg), cfg, stride_columns, predict)
+        parts = []
+        negatives = [recordings[i] for i in negatives_of(recordings, files, name)]
+        for chunk in stream_chunks(negatives, audio, cfg.sample_rate):
+            stream = compose_stream(chunk, cfg.sample_rate)
+            parts.append(score_stream(stream_columns(stream, cfg), cfg, stride_columns, predict))
+        if parts:
+            out[name] = np.concatenate(parts)
     return out
+
+
+def stream_chunks(
+    recordings: list[Recording],
+    audio: Callable[[Recording], np.ndarray],
+    sr: int,
+    max_seconds: float = MAX_STREAM_S,
+):
+    """The recordings' audio in consecutive groups of at most ``max_seconds`` (a recording
+    longer than that is a group of its own), so that a source of hours is streamed in parts
+    that fit in memory; a part's windows follow the previous part's (the few windows that
+    would span a join between parts are not scored)."""
+    chunk, seconds = [], 0.0
+    for recording in recordings:
+        clip = audio(recording)
+        if chunk and seconds + clip.shape[0] / sr > max_seconds:
+            yield chunk
+            chunk, seconds = [], 0.0
+        chunk.append(clip)
+        seconds += clip.shape[0] / sr
+    if chunk:
+        yield chunk
 
 
 def negatives_of(recordings: list[Recording], files: np.ndarray, source: str) -> list[int]:

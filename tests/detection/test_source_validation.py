@@ -21,6 +21,7 @@ from detection.source_validation import (
     source_figures,
     source_folds,
     source_rows,
+    stream_chunks,
 )
 
 # --------------------------------------------------------------------------- splitter
@@ -189,6 +190,17 @@ def test_compose_stream_fades_each_recording_and_keeps_inputs():
     assert out[0] < 0.05 and out[999] < 0.05 and out[1000] < 0.1  # faded at the joins
     assert out[500] == 1.0 and out[1250] == 2.0
     assert a[0] == 1.0  # input untouched
+
+
+def test_long_sources_are_streamed_in_parts_that_keep_every_recording():
+    recs = [_rec(f"r{i}", "A", False) for i in range(5)]
+    lengths = {"r0": 4, "r1": 4, "r2": 12, "r3": 1, "r4": 1}  # seconds at 10 Hz
+
+    def audio(rec):
+        return np.zeros(lengths[rec.rel] * 10, np.float32)
+
+    parts = list(stream_chunks(recs, audio, sr=10, max_seconds=8))
+    assert [[c.shape[0] // 10 for c in part] for part in parts] == [[4, 4], [12], [1, 1]]
 
 
 # --------------------------------------------------------------------------- end to end
