@@ -99,8 +99,8 @@ def main(argv=None) -> dict:
 
     from bench.live_streams import evidence_after_s, make_variants, offline_scores
     from detection.artifacts import load_model
+    from detection.progress import tqdm
     from detection.scoring import decision_defaults
-    from detection.training import tqdm
 
     torch.set_num_threads(2)
     model = load_model(args.model)

@@ -1,13 +1,14 @@
-"""Training augmentations: the seed's five plus level and channel simulation.
+"""Training augmentations: the seed's five plus level, channel and field simulation.
 
 Waveform functions take mono float32 audio at the model rate (22,050 Hz) and a
 ``numpy.random.Generator``; they are pure (the input is never modified) and deterministic given
-the generator's state. ``WaveAugmenter`` applies the ones switched on in an ``AugmentConfig``.
+the generator's state. This module holds the seed's (speed, time shift, synthetic room IR,
+background mix), the phone channel, device rate and gain; ``field_augment`` the microphone,
+AGC, compression, codec, clipping and level ones; ``rooms`` the image-source rooms.
+``WaveAugmenter`` applies the ones switched on in an ``AugmentConfig``, in its documented order.
 
-Spectrogram functions act on feature windows: ``spec_augment`` on one ``(n_mels, T)`` array,
-``spec_augment_batch`` on a torch batch ``(N, n_mels, T)`` (used per training batch), and
-``augment_batch`` applies the latter only when the config switches it on. Masked cells take the
-window's mean value (features are dB, so zero would be a loud artificial value).
+SpecAugment (``spec_augment``; ``spec_augment_batch`` per training batch) acts on feature
+windows; ``augment_batch`` applies it only when the config switches it on.
 """
 
 from __future__ import annotations
@@ -19,27 +20,21 @@ import scipy.signal
 import soxr
 
 from .features import MODEL_RATE
+from .field_augment import (
+    random_automatic_gain,
+    random_clipping,
+    random_codec,
+    random_compression,
+    random_mic_eq,
+    whisper_to_saturation,
+)
 from .resampling import PolyphaseResampler
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _mono(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"augmentations take mono audio (n,), got shape {x.shape}")
-    return x
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-
-
-def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    if x.shape[0] >= length:
-        return x[:length]
-    return np.pad(x, (0, length - x.shape[0]))
-
+from .rooms import ROOM_PRESETS, draw_rir
+from .spec_augment import spec_augment as spec_augment  # re-exported: its own module now
+from .spec_augment import spec_augment_batch
+from .waveform import fit_length as _fit_length
+from .waveform import mono as _mono
+from .waveform import rms as _rms
 
 # --------------------------------------------------------------------------- waveform
 
@@ -135,6 +130,18 @@ def convolve_ir(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
     return wet.astype(np.float32)
 
 
+def room_reverb(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    presets: tuple[str, ...] = tuple(ROOM_PRESETS),
+    pool: int = 8,
+    sr: int = MODEL_RATE,
+) -> np.ndarray:
+    """Reverberation of a simulated room: an impulse response drawn from the image-source
+    pools of ``presets`` (``rooms``), applied by ``convolve_ir`` (same length and RMS)."""
+    return convolve_ir(x, draw_rir(rng, tuple(presets), pool, sr))
+
+
 def random_gain(
     x: np.ndarray, rng: np.random.Generator, db_range: tuple[float, float] = (-12.0, 6.0)
 ) -> np.ndarray:
@@ -195,122 +202,6 @@ def device_rate(
     return device_round_trip(x, int(rates[int(rng.integers(len(rates)))]), sr)
 
 
-# --------------------------------------------------------------------------- spectrogram
-
-
-def _warp_positions(length: int, centre: float, shift: float) -> np.ndarray:
-    """Source column for every target column when ``centre`` moves to ``centre + shift``."""
-    target = np.arange(length, dtype=np.float64)
-    new_centre = centre + shift
-    left = target * (centre / new_centre)
-    right = centre + (target - new_centre) * ((length - 1 - centre) / (length - 1 - new_centre))
-    return np.where(target < new_centre, left, right)
-
-
-def spec_augment(
-    spec: np.ndarray,
-    rng: np.random.Generator,
-    time_warp: int = 4,
-    freq_masks: int = 2,
-    freq_width: int = 8,
-    time_masks: int = 2,
-    time_width: int = 5,
-) -> np.ndarray:
-    """SpecAugment of one ``(n_mels, T)`` window: time warp, frequency masks, time masks.
-
-    Time warp moves a random centre column by up to ``time_warp`` columns, stretching one side
-    and squeezing the other (linear interpolation). Each mask covers up to ``*_width`` rows or
-    columns and takes the window's mean value.
-    """
-    spec = np.asarray(spec, dtype=np.float32)
-    if spec.ndim != 2:
-        raise ValueError(f"spec_augment takes one (n_mels, T) window, got shape {spec.shape}")
-    n_mels, length = spec.shape
-    out = spec.copy()
-    warp = min(time_warp, (length - 3) // 2)
-    if warp >= 1:
-        centre = int(rng.integers(warp + 1, length - warp - 1))
-        shift = int(rng.integers(-warp, warp + 1))
-        if shift:
-            src = _warp_positions(length, centre, shift)
-            lo = np.clip(np.floor(src).astype(np.int64), 0, length - 1)
-            hi = np.minimum(lo + 1, length - 1)
-            frac = (src - lo).astype(np.float32)
-            out = out[:, lo] * (1.0 - frac) + out[:, hi] * frac
-    fill = out.mean()
-    for _ in range(freq_masks):
-        width = int(rng.integers(0, min(freq_width, n_mels) + 1))
-        start = int(rng.integers(0, n_mels - width + 1))
-        out[start : start + width, :] = fill
-    for _ in range(time_masks):
-        width = int(rng.integers(0, min(time_width, length) + 1))
-        start = int(rng.integers(0, length - width + 1))
-        out[:, start : start + width] = fill
-    return out.astype(np.float32)
-
-
-def spec_augment_batch(
-    x,
-    generator,
-    time_warp: int = 4,
-    freq_masks: int = 2,
-    freq_width: int = 8,
-    time_masks: int = 2,
-    time_width: int = 5,
-):
-    """SpecAugment of a torch batch ``(N, n_mels, T)``, each window drawn independently.
-
-    Vectorised (no Python loop over windows). ``generator`` is a ``torch.Generator`` on the
-    batch's device. Returns a new tensor; the input is not modified.
-    """
-    import torch
-
-    if x.dim() != 3:
-        raise ValueError(f"spec_augment_batch takes (N, n_mels, T), got {tuple(x.shape)}")
-    n, n_mels, length = x.shape
-    device = x.device
-    out = x.clone()
-    if n == 0:
-        return out
-
-    def draw(high: int) -> torch.Tensor:
-        """Integers in [0, high) per window (``high`` may be a tensor)."""
-        u = torch.rand(n, generator=generator, device=device)
-        return (u * high).floor().long()
-
-    warp = min(time_warp, (length - 3) // 2)
-    if warp >= 1:
-        centre = (warp + 1 + draw(length - 2 * warp - 2)).to(x.dtype)[:, None]
-        shift = (draw(2 * warp + 1) - warp).to(x.dtype)[:, None]
-        target = torch.arange(length, device=device, dtype=x.dtype)[None, :]
-        new_centre = centre + shift
-        left = target * (centre / new_centre)
-        right = centre + (target - new_centre) * ((length - 1 - centre) / (length - 1 - new_centre))
-        src = torch.where(target < new_centre, left, right)  # (N, T)
-        lo = src.floor().clamp(0, length - 1)
-        frac = (src - lo)[:, None, :]
-        lo = lo.long()
-        hi = (lo + 1).clamp(max=length - 1)
-        gather_lo = out.gather(2, lo[:, None, :].expand(n, n_mels, length))
-        gather_hi = out.gather(2, hi[:, None, :].expand(n, n_mels, length))
-        out = gather_lo * (1.0 - frac) + gather_hi * frac
-    fill = out.mean(dim=(1, 2), keepdim=True)
-    mask = torch.zeros(n, n_mels, length, dtype=torch.bool, device=device)
-    rows = torch.arange(n_mels, device=device)[None, :]
-    cols = torch.arange(length, device=device)[None, :]
-    for _ in range(freq_masks):
-        width = draw(min(freq_width, n_mels) + 1)
-        start = draw(n_mels - width + 1)
-        band = (rows >= start[:, None]) & (rows < (start + width)[:, None])
-        mask |= band[:, :, None]
-    for _ in range(time_masks):
-        width = draw(min(time_width, length) + 1)
-        start = draw(length - width + 1)
-        span = (cols >= start[:, None]) & (cols < (start + width)[:, None])
-        mask |= span[:, None, :]
-    return torch.where(mask, fill.expand_as(out), out)
-
-
 # --------------------------------------------------------------------------- configuration
 
 
@@ -331,7 +222,7 @@ class AugmentConfig:
     rt60_high: float = 1.2
     background: bool = True
     background_p: float = 0.5
-    snr_low_db: float = 0.0
+    snr_low_db: float = 0.0  # the field preset: -5 (noise louder than the scream)
     snr_high_db: float = 20.0
     phone: bool = True
     phone_p: float = 0.2
@@ -352,6 +243,48 @@ class AugmentConfig:
     freq_width: int = 8
     time_masks: int = 2
     time_width: int = 5
+    # Field realism (``rooms``, ``field_augment``). Off by default, so that a model's stored
+    # configuration without these keys means what it meant; ``AugmentConfig.field()`` turns
+    # them on.
+    rooms: bool = False  # image-source rooms; when drawn, instead of the synthetic IR
+    rooms_p: float = 0.4
+    room_presets: tuple[str, ...] = tuple(ROOM_PRESETS)
+    room_pool: int = 8  # impulse responses computed per preset (once per process)
+    mic_eq: bool = False
+    mic_eq_p: float = 0.5
+    level: bool = False  # peak from a whisper to driven past full scale, 16-bit
+    level_p: float = 0.5
+    level_low_db: float = -30.0
+    level_high_db: float = 12.0
+    clipping: bool = False
+    clipping_p: float = 0.15
+    clip_drive_low_db: float = 3.0
+    clip_drive_high_db: float = 20.0
+    agc: bool = False
+    agc_p: float = 0.3
+    compression: bool = False
+    compression_p: float = 0.3
+    codec: bool = False
+    codec_p: float = 0.3
+
+    @classmethod
+    def field(cls, **changes) -> AugmentConfig:
+        """The defaults plus every field simulation, the level range (-30 dBFS to saturation)
+        in place of the random gain, and backgrounds from -5 to 20 dB SNR."""
+        return cls(
+            **{
+                "rooms": True,
+                "mic_eq": True,
+                "level": True,
+                "clipping": True,
+                "agc": True,
+                "compression": True,
+                "codec": True,
+                "gain": False,
+                "snr_low_db": -5.0,
+                **changes,
+            }
+        )
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -365,6 +298,13 @@ class AugmentConfig:
             device_rate=False,
             gain=False,
             spec_augment=False,
+            rooms=False,
+            mic_eq=False,
+            level=False,
+            clipping=False,
+            agc=False,
+            compression=False,
+            codec=False,
         )
 
     @property
@@ -378,6 +318,13 @@ class AugmentConfig:
                 self.phone,
                 self.device_rate,
                 self.gain,
+                self.rooms,
+                self.mic_eq,
+                self.level,
+                self.clipping,
+                self.agc,
+                self.compression,
+                self.codec,
             )
         )
 
@@ -402,6 +349,11 @@ class AugmentConfig:
             raise ValueError(f"unknown augmentation parameters: {sorted(unknown)}")
         if "device_rates" in data:  # a list once it went through JSON
             data = {**data, "device_rates": tuple(int(r) for r in data["device_rates"])}
+        if "room_presets" in data:
+            unknown_rooms = set(data["room_presets"]) - set(ROOM_PRESETS)
+            if unknown_rooms or not data["room_presets"]:
+                raise ValueError(f"room presets must be some of {sorted(ROOM_PRESETS)}")
+            data = {**data, "room_presets": tuple(str(r) for r in data["room_presets"])}
         return cls(**data)
 
 
@@ -424,9 +376,19 @@ def augment_batch(cfg: AugmentConfig, x, generator):
 class WaveAugmenter:
     """Applies the enabled waveform augmentations of ``cfg`` to one clip.
 
-    Order: speed, time shift, reverberation (synthetic room IR), background mix at a random SNR
-    (from ``backgrounds``, skipped when there are none), phone channel, device rate, gain. Each
-    step runs with its probability. Only the speed change alters the length (by its factor).
+    Order, from the source to the network, each step with its probability:
+
+    1. speed; 2. time shift (the sound itself);
+    3. reverberation: an image-source room (``rooms``) or else the synthetic room IR;
+    4. background mix at a random SNR (from ``backgrounds``, skipped when there are none);
+    5. microphone EQ; 6. phone channel (band limit, low-rate trip, saturation);
+    7. level, from a whisper to driven past full scale (16-bit); 8. clipping;
+    9. automatic gain control; 10. compression (the phone's processing);
+    11. codec round trip; 12. device rate; 13. gain.
+
+    A step switched off draws nothing from the generator, so a configuration without the
+    field steps gives the same clips as before they existed. Only the speed change alters the
+    length (by its factor).
     """
 
     def __init__(
@@ -453,7 +415,9 @@ class WaveAugmenter:
             x = speed_tune(x, rng, cfg.speed_low, cfg.speed_high, sr)
         if self._chance(cfg.time_shift, cfg.time_shift_p):
             x = time_shift(x, rng, cfg.time_shift_max_s, sr)
-        if self._chance(cfg.reverb, cfg.reverb_p):
+        if self._chance(cfg.rooms, cfg.rooms_p):
+            x = room_reverb(x, rng, cfg.room_presets, cfg.room_pool, sr)
+        elif self._chance(cfg.reverb, cfg.reverb_p):
             x = convolve_ir(x, synthetic_room_ir(rng, sr, (cfg.rt60_low, cfg.rt60_high)))
         if self.backgrounds and self._chance(cfg.background, cfg.background_p):
             noise = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
@@ -461,8 +425,20 @@ class WaveAugmenter:
                 offset = int(rng.integers(0, noise.shape[0] - x.shape[0] + 1))
                 noise = noise[offset : offset + x.shape[0]]
             x = mix_background(x, noise, float(rng.uniform(cfg.snr_low_db, cfg.snr_high_db)))
+        if self._chance(cfg.mic_eq, cfg.mic_eq_p):
+            x = random_mic_eq(x, rng, sr)
         if self._chance(cfg.phone, cfg.phone_p):
             x = phone_channel(x, rng, sr)
+        if self._chance(cfg.level, cfg.level_p):
+            x = whisper_to_saturation(x, rng, cfg.level_low_db, cfg.level_high_db)
+        if self._chance(cfg.clipping, cfg.clipping_p):
+            x = random_clipping(x, rng, (cfg.clip_drive_low_db, cfg.clip_drive_high_db))
+        if self._chance(cfg.agc, cfg.agc_p):
+            x = random_automatic_gain(x, rng, sr)
+        if self._chance(cfg.compression, cfg.compression_p):
+            x = random_compression(x, rng, sr)
+        if self._chance(cfg.codec, cfg.codec_p):
+            x = random_codec(x, rng, sr)
         if self._chance(cfg.device_rate, cfg.device_rate_p):
             x = device_rate(x, rng, cfg.device_rates, sr)
         if self._chance(cfg.gain, cfg.gain_p):

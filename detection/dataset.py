@@ -2,9 +2,13 @@
 
 A data set folder holds audio files (wav, flac, ogg, mp3), each with a same-stem ``.txt``
 Audacity label file, one segment a line: ``start<TAB>end<TAB>label`` with labels ``1``
-(scream), ``0_0``, ``0_1``, ``0_2`` (not a scream, by kind). An optional ``manifest.csv`` in
-the root gives each file's recording ``group`` (keyed by the audio path relative to the root)
-so grouped cross-validation never puts slices of one recording on both sides.
+(scream), ``0_0``, ``0_1``, ``0_2`` (not a scream, by kind). A ``manifest.csv`` in the root or
+in any folder below it (a pack) gives each file's recording ``group`` (keyed by the audio path
+relative to the manifest's folder), so grouped cross-validation never puts slices of one
+recording on both sides, its ``source`` (the collection it came from: the ``source`` column,
+else ``source_repo``; without either, the top-level folder under the root), so that
+out-of-source validation holds whole collections out, and its ``subcategory``.
+``scan_roots`` reads several data roots as one data set.
 
 Windows get their label from the labelled segments they overlap (``window_targets``);
 stretches without a label are never used, neither as scream nor as negative.
@@ -131,6 +135,8 @@ class Recording:
     label_path: Path
     group: str
     segments: list[Segment] = field(default_factory=list)
+    source: str = ""  # the collection it came from (``manifest_entries``)
+    subcategory: str = ""  # the manifest's finer kind of sound (e.g. ``baby_cry``), if any
 
     @property
     def has_scream(self) -> bool:
@@ -153,25 +159,44 @@ class ScanResult:
     unlabelled: list[str]  # audio files without a label file (relative paths), skipped
 
 
-def _read_groups(root: Path) -> dict[str, str]:
-    manifest = root / MANIFEST
-    if not manifest.is_file():
-        return {}
-    with manifest.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            return {}
-        if "group" not in reader.fieldnames:
-            return {}
-        return {row["path"].replace("\\", "/"): row["group"] for row in reader if row.get("group")}
+@dataclass(frozen=True)
+class ManifestEntry:
+    group: str = ""
+    source: str = ""
+    subcategory: str = ""
 
 
-def scan(root: str | os.PathLike) -> ScanResult:
-    """Every audio file under ``root`` with a same-stem ``.txt`` label file (sorted by path)."""
+def manifest_entries(root: Path) -> dict[str, ManifestEntry]:
+    """What the manifests under ``root`` say of each audio file, keyed by its path relative to
+    ``root``: every ``manifest.csv`` in ``root`` or below (a pack's, its ``path`` column
+    relative to its own folder). ``source`` is the ``source`` column, else ``source_repo``."""
+    entries: dict[str, ManifestEntry] = {}
+    for manifest in sorted(root.rglob(MANIFEST)):
+        folder = manifest.parent.relative_to(root)
+        with manifest.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                continue
+            for row in reader:
+                rel = (folder / row["path"].replace("\\", "/")).as_posix()
+                entries[rel] = ManifestEntry(
+                    group=row.get("group") or "",
+                    source=row.get("source") or row.get("source_repo") or "",
+                    subcategory=row.get("subcategory") or "",
+                )
+    return entries
+
+
+def scan(root: str | os.PathLike, prefix: str = "") -> ScanResult:
+    """Every audio file under ``root`` with a same-stem ``.txt`` label file (sorted by path).
+
+    ``prefix`` is put before every ``rel`` (``scan_roots`` names each root so). A file's
+    source without a manifest entry is its top-level folder under ``root`` (the root's own
+    name for a file directly in it)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder {root} does not exist or is not a folder")
-    groups = _read_groups(root)
+    entries = manifest_entries(root)
     recordings, unlabelled = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path.suffix.lower() not in AUDIO_SUFFIXES:
@@ -179,18 +204,57 @@ def scan(root: str | os.PathLike) -> ScanResult:
         rel = path.relative_to(root).as_posix()
         label_path = path.with_suffix(".txt")
         if not label_path.is_file():
-            unlabelled.append(rel)
+            unlabelled.append(prefix + rel)
             continue
+        entry = entries.get(rel, ManifestEntry())
+        top = rel.split("/")[0] if "/" in rel else root.resolve().name
         recordings.append(
             Recording(
                 path=path,
-                rel=rel,
+                rel=prefix + rel,
                 label_path=label_path,
-                group=groups.get(rel, path.stem),
+                group=entry.group or path.stem,
                 segments=read_labels(label_path),
+                source=entry.source or top,
+                subcategory=entry.subcategory,
             )
         )
     return ScanResult(recordings, unlabelled)
+
+
+def root_names(roots: list[Path]) -> list[str]:
+    """A distinct name for each data root: its folder name, ``name~2`` and on for later roots
+    of the same name."""
+    names = [Path(r).resolve().name or "root" for r in roots]
+    return [
+        f"{name}~{names[:i].count(name) + 1}" if name in names[:i] else name
+        for i, name in enumerate(names)
+    ]
+
+
+def scan_roots(roots: list[str | os.PathLike]) -> ScanResult:
+    """Several data roots read as one data set. With more than one, every ``rel`` starts with
+    its root's name (``root_names``), so names stay unique across roots; groups and sources
+    are kept as the manifests say (a collection found in two roots is one source)."""
+    roots = [Path(r) for r in roots]
+    if len(roots) == 1:
+        return scan(roots[0])
+    recordings, unlabelled = [], []
+    for root, name in zip(roots, root_names(roots), strict=True):
+        result = scan(root, prefix=f"{name}/")
+        recordings += result.recordings
+        unlabelled += result.unlabelled
+    return ScanResult(recordings, unlabelled)
+
+
+def audio_seconds(recording: Recording) -> float:
+    """The length of a recording's audio from its header (its last label's end if unreadable)."""
+    import soundfile
+
+    try:
+        return float(soundfile.info(str(recording.path)).duration)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        return max((s.end for s in recording.segments), default=0.0)
 
 
 def scan_dataset(root: str | os.PathLike, report=print) -> list[Recording]:

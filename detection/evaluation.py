@@ -1,9 +1,10 @@
 """Metrics of scream scores against labels, and the report shared by ``train`` and ``evaluate``.
 
 The metric functions are pure NumPy (no scikit-learn): confusion counts, precision / recall /
-F1 / accuracy, ROC AUC (rank statistic, ties counted half), precision-recall points, the
-F1-maximising threshold, false-positive rate per negative sub-label, and file-level detection
-(a file is detected when any of its windows scores at or above the threshold).
+F1 / accuracy, ROC AUC (rank statistic, ties counted half), precision-recall points, average
+precision, the F1-maximising threshold, false-positive rate per negative sub-label, and
+file-level detection (a file is detected when any of its windows scores at or above the
+threshold).
 
 A window is predicted a scream when its score is ``>= threshold``.
 """
@@ -122,6 +123,16 @@ def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """Precision and recall at each distinct score taken as threshold (descending)."""
     sw = sweep(y_true, scores)
     return {"thresholds": sw.thresholds, "precision": sw.precision, "recall": sw.recall}
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the precision-recall steps): the mean of the precision
+    at each distinct score, weighted by the recall it adds; ``nan`` without a positive."""
+    sw = sweep(y_true, scores)
+    if sw.n_pos == 0:
+        return float("nan")
+    recall = np.concatenate([[0.0], sw.recall])
+    return float(np.sum(np.diff(recall) * sw.precision))
 
 
 def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

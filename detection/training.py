@@ -3,7 +3,11 @@
 The flow (``run_training``):
 
 1. every labelled recording's feature columns are computed once (``FeatureStore``, cached);
-2. recordings are split into K folds by ``group`` (``grouped_folds``), balancing scream files;
+2. recordings are split into K folds by ``group`` (``grouped_folds``), balancing scream files,
+   or, with ``validation="loso"``, by ``source`` (``source_validation.source_folds``): each
+   collection held out once, alone or in K folds of whole sources, and the figures are also
+   given per held-out source, with false alerts on a long 16 kHz stream of its non-scream
+   audio;
 3. for each fold a network is trained on the other folds -- their original audio plus a few
    waveform-augmented copies whose background mixes come only from negatives of the copied
    file's own fold (so never from the held-out fold; each copy is made once and reused) --
@@ -29,7 +33,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm as _tqdm
 
 from .dataset import (
     NEGATIVE,
@@ -37,6 +40,7 @@ from .dataset import (
     FeatureStore,
     FileFeatures,
     Recording,
+    audio_seconds,
     file_windows,
 )
 from .evaluation import (
@@ -50,6 +54,15 @@ from .evaluation import (
     summarize,
 )
 from .features import FeatureConfig, normalize_windows
+from .progress import tqdm
+from .source_validation import (
+    BY_SOURCE_NOTE,
+    SourceSplitError,
+    by_source_md,
+    source_folds,
+    source_streams,
+    source_table,
+)
 
 # The seed's search ranges.
 SEARCH_SPACE = {
@@ -59,15 +72,6 @@ SEARCH_SPACE = {
     "weight_decay": (0.0, 1e-6),
 }
 MAX_BACKGROUNDS = 48  # negative files loaded as mixing backgrounds per training set
-
-
-def tqdm(iterable, **kwargs):
-    """A progress bar; redrawn at most every 30 s when stderr is not a terminal (logs)."""
-    import sys
-
-    interactive = getattr(sys.stderr, "isatty", lambda: False)()
-    kwargs.setdefault("mininterval", 0.1 if interactive else 30.0)
-    return _tqdm(iterable, **kwargs)
 
 
 class TrainingError(ValueError):
@@ -135,6 +139,11 @@ class Plan:
     # back, as a device streaming at that rate is heard), so that the out-of-fold figures
     # and the threshold cover those devices too. Each copy counts as a file of its own.
     eval_rates: tuple[int, ...] = ()
+    # "kfold": grouped K-fold (``folds``); "loso": out-of-source, whole sources held out --
+    # one fold per source, or ``source_folds`` folds of whole sources when above 0. The
+    # threshold and the live decision then come from out-of-source predictions only.
+    validation: str = "kfold"
+    source_folds: int = 0
 
 
 # --------------------------------------------------------------------------- folds
@@ -180,6 +189,25 @@ def grouped_folds(recordings: list[Recording], k: int, seed: int = 0) -> np.ndar
         totals[fold] += size(name)
         assignment[groups[name]] = fold
     return assignment
+
+
+VALIDATIONS = ("kfold", "loso")
+
+
+def validation_folds(recordings: list[Recording], plan: Plan) -> np.ndarray:
+    """The fold of every recording for ``plan.validation``."""
+    if plan.validation == "kfold":
+        return grouped_folds(recordings, plan.folds, plan.seed)
+    if plan.validation == "loso":
+        try:
+            return source_folds(
+                [r.source for r in recordings],
+                [audio_seconds(r) for r in recordings],
+                plan.source_folds,
+            )
+        except SourceSplitError as exc:
+            raise TrainingError(str(exc)) from exc
+    raise TrainingError(f"unknown validation {plan.validation!r} ({' or '.join(VALIDATIONS)})")
 
 
 # --------------------------------------------------------------------------- window sets
@@ -490,6 +518,18 @@ def _train_one(
     return net
 
 
+def network_predict(net, cfg: FeatureConfig):
+    """``predict(raw windows) -> probabilities`` of a trained network (normalised as served)."""
+    import torch
+
+    def predict(windows: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(normalize_windows(windows, cfg))
+            return torch.sigmoid(net(x)).numpy()
+
+    return predict
+
+
 def score_windows(net, data: WindowSet, cfg: FeatureConfig, batch_size: int = 512) -> np.ndarray:
     """Scream probabilities of every window of ``data`` (normalised as when serving)."""
     import torch
@@ -648,6 +688,8 @@ class CVResult:
     by_input: dict = field(default_factory=dict)
     # The live decision defaults, chosen through the decision logic (``choose_decision``).
     decision: ChosenDecision | None = None
+    # Out-of-source validation: figures per held-out source (``source_table``).
+    by_source: dict | None = None
 
 
 def choose_threshold(scored: Scored, on: str) -> float:
@@ -662,17 +704,37 @@ def choose_threshold(scored: Scored, on: str) -> float:
     raise TrainingError(f"unknown threshold_on {on!r} (files or windows)")
 
 
+def held_out_streams(corpus: Corpus, net, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """Window probabilities of one long stream per held-out source (``source_streams``)."""
+    return source_streams(
+        corpus.recordings,
+        valid,
+        corpus.store.audio,
+        corpus.cfg,
+        corpus.cfg.stride_columns(corpus.plan.stride_s),
+        network_predict(net, corpus.cfg),
+        corpus.plan.progress,
+    )
+
+
 def cross_validate(
-    corpus: Corpus, hyper: Hyper, folds: np.ndarray, label: str = "cv", decide: bool = True
+    corpus: Corpus,
+    hyper: Hyper,
+    folds: np.ndarray,
+    label: str = "cv",
+    decide: bool = True,
+    by_source: bool = False,
 ) -> CVResult:
     """Train K networks, each scoring its held-out fold; threshold and figures out of fold.
 
     ``decide``: also choose the live decision (``choose_decision``); a search trial, scored by
-    its mean window F1 only, skips it."""
+    its mean window F1 only, skips it. ``by_source``: the folds hold out whole sources; the
+    figures are also given per held-out source (``source_table``)."""
     began = time.monotonic()
     k = int(folds.max()) + 1
     n_files = len(corpus.recordings)
     scores, targets, subs, file_index = [], [], [], []
+    streams: dict[str, np.ndarray] = {}
     bar = tqdm(range(k), desc=label, unit="fold", leave=False, disable=not corpus.plan.progress)
     for fold in bar:
         train = np.flatnonzero(folds != fold)
@@ -689,6 +751,8 @@ def cross_validate(
         )
         held = corpus.scoring_set(valid)
         scores.append(score_windows(net, held, corpus.cfg))
+        if by_source:
+            streams.update(held_out_streams(corpus, net, valid))
         targets.append(held.target)
         subs.append(held.sublabel)
         # Copy r of a held-out file is file (its index + r * n_files) of the scored set.
@@ -712,12 +776,9 @@ def cross_validate(
     chosen = (
         choose_decision(scored, threshold, corpus.cfg, corpus.plan.stride_s) if decide else None
     )
+    decision = chosen.decision if chosen else decision_defaults(threshold)
     summary["alerts"] = out_of_fold_alerts(
-        scored,
-        threshold,
-        corpus.cfg,
-        corpus.plan.stride_s,
-        chosen.decision if chosen else decision_defaults(threshold),
+        scored, threshold, corpus.cfg, corpus.plan.stride_s, decision
     )
     fold_rows = []
     for fold in range(k):
@@ -743,6 +804,16 @@ def cross_validate(
         seconds=time.monotonic() - began,
         by_input=by_input(scored, threshold, np.tile(folds, 1 + len(rates))),
         decision=chosen,
+        by_source=source_table(
+            scored,
+            corpus.recordings,
+            folds,
+            threshold,
+            streams,
+            lambda s: out_of_fold_alerts(s, threshold, corpus.cfg, corpus.plan.stride_s, decision),
+        )
+        if by_source
+        else None,
     )
 
 
@@ -920,6 +991,7 @@ def data_counts(corpus: Corpus) -> dict:
     return {
         "files": len(recs),
         "groups": len({r.group for r in recs}),
+        "sources": len({r.source for r in recs}),
         "files_by_kind": {k: kinds.count(k) for k in sorted(set(kinds))},
         "audio_minutes": round(sum(f.duration_s for f in corpus.original) / 60.0, 2),
     }
@@ -956,8 +1028,9 @@ def run_training(
     store = FeatureStore(cfg, cache_dir=cache_dir)
     folds = None
     if plan.cross_validate or plan.search:
-        folds = grouped_folds(recordings, plan.folds, plan.seed)
+        folds = validation_folds(recordings, plan)
     corpus = Corpus(recordings, store, plan, pools=folds)
+    loso = plan.validation == "loso"
     aug_cfg = augment_config(plan).to_dict()
 
     trials: list[dict] = []
@@ -969,11 +1042,14 @@ def run_training(
             + ", ".join(f"{k}={getattr(hyper, k):.3g}" for k in SEARCHED)
         )
     if plan.cross_validate:
-        cv = cross_validate(corpus, hyper, folds)
+        cv = cross_validate(corpus, hyper, folds, by_source=loso)
         log(
-            f"cross-validation ({plan.folds} folds): mean F1 {cv.means['f1']:.3f}, "
-            f"threshold {cv.threshold:.3f}, {cv.seconds:.0f} s"
+            f"{validation_words(plan, folds)}: mean fold window F1 {cv.means['f1']:.3f}, "
+            f"pooled file F1 {cv.summary['file']['f1']:.3f}, threshold {cv.threshold:.3f}, "
+            f"{cv.seconds:.0f} s"
         )
+        if cv.by_source:
+            log(by_source_words(cv.by_source))
     threshold = cv.threshold if cv else 0.5
 
     final_began = time.monotonic()
@@ -1019,7 +1095,7 @@ def run_training(
         "stride_s": plan.stride_s,
         "threshold": threshold,
         "threshold_source": (
-            f"out-of-fold F1 maximum over {plan.threshold_on}"
+            f"{'out-of-source' if loso else 'out-of-fold'} F1 maximum over {plan.threshold_on}"
             if cv
             else "default (no cross-validation)"
         ),
@@ -1029,10 +1105,13 @@ def run_training(
     metrics: dict = {"threshold": threshold, "final_train_seconds": round(final_seconds, 1)}
     extra: dict[str, bytes | str] = {}
     if cv:
+        if cv.by_source:
+            metrics["by_source"] = cv.by_source
         metrics.update(
             {
                 "cv": {
-                    "folds": plan.folds,
+                    "validation": plan.validation,
+                    "folds": int(folds.max()) + 1,
                     "out_of_fold": cv.summary,
                     "per_fold": [
                         {k: v for k, v in f.items() if k != "summary"} | f["summary"]
@@ -1051,7 +1130,7 @@ def run_training(
             f"({training['data']['groups']} groups) from `{data_dir}`, {hyper.epochs} epochs, "
             f"seed {plan.seed}.",
             "",
-            f"Out-of-fold figures of grouped {plan.folds}-fold cross-validation "
+            f"Out-of-fold figures of {validation_words(plan, folds)} "
             f"(window stride {plan.stride_s} s); the operating threshold maximises F1 over "
             f"all out-of-fold {plan.threshold_on} (a file counts as detected when any of its "
             "windows reaches the threshold). "
@@ -1061,6 +1140,19 @@ def run_training(
                 else "Cross-validation only: no final model was trained."
             ),
         ]
+        if cv.by_source:
+            intro += [
+                "",
+                "## Out-of-source validation, per held-out source",
+                "",
+                by_source_md(
+                    cv.by_source["sources"],
+                    cv.by_source["pooled"],
+                    cv.by_source["mean"],
+                    cv.by_source["stream_alerts"],
+                )
+                + BY_SOURCE_NOTE,
+            ]
         extra = build_report(
             f"Training report: {name}",
             cv.scored,
@@ -1099,6 +1191,31 @@ def run_training(
 
     save_artifact(out, net, _jsonable(config), metrics=metrics, extra_files=extra)
     return metrics
+
+
+def validation_words(plan: Plan, folds: np.ndarray) -> str:
+    """How the run was validated, in words."""
+    k = int(folds.max()) + 1
+    if plan.validation == "loso":
+        if plan.source_folds:
+            return f"out-of-source validation ({k} folds of whole sources)"
+        return f"leave-one-source-out validation ({k} sources)"
+    return f"grouped {k}-fold cross-validation"
+
+
+def by_source_words(table: dict) -> str:
+    """One line per held-out source for the command's output."""
+    lines = []
+    for row in table["sources"]:
+        f = row["file"]
+        alerts = table["stream_alerts"].get(row["source"])
+        rate = f", {alerts['false_alerts_per_hour']} false alerts/h" if alerts else ""
+        lines.append(
+            f"  {row['source']}: {row['files']} files ({row['scream_files']} scream), file F1"
+            f" {f['f1']:.3f} P {f['precision']:.3f} R {f['recall']:.3f}{rate}"
+        )
+    mean = table["mean"]
+    return "held out per source:\n" + "\n".join(lines) + f"\n  mean file F1 {mean['file_f1']:.3f}"
 
 
 def _capitalised(text: str) -> str:

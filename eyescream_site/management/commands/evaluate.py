@@ -21,10 +21,16 @@ from detection.evaluation import (
     summarize,
     write_files,
 )
+from detection.progress import tqdm
 from detection.scoring import decision_defaults
-from detection.training import _jsonable, tqdm
+from detection.source_validation import BY_SOURCE_NOTE, by_source_md, source_streams, source_table
+from detection.training import _jsonable
 from eyescream_site.management.batch_command import BatchCommand
-from eyescream_site.management.commands.train import load_recordings, parse_eval_rates
+from eyescream_site.management.commands.train import (
+    add_data_argument,
+    load_recordings,
+    parse_eval_rates,
+)
 
 
 class Command(BatchCommand):
@@ -35,7 +41,7 @@ class Command(BatchCommand):
     requires_system_checks = []  # no database needed
 
     def add_arguments(self, parser):
-        parser.add_argument("--data", required=True, help="labelled data folder")
+        add_data_argument(parser)
         parser.add_argument("--model", required=True, help="model artifact folder")
         parser.add_argument("--out", help="folder for report.md, images and metrics.json")
         parser.add_argument("--stride", type=float, help="window stride in s (default: model's)")
@@ -46,6 +52,12 @@ class Command(BatchCommand):
             metavar="HZ[,HZ]",
             help="also score each file as a device at these rates would stream it (e.g. 16000);"
             " the figures cover all, and are given for each input apart too",
+        )
+        parser.add_argument(
+            "--by-source",
+            action="store_true",
+            help="also give the figures per source (the manifest's collection), with false alerts"
+            " on a long 16 kHz stream of each source's non-scream recordings",
         )
         parser.add_argument("--limit-files", type=int, help="use only N files (quick runs)")
         parser.add_argument("--seed", type=int, default=0, help="for --limit-files")
@@ -127,6 +139,29 @@ class Command(BatchCommand):
                     f"{label}: windows F1 {row['window']['f1']:.3f}; files F1 {g['f1']:.3f}"
                     f" precision {g['precision']:.3f} recall {g['recall']:.3f}"
                 )
+        table = None
+        if opts.get("by_source"):
+            streams = source_streams(
+                recordings,
+                np.arange(len(recordings)),
+                store.audio,
+                cfg,
+                stride,
+                model.predict,
+                not opts["no_progress"],
+            )
+            table = source_table(
+                scored,
+                recordings,
+                None,
+                threshold,
+                streams,
+                lambda s: alert_figures(s, decision, step_s, cfg.window_span_s()),
+            )
+            md = by_source_md(
+                table["sources"], table["pooled"], table["mean"], table["stream_alerts"]
+            )
+            self.stdout.write("\nper source:\n" + md)
         if opts.get("out"):
             # Other live operating points on this data (the model's decision shape).
             sweep = alert_sweep(
@@ -140,8 +175,18 @@ class Command(BatchCommand):
             intro = [
                 f"Model `{model.config.get('name', model.path.name)}` (weights {model.version}, "
                 f"architecture {model.config['architecture']}) on {len(recordings)} files of "
-                f"`{opts['data']}`{also}, window stride {stride_s} s.",
+                f"`{', '.join(opts['data'])}`{also}, window stride {stride_s} s.",
             ]
+            if table:
+                intro += [
+                    "",
+                    "## Per source",
+                    "",
+                    by_source_md(
+                        table["sources"], table["pooled"], table["mean"], table["stream_alerts"]
+                    )
+                    + BY_SOURCE_NOTE,
+                ]
             if "best_f1_on_this_data" in summary:
                 b = summary["best_f1_on_this_data"]
                 intro.append(
@@ -149,7 +194,7 @@ class Command(BatchCommand):
                     f"here would be {b['f1']:.3f} at threshold {b['threshold']:.4f}."
                 )
             files = build_report(
-                f"Evaluation: {opts['data']}",
+                f"Evaluation: {', '.join(opts['data'])}",
                 scored,
                 threshold,
                 summary,
@@ -159,9 +204,10 @@ class Command(BatchCommand):
                 by_input=inputs_figures,
             )
             metrics = {
+                **({"by_source": table} if table else {}),
                 "model": str(model.path),
                 "model_version": model.version,
-                "data_dir": str(opts["data"]),
+                "data_dir": ", ".join(opts["data"]),
                 "n_files": len(recordings),
                 "stride_s": stride_s,
                 "eval_rates": list(rates),

@@ -9,18 +9,15 @@ from dataclasses import fields
 
 from django.core.management.base import CommandError
 
-from detection.dataset import DatasetError, LabelFormatError, scan
+from detection.augment import AugmentConfig
+from detection.dataset import DatasetError, LabelFormatError, scan_roots
 from detection.features import FeatureConfig
-from detection.training import Hyper, Plan, TrainingError, run_training
+from detection.training import VALIDATIONS, Hyper, Plan, TrainingError, run_training
 from eyescream_site.management.batch_command import BatchCommand
 
 
 def _augment_switches() -> list[str]:
     """Boolean fields of ``AugmentConfig`` (each gets a ``--no-<name>`` flag)."""
-    try:
-        from detection.augment import AugmentConfig
-    except ImportError:
-        return []
     return [f.name for f in fields(AugmentConfig) if f.type in (bool, "bool")]
 
 
@@ -34,7 +31,7 @@ class Command(BatchCommand):
 
     def add_arguments(self, parser):
         defaults = Hyper()
-        parser.add_argument("--data", required=True, help="labelled data folder")
+        add_data_argument(parser)
         parser.add_argument("--out", required=True, help="artifact folder to write")
         parser.add_argument("--name", help="model name (default: the --out folder's name)")
         parser.add_argument("--arch", default=defaults.arch, help="A, A_Depthwise, B, C, CRNN")
@@ -67,7 +64,23 @@ class Command(BatchCommand):
             " target is (1 - SHARE) * label + SHARE * their probability (0: off; the model"
             " scores at the cost of one network)",
         )
-        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--folds", type=int, default=5, help="grouped K-fold's K (kfold)")
+        parser.add_argument(
+            "--validation",
+            choices=VALIDATIONS,
+            default="kfold",
+            help="kfold: grouped K-fold over recording groups; loso: out-of-source, each source"
+            " (the manifest's collection) held out once, threshold and decision chosen on"
+            " out-of-source scores, figures per held-out source",
+        )
+        parser.add_argument(
+            "--source-folds",
+            type=int,
+            default=0,
+            metavar="K",
+            help="with --validation loso: whole sources in K folds balanced by duration"
+            " instead of one fold per source (0: one per source)",
+        )
         parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
         parser.add_argument("--search", type=int, default=0, metavar="N", help="random trials")
         parser.add_argument("--search-epochs", type=int, help="epochs per search trial")
@@ -102,6 +115,14 @@ class Command(BatchCommand):
             metavar="HZ[,HZ]",
             help="also score each held-out file as a device at these rates would stream it"
             " (e.g. 16000): the out-of-fold figures and the threshold then cover those too",
+        )
+        parser.add_argument(
+            "--augment-preset",
+            choices=("default", "field"),
+            default="default",
+            help="field: the defaults plus simulated rooms, microphone EQ, level from a whisper"
+            " to saturation, clipping, AGC, compression and codecs, backgrounds down to -5 dB"
+            " SNR (AugmentConfig.field); --augment and --no-* change it further",
         )
         parser.add_argument("--augment", help="JSON of AugmentConfig fields")
         for name in _augment_switches():
@@ -140,13 +161,13 @@ class Command(BatchCommand):
                 {**FeatureConfig().to_dict(), **json.loads(opts["features"])}
             )
             augment = json.loads(opts["augment"]) if opts.get("augment") else None
+            if opts.get("augment_preset") == "field":
+                augment = {**AugmentConfig.field().to_dict(), **(augment or {})}
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise CommandError(f"bad JSON option: {exc}") from exc
         eval_rates = parse_eval_rates(opts["eval_rates"])
         switches = [n for n in _augment_switches() if opts.get(f"aug_off_{n}")]
         if switches:
-            from detection.augment import AugmentConfig
-
             base = AugmentConfig.from_dict(augment) if augment else AugmentConfig()
             augment = {**base.to_dict(), **dict.fromkeys(switches, False)}
         hyper = Hyper(
@@ -182,7 +203,11 @@ class Command(BatchCommand):
             threshold_on=opts["threshold_on"],
             eval_rates=eval_rates,
             final=not opts["cv_only"],
+            validation=opts["validation"],
+            source_folds=opts["source_folds"],
         )
+        if plan.source_folds and plan.validation != "loso":
+            raise CommandError("--source-folds splits sources: give --validation loso")
         if opts["cv_only"] and not plan.cross_validate:
             raise CommandError("--cv-only needs cross-validation: drop --no-cv")
         if plan.search and not plan.cross_validate:
@@ -208,7 +233,7 @@ class Command(BatchCommand):
                 opts["out"],
                 hyper,
                 plan,
-                data_dir=str(opts["data"]),
+                data_dir=", ".join(str(d) for d in opts["data"]),
                 command=command,
                 name=opts.get("name"),
                 cache_dir=opts.get("cache_dir"),
@@ -237,8 +262,18 @@ def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def add_data_argument(parser) -> None:
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="labelled data folder; give it again to add more roots (e.g. real-v1 and packs)",
+    )
+
+
 def load_recordings(data, limit, seed, command):
-    """Labelled recordings of ``data`` (CommandError when there are none), optionally a slice.
+    """Labelled recordings of the roots ``data`` (CommandError when there are none),
+    optionally a slice.
 
     ``--limit-files N`` keeps a seeded random subset of N files, half of them scream files
     (as far as the folder has them), the rest negatives.
@@ -246,7 +281,7 @@ def load_recordings(data, limit, seed, command):
     import numpy as np
 
     try:
-        result = scan(data)
+        result = scan_roots([data] if isinstance(data, str) else list(data))
     except (DatasetError, LabelFormatError) as exc:
         raise CommandError(str(exc)) from exc
     if result.unlabelled:
