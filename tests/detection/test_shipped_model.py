@@ -12,7 +12,7 @@ import pytest
 
 from detection.dataset import scan_dataset
 from detection.evaluation import Scored, by_input, summarize
-from detection.training import grouped_folds
+from detection.folds import grouped_folds
 
 SHIPPED = Path(__file__).resolve().parents[2] / "detection" / "shipped" / "default"
 

@@ -7,23 +7,16 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from detection.corpus import background_pool
+from detection.cross_validation import choose_threshold
 from detection.dataset import NEGATIVE, POSITIVE, Recording, Segment, write_labels
+from detection.decision_choice import DECISION_SHAPES
 from detection.evaluation import Scored, roc_auc
 from detection.features import FeatureConfig, normalize_windows
-from detection.training import (
-    DECISION_SHAPES,
-    SEARCH_SPACE,
-    Hyper,
-    TrainingError,
-    WindowSet,
-    background_pool,
-    choose_threshold,
-    epoch_indices,
-    grouped_folds,
-    sample_hyper,
-    score_windows,
-    train_network,
-)
+from detection.folds import grouped_folds
+from detection.search import sample_hyper
+from detection.train_loop import WindowSet, epoch_indices, score_windows, train_network
+from detection.training_plan import SEARCH_SPACE, Hyper, TrainingError
 
 
 def _rec(name, group, scream):
@@ -405,7 +398,7 @@ def test_cv_only_writes_the_report_and_no_model(tmp_path):
 
 
 def test_time_shift_only_on_files_labelled_as_one_whole():
-    from detection.training import shift_safe
+    from detection.corpus import shift_safe
 
     whole = Recording(None, "n.flac", None, "n", [Segment(0.0, 5.0, "0_2")])
     assert shift_safe(whole, 5.0)
@@ -505,7 +498,7 @@ def test_members_reach_the_artifact_and_load_back_as_an_ensemble(tmp_path):
 
 
 def test_weighted_draw_is_without_replacement_and_follows_the_weights():
-    from detection.training import weighted_draw
+    from detection.train_loop import weighted_draw
 
     rng = np.random.default_rng(0)
     items = np.arange(100, 105)
@@ -523,7 +516,7 @@ def test_weighted_draw_is_without_replacement_and_follows_the_weights():
 
 
 def test_hard_negative_weights_mix_uniform_and_loss_and_fill_unseen_windows():
-    from detection.training import hard_negative_weights
+    from detection.train_loop import hard_negative_weights
 
     losses = np.array([0.1, 0.1, 0.8, np.nan], dtype=np.float32)
     uniform = hard_negative_weights(losses, 0.0)
@@ -562,7 +555,7 @@ def test_epoch_draws_negatives_by_weight():
 def test_hard_negatives_draw_the_confusing_negatives_more_often(monkeypatch):
     import torch
 
-    import detection.training as training
+    import detection.train_loop as training
 
     torch.set_num_threads(1)
     cfg = FeatureConfig()
@@ -591,7 +584,7 @@ def test_hard_negatives_draw_the_confusing_negatives_more_often(monkeypatch):
 
 FOLDS_IN_A_FRESH_PROCESS = """
 from detection.dataset import Recording, Segment
-from detection.training import grouped_folds
+from detection.folds import grouped_folds
 def rec(name, group, kind):
     return Recording(path=None, rel=name, label_path=None, group=group,
                      segments=[Segment(0, 1, kind)])
@@ -642,7 +635,7 @@ class _ConstantTeacher:
 def test_distilled_targets_mix_labels_and_the_teachers_probability():
     import torch
 
-    from detection.training import distilled_targets
+    from detection.train_loop import distilled_targets
 
     labels = torch.tensor([0.0, 1.0, 1.0])
     x = torch.zeros(3, 64, 43)
@@ -658,7 +651,7 @@ def test_distilled_targets_mix_labels_and_the_teachers_probability():
 def test_a_student_learns_what_its_teacher_says_not_only_the_labels():
     import torch
 
-    from detection.training import train_student
+    from detection.train_loop import train_student
 
     torch.set_num_threads(1)
     cfg = FeatureConfig()

@@ -12,7 +12,9 @@ from django.core.management.base import CommandError
 from detection.augment import AugmentConfig
 from detection.dataset import DatasetError, LabelFormatError, scan_roots
 from detection.features import FeatureConfig
-from detection.training import VALIDATIONS, Hyper, Plan, TrainingError, run_training
+from detection.folds import VALIDATIONS
+from detection.training import run_training
+from detection.training_plan import Hyper, Plan, TrainingError
 from eyescream_site.management.batch_command import BatchCommand
 
 
