@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluation import (
-    Scored,
-)
+from .evaluation import Scored
 from .features import FeatureConfig
 
 
@@ -16,9 +14,9 @@ def out_of_fold_alerts(
     scored: Scored, threshold: float, cfg: FeatureConfig, stride_s: float, decision: dict
 ):
     """False alerts per hour of held-out non-scream audio at the model's decision defaults
-    (``evaluation.alert_figures``): the out-of-fold counterpart of ``bench.false_alerts``."""
+    (``alert_figures.alert_figures``): the out-of-fold counterpart of ``bench.false_alerts``."""
+    from .alert_figures import alert_figures
     from .decision import DecisionConfig
-    from .evaluation import alert_figures
 
     stride = cfg.column_start_s(cfg.stride_columns(stride_s))
     chosen = DecisionConfig.from_model(decision, threshold)
@@ -49,8 +47,8 @@ def choose_decision(
     ``detect`` threshold: a live stream decides on smoothed windows and a minimum duration,
     so its best point is another. The chosen shape's whole sweep goes to ``metrics.json`` and
     the report, for choosing a sensitivity."""
+    from .alert_figures import alert_sweep, best_alert_on_threshold, on_threshold_grid
     from .decision import DecisionConfig
-    from .evaluation import alert_sweep, best_alert_on_threshold, on_threshold_grid
 
     stride = cfg.column_start_s(cfg.stride_columns(stride_s))
     grid = np.union1d(on_threshold_grid(), [threshold])

@@ -11,7 +11,7 @@ on recordings from elsewhere, which is what a deployment hears.
   false-positive rates of negatives by kind and by sub-category;
 * ``compose_stream`` / ``stream_columns`` / ``score_stream``: a long stream of one source's
   non-scream recordings as a 16 kHz device streams it, scored window by window, for false
-  alerts an hour through the live decision (``evaluation.alert_figures``);
+  alerts an hour through the live decision (``alert_figures.alert_figures``);
 * ``by_source_md``: the report's tables.
 """
 
@@ -240,7 +240,7 @@ def score_stream(
 
 def stream_scored(streams: dict[str, np.ndarray]) -> Scored:
     """Streams' window probabilities as a ``Scored`` of non-scream files (one per source),
-    for ``evaluation.alert_figures``."""
+    for ``alert_figures.alert_figures``."""
     names = list(streams)
     scores = [np.asarray(streams[n], np.float64) for n in names]
     return Scored(

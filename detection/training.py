@@ -40,10 +40,8 @@ from .dataset import (
     Recording,
 )
 from .decision_choice import decision_defaults
-from .evaluation import (
-    build_report,
-)
 from .folds import validation_folds
+from .report import build_report
 from .search import SEARCHED, random_search
 from .source_validation import (
     BY_SOURCE_NOTE,
@@ -265,7 +263,7 @@ def run_training(
         metrics["search"] = trials
     metrics = _jsonable(metrics)
     if net is None:  # report only
-        from .evaluation import write_files
+        from .report import write_files
 
         Path(out).mkdir(parents=True, exist_ok=True)
         write_files(out, {**extra, "metrics.json": json.dumps(metrics, indent=2) + "\n"})

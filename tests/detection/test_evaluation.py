@@ -11,7 +11,6 @@ from detection.evaluation import (
     Scored,
     best_f1_threshold,
     binary_metrics,
-    build_report,
     by_input,
     confusion,
     device_copy_name,
@@ -23,6 +22,7 @@ from detection.evaluation import (
     roc_auc,
     summarize,
 )
+from detection.report import build_report
 
 
 def test_confusion_and_rates_by_hand():
@@ -202,8 +202,8 @@ def test_report_has_tables_and_png_images():
 
 
 def test_alert_figures_run_the_live_decision_file_by_file():
+    from detection.alert_figures import alert_figures
     from detection.decision import DecisionConfig
-    from detection.evaluation import alert_figures
 
     n = 30
     loud = np.zeros(n)
@@ -260,8 +260,8 @@ def _random_scored(seed: int = 3, n_files: int = 40) -> Scored:
 
 
 def test_alert_sweep_agrees_with_the_decision_logic_at_every_on_threshold():
+    from detection.alert_figures import alert_figures, alert_sweep, on_threshold_grid
     from detection.decision import DecisionConfig
-    from detection.evaluation import alert_figures, alert_sweep, on_threshold_grid
 
     scored = _random_scored()
     base = DecisionConfig(on_threshold=0.9, off_threshold=0.63)
@@ -286,7 +286,7 @@ def test_alert_sweep_agrees_with_the_decision_logic_at_every_on_threshold():
 def test_smoothed_peaks_are_the_highest_running_mean_the_tracker_sees():
     from collections import deque
 
-    from detection.evaluation import smoothed_peaks
+    from detection.alert_figures import smoothed_peaks
 
     scored = _random_scored(seed=5, n_files=12)
     for k in (1, 3, 5):
@@ -300,7 +300,7 @@ def test_smoothed_peaks_are_the_highest_running_mean_the_tracker_sees():
 
 
 def test_best_alert_on_threshold_takes_the_best_f1_and_the_higher_threshold_on_a_tie():
-    from detection.evaluation import best_alert_on_threshold
+    from detection.alert_figures import best_alert_on_threshold
 
     rows = [
         {"on_threshold": 0.8, "f1": 0.7},
@@ -332,8 +332,8 @@ def test_out_of_fold_scores_round_trip_through_npz(tmp_path):
 
 
 def test_the_report_shows_the_live_point_of_the_sweep_and_copes_without_non_scream_audio():
+    from detection.alert_figures import alert_sweep, on_threshold_grid
     from detection.decision import DecisionConfig
-    from detection.evaluation import alert_sweep, on_threshold_grid
 
     scored = _random_scored(seed=4, n_files=15)
     base = DecisionConfig(on_threshold=0.9, off_threshold=0.63)

@@ -236,8 +236,8 @@ def test_train_and_evaluate_commands_on_real_recordings(real_v1, tmp_path):
     assert decision["off_threshold"] == pytest.approx(0.7 * decision["on_threshold"])
     assert max(row["f1"] for row in chosen["alert_sweep"]) == best
     # Every out-of-fold score is kept: the held-out alert figures come back from it.
+    from detection.alert_figures import alert_figures
     from detection.decision import DecisionConfig
-    from detection.evaluation import alert_figures
 
     scored = Scored.from_npz(out / "out_of_fold.npz")
     assert scored.file_truth.size == 10 and scored.scores.size > 50

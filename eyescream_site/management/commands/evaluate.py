@@ -7,21 +7,12 @@ import json
 import numpy as np
 from django.core.management.base import CommandError
 
+from detection.alert_figures import alert_figures, alert_sweep, on_threshold_grid
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import FeatureStore, file_windows
-from detection.evaluation import (
-    Scored,
-    alert_figures,
-    alert_sweep,
-    best_f1_threshold,
-    build_report,
-    by_input,
-    device_copy_name,
-    on_threshold_grid,
-    summarize,
-    write_files,
-)
+from detection.evaluation import Scored, best_f1_threshold, by_input, device_copy_name, summarize
 from detection.progress import tqdm
+from detection.report import build_report, write_files
 from detection.scoring import decision_defaults
 from detection.source_validation import BY_SOURCE_NOTE, by_source_md, source_streams, source_table
 from detection.training import _jsonable
