@@ -100,6 +100,16 @@ TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
 RCC = (r"usr/share/gcompris-qt/rcc/[^/]+\.rcc",)
 GC = r"usr/share/gcompris-qt/rcc/[^/]+\.rcc!gcompris/src/activities/"
 GC_MEMORY = GC + r"memory-sound/resource/LR"
+# OpenClonk's sounds are in the C4Group ``Sound.ocg`` (read as an archive; ``[!/]`` also matches
+# a group unpacked on disk as a folder); child groups are folders.
+OC_GROUPS = (r"usr/share/games/openclonk/Sound\.ocg",)
+OC = r"usr/share/games/openclonk/Sound\.ocg[!/]"
+OC_SKIN = OC + r"Clonk\.ocg/Skin\.ocg/(?P<voice>[A-Za-z]+)\.ocg/"
+OC_LICENCE = "content ISC, CC-BY-3.0 or CC0 per file (package copyright)"
+# OpenSFX's samples are in one Transport Tycoon ``sample.cat``, named ``NN_<title>.wav``.
+OSFX_CAT = (r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat",)
+OSFX = r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat!"
+OSFX_LICENCE = "per sample CC-BY-3.0, CC-BY-SA-3.0 or CC0 (named in opensfx.cat)"
 
 
 def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
@@ -244,9 +254,31 @@ VOCAL = Pack(
             ),
         ),
         PackageSpec(
+            "openclonk-data",
+            archives=OC_GROUPS,
+            license_note=OC_LICENCE,
+            rules=(
+                Rule(
+                    OC_SKIN + r"(?:Scream|Hurt|Die|Shock)\d*\.(?:wav|ogg)",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(OC_SKIN + r"Laughter\d*\.wav", "0_0", "laughing", "{voice}"),
+            ),
+        ),
+        PackageSpec(
             "gcompris-qt-data",
             archives=RCC,
             rules=(Rule(GC_MEMORY + r"Applauses[^/]*\.ogg", "0_0", "applause_cheering"),),
+        ),
+        PackageSpec(
+            "openttd-opensfx",
+            archives=OSFX_CAT,
+            license_stanza="src/wav/*",
+            license_note=OSFX_LICENCE,
+            rules=(Rule(OSFX + r"29_applause\.wav", "0_0", "applause_cheering", "applause"),),
         ),
     ),
 )
@@ -455,6 +487,64 @@ NONHUMAN = Pack(
                 Rule(WN + r"horn-signals/horn-\d\.ogg", "0_1", "horn", "horn"),
                 Rule(
                     WN + r"(?P<name>wolf|horse)-(?:die|hit|growl)(?:-\d)?\.ogg",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "openclonk-data",
+            archives=OC_GROUPS,
+            license_note=OC_LICENCE,
+            rules=(
+                Rule(OC + r"Environment\.ocg/BirdsLoop\.ogg", "0_1", "birdsong", "birds"),
+                Rule(OC + r"Animals\.ocg/MosquitoBuzz\.ogg", "0_1", "insect", "mosquito"),
+                # Bat chirps at 4-10 kHz; the Chippie's chirps and chatter are harmonic 3-7 kHz
+                # calls; the Wipf's weeps and whine are harmonic whimpers at 1-2 kHz.
+                Rule(OC + r"Animals\.ocg/Bat\.ocg/Chirp\.wav", "0_1", "animal_call", "bat"),
+                Rule(
+                    OC + r"Animals\.ocg/Chippie\.ocg/(?:Chirp|Talk)\d\.wav",
+                    "0_1",
+                    "animal_call",
+                    "chippie",
+                ),
+                Rule(
+                    OC + r"Animals\.ocg/Wipf\.ocg/(?:Weep\d|Whine)\.wav",
+                    "0_1",
+                    "animal_call",
+                    "wipf",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "openttd-opensfx",
+            archives=OSFX_CAT,
+            license_stanza="src/wav/*",
+            license_note=OSFX_LICENCE,
+            rules=(
+                # Steam whistles and the factory whistle: harmonic stacks from 600-800 Hz.
+                Rule(
+                    OSFX + r"(?:03_factory_whistle|04_steam_train_station_departure|"
+                    r"05_steam_engine_going_in_tunnel|43_toyland_toy_factory_2)\.wav",
+                    "0_1",
+                    "whistle",
+                    "{stem}",
+                ),
+                Rule(
+                    OSFX + r"(?:10_diesel_electric_train_station_departure|35_modern_car_horn)"
+                    r"\.wav",
+                    "0_1",
+                    "horn",
+                    "{stem}",
+                ),
+                Rule(OSFX + r"14_level_crossing\.wav", "0_1", "alarm", "level_crossing"),
+                Rule(OSFX + r"(?:21_beep|22_morse)\.wav", "0_1", "alarm", "beep"),
+                Rule(OSFX + r"(?:66|72)_tropical_bird_\d\.wav", "0_1", "bird", "tropical_bird"),
+                Rule(OSFX + r"68_tropical_monkeys\.wav", "0_1", "animal_call", "monkeys"),
+                Rule(
+                    OSFX + r"(?:36|37|38|67)_(?:tropical_)?(?P<name>sheep|cow|horse|lion)"
+                    r"(?:_roar)?\.wav",
                     "0_2",
                     "animal_low",
                     "{name}",
