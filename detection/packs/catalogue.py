@@ -525,18 +525,18 @@ NONHUMAN = Pack(
             rules=(
                 # Steam whistles and the factory whistle: harmonic stacks from 600-800 Hz.
                 Rule(
-                    OSFX + r"(?:03_factory_whistle|04_steam_train_station_departure|"
+                    OSFX + r"(?P<name>03_factory_whistle|04_steam_train_station_departure|"
                     r"05_steam_engine_going_in_tunnel|43_toyland_toy_factory_2)\.wav",
                     "0_1",
                     "whistle",
-                    "{stem}",
+                    "{name}",
                 ),
                 Rule(
-                    OSFX + r"(?:10_diesel_electric_train_station_departure|35_modern_car_horn)"
-                    r"\.wav",
+                    OSFX + r"(?P<name>10_diesel_electric_train_station_departure|"
+                    r"35_modern_car_horn)\.wav",
                     "0_1",
                     "horn",
-                    "{stem}",
+                    "{name}",
                 ),
                 Rule(OSFX + r"14_level_crossing\.wav", "0_1", "alarm", "level_crossing"),
                 Rule(OSFX + r"(?:21_beep|22_morse)\.wav", "0_1", "alarm", "beep"),
