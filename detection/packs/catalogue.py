@@ -106,6 +106,8 @@ OC_GROUPS = (r"usr/share/games/openclonk/Sound\.ocg",)
 OC = r"usr/share/games/openclonk/Sound\.ocg[!/]"
 OC_SKIN = OC + r"Clonk\.ocg/Skin\.ocg/(?P<voice>[A-Za-z]+)\.ocg/"
 OC_LICENCE = "content ISC, CC-BY-3.0 or CC0 per file (package copyright)"
+SCR = r"usr/share/scratch/Media/Sounds/"
+FDS = r"usr/share/sounds/freedesktop/stereo/"
 # OpenSFX's samples are in one Transport Tycoon ``sample.cat``, named ``NN_<title>.wav``.
 OSFX_CAT = (r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat",)
 OSFX = r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat!"
@@ -279,6 +281,31 @@ VOCAL = Pack(
             license_stanza="src/wav/*",
             license_note=OSFX_LICENCE,
             rules=(Rule(OSFX + r"29_applause\.wav", "0_0", "applause_cheering", "applause"),),
+        ),
+        PackageSpec(
+            "scratch",
+            rules=(
+                Rule(
+                    SCR + r"Human/Scream-(?P<voice>female|male)\d?\.(?:wav|mp3)",
+                    "1",
+                    "scream",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(SCR + r"Human/BabyCry\.mp3", "0_0", "crying", "baby"),
+                Rule(
+                    SCR + r"Human/Laugh-(?P<voice>female|male)\d?\.(?:wav|mp3)",
+                    "0_0",
+                    "laughing",
+                    "{voice}",
+                ),
+                Rule(
+                    SCR + r"Human/Cough-(?P<voice>female|male)\.wav", "0_2", "coughing", "{voice}"
+                ),
+                Rule(
+                    SCR + r"Human/Sneeze-(?P<voice>female|male)\.wav", "0_2", "sneezing", "{voice}"
+                ),
+            ),
         ),
     ),
 )
@@ -549,6 +576,38 @@ NONHUMAN = Pack(
                     "animal_low",
                     "{name}",
                 ),
+            ),
+        ),
+        PackageSpec(
+            "scratch",
+            rules=(
+                Rule(
+                    SCR + r"Animal/(?P<name>Bird|Duck|Goose|Owl|Rooster)\.wav",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),
+                Rule(
+                    SCR + r"Animal/(?:Cat\.mp3|Kitten\.wav|Meow\.wav)", "0_1", "animal_call", "cat"
+                ),
+                Rule(SCR + r"Animal/WolfHowl\.wav", "0_1", "animal_call", "wolf"),
+                Rule(SCR + r"Animal/Crickets?\.wav", "0_1", "insect", "cricket"),
+                Rule(SCR + r"Animal/Dog\d\.wav", "0_2", "dog_bark", "dog"),
+                Rule(
+                    SCR + r"Animal/(?P<name>Horse|HorseGallop|SeaLion)\.(?:wav|mp3)",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        # The alarm clock's beeps sit at 8 kHz, the incoming call's ring at 1-3 kHz; the
+        # outgoing call tones are 400 Hz and are left out.
+        PackageSpec(
+            "sound-theme-freedesktop",
+            rules=(
+                Rule(FDS + r"alarm-clock-elapsed\.oga", "0_1", "alarm", "alarm_clock"),
+                Rule(FDS + r"phone-incoming-call\.oga", "0_1", "bell_ring", "phone"),
             ),
         ),
     ),

@@ -138,6 +138,7 @@ def _spec(pack: str, package: str):
 
 OC = "usr/share/games/openclonk/Sound.ocg"
 OSFX = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!"
+SCR = "usr/share/scratch/Media/Sounds/"
 
 
 @pytest.mark.parametrize(
@@ -167,9 +168,22 @@ OSFX = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!"
         ("nonhuman", "openttd-opensfx", f"{OSFX}06_ship_horn.wav", None),
         ("vocal", "openttd-opensfx", f"{OSFX}29_applause.wav",
          ("0_0", "applause_cheering", "applause", False)),
+        # Scratch's sound library and the freedesktop sound theme.
+        ("vocal", "scratch", f"{SCR}Human/Scream-male2.mp3", ("1", "scream", "male", True)),
+        ("vocal", "scratch", f"{SCR}Human/BabyCry.mp3", ("0_0", "crying", "baby", False)),
+        ("vocal", "scratch", f"{SCR}Human/Sneeze-female.wav",
+         ("0_2", "sneezing", "female", False)),
+        ("nonhuman", "scratch", f"{SCR}Animal/Rooster.wav", ("0_1", "bird", "Rooster", False)),
+        ("nonhuman", "scratch", f"{SCR}Animal/Kitten.wav", ("0_1", "animal_call", "cat", False)),
+        ("nonhuman", "scratch", f"{SCR}Animal/Dog2.wav", ("0_2", "dog_bark", "dog", False)),
+        ("nonhuman", "sound-theme-freedesktop",
+         "usr/share/sounds/freedesktop/stereo/alarm-clock-elapsed.oga",
+         ("0_1", "alarm", "alarm_clock", False)),
+        ("nonhuman", "sound-theme-freedesktop",
+         "usr/share/sounds/freedesktop/stereo/phone-outgoing-busy.oga", None),
     ],
 )  # fmt: skip
-def test_catalogue_rules_for_openclonk_and_opensfx(pack, package, member, expected):
+def test_catalogue_rules_for_the_new_packages(pack, package, member, expected):
     decision = decide(_spec(pack, package), member)
     if expected is None:
         assert decision is None
