@@ -106,6 +106,7 @@ OC_GROUPS = (r"usr/share/games/openclonk/Sound\.ocg",)
 OC = r"usr/share/games/openclonk/Sound\.ocg[!/]"
 OC_SKIN = OC + r"Clonk\.ocg/Skin\.ocg/(?P<voice>[A-Za-z]+)\.ocg/"
 OC_LICENCE = "content ISC, CC-BY-3.0 or CC0 per file (package copyright)"
+MGT = r"usr/share/games/megaglest/tilesets/"
 SCR = r"usr/share/scratch/Media/Sounds/"
 FDS = r"usr/share/sounds/freedesktop/stereo/"
 # OpenSFX's samples are in one Transport Tycoon ``sample.cat``, named ``NN_<title>.wav``.
@@ -576,6 +577,48 @@ NONHUMAN = Pack(
                     "animal_low",
                     "{name}",
                 ),
+            ),
+        ),
+        # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are hard
+        # links to these, left out): day loops are birdsong, night loops crickets (cicadas in
+        # the Mediterranean day), except birch_forest's night, which is bird calls.
+        PackageSpec(
+            "megaglest-data",
+            rules=(
+                Rule(
+                    MGT
+                    + r"(?P<ts>autumn)/sounds/sunny_day\.ogg|"
+                    + MGT
+                    + r"(?P<ts2>birch_forest|dark_forest|fernland|spring)/sounds/day\.ogg|"
+                    + MGT
+                    + r"(?P<ts3>birch_forest)/sounds/night\.ogg",
+                    "0_1",
+                    "birdsong",
+                    "{ts}{ts2}{ts3}",
+                ),
+                Rule(
+                    MGT
+                    + r"(?P<ts>autumn)/sounds/nightime\.ogg|"
+                    + MGT
+                    + r"(?P<ts2>dark_forest|desert2|fernland|mediterran)/sounds/night\.ogg|"
+                    + MGT
+                    + r"(?P<ts3>mediterran)/sounds/desertday\.ogg",
+                    "0_1",
+                    "insect",
+                    "{ts}{ts2}{ts3}",
+                ),
+                Rule(
+                    MGT
+                    + r"(?:autumn|birch_forest|desert2)/sounds/(?P<name>owl|rooster|chicken|hawk)"
+                    r"\.(?:ogg|wav)",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),
+                Rule(
+                    MGT + r"(?:birch_forest|desert2)/sounds/wolf\.wav", "0_1", "animal_call", "wolf"
+                ),
+                Rule(MGT + r"pine_peat/sounds/mudchute_cow_1\.ogg", "0_2", "animal_low", "cow"),
             ),
         ),
         PackageSpec(

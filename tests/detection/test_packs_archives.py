@@ -139,6 +139,7 @@ def _spec(pack: str, package: str):
 OC = "usr/share/games/openclonk/Sound.ocg"
 OSFX = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!"
 SCR = "usr/share/scratch/Media/Sounds/"
+MGT = "usr/share/games/megaglest/tilesets/"
 
 
 @pytest.mark.parametrize(
@@ -181,6 +182,17 @@ SCR = "usr/share/scratch/Media/Sounds/"
          ("0_1", "alarm", "alarm_clock", False)),
         ("nonhuman", "sound-theme-freedesktop",
          "usr/share/sounds/freedesktop/stereo/phone-outgoing-busy.oga", None),
+        # MegaGlest's tileset ambiences: only the real files, not the other tilesets' links.
+        ("nonhuman", "megaglest-data", f"{MGT}spring/sounds/day.ogg",
+         ("0_1", "birdsong", "spring", False)),
+        ("nonhuman", "megaglest-data", f"{MGT}birch_forest/sounds/night.ogg",
+         ("0_1", "birdsong", "birch_forest", False)),
+        ("nonhuman", "megaglest-data", f"{MGT}mediterran/sounds/desertday.ogg",
+         ("0_1", "insect", "mediterran", False)),
+        ("nonhuman", "megaglest-data", f"{MGT}desert2/sounds/hawk.ogg",
+         ("0_1", "bird", "hawk", False)),
+        ("nonhuman", "megaglest-data", f"{MGT}forest/sounds/day.ogg", None),
+        ("nonhuman", "megaglest-data", f"{MGT}desert2/sounds/day.ogg", None),
     ],
 )  # fmt: skip
 def test_catalogue_rules_for_the_new_packages(pack, package, member, expected):
