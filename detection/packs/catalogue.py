@@ -579,9 +579,9 @@ NONHUMAN = Pack(
                 ),
             ),
         ),
-        # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are hard
-        # links to these, left out): day loops are birdsong, night loops crickets (cicadas in
-        # the Mediterranean day), except birch_forest's night, which is bird calls.
+        # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are
+        # symbolic links to these, left out): day loops are birdsong, night loops crickets
+        # (cicadas in the Mediterranean day), except birch_forest's night, which is bird calls.
         PackageSpec(
             "megaglest-data",
             rules=(
@@ -618,7 +618,6 @@ NONHUMAN = Pack(
                 Rule(
                     MGT + r"(?:birch_forest|desert2)/sounds/wolf\.wav", "0_1", "animal_call", "wolf"
                 ),
-                Rule(MGT + r"pine_peat/sounds/mudchute_cow_1\.ogg", "0_2", "animal_low", "cow"),
             ),
         ),
         PackageSpec(
