@@ -100,6 +100,19 @@ TUX = r"usr/share/tuxpaint/stamps/(?:[^/]+/)*"
 RCC = (r"usr/share/gcompris-qt/rcc/[^/]+\.rcc",)
 GC = r"usr/share/gcompris-qt/rcc/[^/]+\.rcc!gcompris/src/activities/"
 GC_MEMORY = GC + r"memory-sound/resource/LR"
+# OpenClonk's sounds are in the C4Group ``Sound.ocg`` (read as an archive; ``[!/]`` also matches
+# a group unpacked on disk as a folder); child groups are folders.
+OC_GROUPS = (r"usr/share/games/openclonk/Sound\.ocg",)
+OC = r"usr/share/games/openclonk/Sound\.ocg[!/]"
+OC_SKIN = OC + r"Clonk\.ocg/Skin\.ocg/(?P<voice>[A-Za-z]+)\.ocg/"
+OC_LICENCE = "content ISC, CC-BY-3.0 or CC0 per file (package copyright)"
+MGT = r"usr/share/games/megaglest/tilesets/"
+SCR = r"usr/share/scratch/Media/Sounds/"
+FDS = r"usr/share/sounds/freedesktop/stereo/"
+# OpenSFX's samples are in one Transport Tycoon ``sample.cat``, named ``NN_<title>.wav``.
+OSFX_CAT = (r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat",)
+OSFX = r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat!"
+OSFX_LICENCE = "per sample CC-BY-3.0, CC-BY-SA-3.0 or CC0 (named in opensfx.cat)"
 
 
 def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
@@ -244,9 +257,56 @@ VOCAL = Pack(
             ),
         ),
         PackageSpec(
+            "openclonk-data",
+            archives=OC_GROUPS,
+            license_note=OC_LICENCE,
+            rules=(
+                Rule(
+                    OC_SKIN + r"(?:Scream|Hurt|Die|Shock)\d*\.(?:wav|ogg)",
+                    "1",
+                    "pain_death_cry",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(OC_SKIN + r"Laughter\d*\.wav", "0_0", "laughing", "{voice}"),
+            ),
+        ),
+        PackageSpec(
             "gcompris-qt-data",
             archives=RCC,
             rules=(Rule(GC_MEMORY + r"Applauses[^/]*\.ogg", "0_0", "applause_cheering"),),
+        ),
+        PackageSpec(
+            "openttd-opensfx",
+            archives=OSFX_CAT,
+            license_stanza="src/wav/*",
+            license_note=OSFX_LICENCE,
+            rules=(Rule(OSFX + r"29_applause\.wav", "0_0", "applause_cheering", "applause"),),
+        ),
+        PackageSpec(
+            "scratch",
+            rules=(
+                Rule(
+                    SCR + r"Human/Scream-(?P<voice>female|male)\d?\.(?:wav|mp3)",
+                    "1",
+                    "scream",
+                    "{voice}",
+                    screen=True,
+                ),
+                Rule(SCR + r"Human/BabyCry\.mp3", "0_0", "crying", "baby"),
+                Rule(
+                    SCR + r"Human/Laugh-(?P<voice>female|male)\d?\.(?:wav|mp3)",
+                    "0_0",
+                    "laughing",
+                    "{voice}",
+                ),
+                Rule(
+                    SCR + r"Human/Cough-(?P<voice>female|male)\.wav", "0_2", "coughing", "{voice}"
+                ),
+                Rule(
+                    SCR + r"Human/Sneeze-(?P<voice>female|male)\.wav", "0_2", "sneezing", "{voice}"
+                ),
+            ),
         ),
     ),
 )
@@ -459,6 +519,137 @@ NONHUMAN = Pack(
                     "animal_low",
                     "{name}",
                 ),
+            ),
+        ),
+        PackageSpec(
+            "openclonk-data",
+            archives=OC_GROUPS,
+            license_note=OC_LICENCE,
+            rules=(
+                Rule(OC + r"Environment\.ocg/BirdsLoop\.ogg", "0_1", "birdsong", "birds"),
+                Rule(OC + r"Animals\.ocg/MosquitoBuzz\.ogg", "0_1", "insect", "mosquito"),
+                # Bat chirps at 4-10 kHz; the Chippie's chirps and chatter are harmonic 3-7 kHz
+                # calls; the Wipf's weeps and whine are harmonic whimpers at 1-2 kHz.
+                Rule(OC + r"Animals\.ocg/Bat\.ocg/Chirp\.wav", "0_1", "animal_call", "bat"),
+                Rule(
+                    OC + r"Animals\.ocg/Chippie\.ocg/(?:Chirp|Talk)\d\.wav",
+                    "0_1",
+                    "animal_call",
+                    "chippie",
+                ),
+                Rule(
+                    OC + r"Animals\.ocg/Wipf\.ocg/(?:Weep\d|Whine)\.wav",
+                    "0_1",
+                    "animal_call",
+                    "wipf",
+                ),
+            ),
+        ),
+        PackageSpec(
+            "openttd-opensfx",
+            archives=OSFX_CAT,
+            license_stanza="src/wav/*",
+            license_note=OSFX_LICENCE,
+            rules=(
+                # Steam whistles and the factory whistle: harmonic stacks from 600-800 Hz.
+                Rule(
+                    OSFX + r"(?P<name>03_factory_whistle|04_steam_train_station_departure|"
+                    r"05_steam_engine_going_in_tunnel|43_toyland_toy_factory_2)\.wav",
+                    "0_1",
+                    "whistle",
+                    "{name}",
+                ),
+                Rule(
+                    OSFX + r"(?P<name>10_diesel_electric_train_station_departure|"
+                    r"35_modern_car_horn)\.wav",
+                    "0_1",
+                    "horn",
+                    "{name}",
+                ),
+                Rule(OSFX + r"14_level_crossing\.wav", "0_1", "alarm", "level_crossing"),
+                Rule(OSFX + r"(?:21_beep|22_morse)\.wav", "0_1", "alarm", "beep"),
+                Rule(OSFX + r"(?:66|72)_tropical_bird_\d\.wav", "0_1", "bird", "tropical_bird"),
+                Rule(OSFX + r"68_tropical_monkeys\.wav", "0_1", "animal_call", "monkeys"),
+                Rule(
+                    OSFX + r"(?:36|37|38|67)_(?:tropical_)?(?P<name>sheep|cow|horse|lion)"
+                    r"(?:_roar)?\.wav",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are
+        # symbolic links to these, left out): day loops are birdsong, night loops crickets
+        # (cicadas in the Mediterranean day), except birch_forest's night, which is bird calls.
+        PackageSpec(
+            "megaglest-data",
+            rules=(
+                Rule(
+                    MGT
+                    + r"(?P<ts>autumn)/sounds/sunny_day\.ogg|"
+                    + MGT
+                    + r"(?P<ts2>birch_forest|dark_forest|fernland|spring)/sounds/day\.ogg|"
+                    + MGT
+                    + r"(?P<ts3>birch_forest)/sounds/night\.ogg",
+                    "0_1",
+                    "birdsong",
+                    "{ts}{ts2}{ts3}",
+                ),
+                Rule(
+                    MGT
+                    + r"(?P<ts>autumn)/sounds/nightime\.ogg|"
+                    + MGT
+                    + r"(?P<ts2>dark_forest|desert2|fernland|mediterran)/sounds/night\.ogg|"
+                    + MGT
+                    + r"(?P<ts3>mediterran)/sounds/desertday\.ogg",
+                    "0_1",
+                    "insect",
+                    "{ts}{ts2}{ts3}",
+                ),
+                Rule(
+                    MGT
+                    + r"(?:autumn|birch_forest|desert2)/sounds/(?P<name>owl|rooster|chicken|hawk)"
+                    r"\.(?:ogg|wav)",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),
+                Rule(
+                    MGT + r"(?:birch_forest|desert2)/sounds/wolf\.wav", "0_1", "animal_call", "wolf"
+                ),
+            ),
+        ),
+        PackageSpec(
+            "scratch",
+            rules=(
+                Rule(
+                    SCR + r"Animal/(?P<name>Bird|Duck|Goose|Owl|Rooster)\.wav",
+                    "0_1",
+                    "bird",
+                    "{name}",
+                ),
+                Rule(
+                    SCR + r"Animal/(?:Cat\.mp3|Kitten\.wav|Meow\.wav)", "0_1", "animal_call", "cat"
+                ),
+                Rule(SCR + r"Animal/WolfHowl\.wav", "0_1", "animal_call", "wolf"),
+                Rule(SCR + r"Animal/Crickets?\.wav", "0_1", "insect", "cricket"),
+                Rule(SCR + r"Animal/Dog\d\.wav", "0_2", "dog_bark", "dog"),
+                Rule(
+                    SCR + r"Animal/(?P<name>Horse|HorseGallop|SeaLion)\.(?:wav|mp3)",
+                    "0_2",
+                    "animal_low",
+                    "{name}",
+                ),
+            ),
+        ),
+        # The alarm clock's beeps sit at 8 kHz, the incoming call's ring at 1-3 kHz; the
+        # outgoing call tones are 400 Hz and are left out.
+        PackageSpec(
+            "sound-theme-freedesktop",
+            rules=(
+                Rule(FDS + r"alarm-clock-elapsed\.oga", "0_1", "alarm", "alarm_clock"),
+                Rule(FDS + r"phone-incoming-call\.oga", "0_1", "bell_ring", "phone"),
             ),
         ),
     ),

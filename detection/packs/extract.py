@@ -3,7 +3,8 @@
 A ``.deb`` is unpacked with ``dpkg-deb -x`` (no install), a wheel with ``zipfile``. Zip
 archives inside (Quake ``.pk3``, 0 A.D. ``public.zip``) are opened in place and their members
 named ``<archive path>!<member path>``; so are the files of Qt ``.rcc`` resource bundles
-(gcompris). C4Group archives (openclonk) are not read.
+(gcompris), of OpenClonk C4Group archives (``.ocg``, ``.ocd``, ``.ocf``: child groups read as
+folders) and of Transport Tycoon sample catalogues (OpenSFX ``.cat``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from .c4group import C4GroupError, group_entries, unpack_stream
 
 ARCHIVE_SEP = "!"
 
@@ -151,14 +154,68 @@ def _rcc_members(rel: str, path: Path) -> list[Member]:
     return sorted(members, key=lambda m: m.path)
 
 
+# --------------------------------------------------------------------------- C4Group, sample.cat
+
+C4GROUP_SUFFIXES = (".ocg", ".ocd", ".ocf", ".ocs", ".c4g", ".c4d", ".c4f")
+
+
+def _c4group_members(rel: str, path: Path) -> list[Member]:
+    """The files of a packed C4Group; a group unpacked on disk is a folder (its files are
+    plain members ``<group>/<path>``, so rules match both with ``[!/]`` after the group)."""
+    group = unpack_stream(path.read_bytes())
+    members = []
+    for inner, start, size in group_entries(group):
+        if _safe_member(inner):
+            read = lambda g=group, a=start, n=size: g[a : a + n]  # noqa: E731
+            members.append(Member(f"{rel}{ARCHIVE_SEP}{inner}", size, read))
+    return sorted(members, key=lambda m: m.path)
+
+
+def sample_cat_files(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, WAV bytes) of every sample of a Transport Tycoon ``sample.cat`` (OpenSFX).
+
+    Layout: a table of (offset, size) little-endian uint32 pairs, as many as the first
+    offset / 8 (the top bit of an offset is a flag and is masked); each sample is a length
+    byte, a NUL-terminated description of that length, then a RIFF/WAV file. The name given
+    is ``NN_<first words of the description>.wav``; empty samples are left out.
+    """
+    if len(data) < 8:
+        raise ValueError("not a sample catalogue (too short)")
+    (first,) = struct.unpack_from("<I", data, 0)
+    count = (first & 0x7FFFFFFF) // 8
+    if count == 0 or count * 8 > len(data):
+        raise ValueError("not a sample catalogue (bad table)")
+    for index in range(count):
+        offset, size = struct.unpack_from("<II", data, 8 * index)
+        offset &= 0x7FFFFFFF
+        if offset + size > len(data) or size < 1:
+            raise ValueError(f"sample {index} runs past the end of the catalogue")
+        length = data[offset]
+        text = data[offset + 1 : offset + 1 + length].split(b"\0", 1)[0].decode("latin-1")
+        body = data[offset + 1 + length : offset + size]
+        if body[:4] != b"RIFF":
+            continue
+        title = text.split('"')[1] if text.count('"') >= 2 else text
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:48] or "sample"
+        yield f"{index:02d}_{slug}.wav", body
+
+
+def _sample_cat_members(rel: str, path: Path) -> list[Member]:
+    return [
+        Member(f"{rel}{ARCHIVE_SEP}{name}", len(body), lambda b=body: b)
+        for name, body in sample_cat_files(path.read_bytes())
+    ]
+
+
 def iter_members(
     root: str | os.PathLike,
     archives: tuple[str, ...] = (),
     errors: list[str] | None = None,
 ) -> Iterator[Member]:
     """Every file under ``root`` (sorted), and the members of files whose relative path
-    full-matches one of the ``archives`` regexes (``.rcc`` read as Qt resources, anything
-    else as zip). An archive that does not open is noted in ``errors`` and skipped."""
+    full-matches one of the ``archives`` regexes (``.rcc`` read as Qt resources, ``.ocg``
+    ``.ocd`` ``.ocf`` ... as C4Groups, ``.cat`` as a sample catalogue, anything else as zip).
+    An archive that does not open is noted in ``errors`` and skipped."""
     root = Path(root)
     patterns = [re.compile(p) for p in archives]
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -172,6 +229,20 @@ def iter_members(
             except (ValueError, struct.error, zlib.error, OSError) as exc:
                 if errors is not None:
                     errors.append(f"{rel}: not a readable Qt resource bundle: {exc}")
+            continue
+        if path.suffix.lower() in C4GROUP_SUFFIXES:
+            try:
+                yield from _c4group_members(rel, path)
+            except (C4GroupError, struct.error, OSError) as exc:
+                if errors is not None:
+                    errors.append(f"{rel}: not a readable C4Group: {exc}")
+            continue
+        if path.suffix == ".cat":
+            try:
+                yield from _sample_cat_members(rel, path)
+            except (ValueError, struct.error, OSError) as exc:
+                if errors is not None:
+                    errors.append(f"{rel}: not a readable sample catalogue: {exc}")
             continue
         try:
             archive = zipfile.ZipFile(path)

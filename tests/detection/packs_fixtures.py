@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
@@ -131,3 +133,31 @@ FIXTURE_PACK = Pack(
         ),
     ),
 )
+
+
+# --------------------------------------------------------------------------- C4Group encoder
+
+
+def c4group_body(entries: dict[str, bytes | dict]) -> bytes:
+    """An unpacked C4Group holding ``entries`` (name -> bytes, or a dict for a child group):
+    the scrambled 204-byte header, one 316-byte record per entry, then the data."""
+    from detection.packs.c4group import ENTRY_SIZE, GROUP_ID, HEADER_SIZE, scramble
+
+    header = bytearray(HEADER_SIZE)
+    header[: len(GROUP_ID)] = GROUP_ID
+    header[28:40] = struct.pack("<iii", 1, 2, len(entries))
+    records, data = b"", b""
+    for name, value in entries.items():
+        child = isinstance(value, dict)
+        body = c4group_body(value) if child else value
+        record = name.encode().ljust(260, b"\0")
+        record += struct.pack("<5i", 0, int(child), len(body), 0, len(data))
+        records += record.ljust(ENTRY_SIZE, b"\0")
+        data += body
+    return scramble(bytes(header)) + records + data
+
+
+def c4group_file(entries: dict[str, bytes | dict]) -> bytes:
+    """A packed C4Group file: the group gzipped, its magic bytes changed to 1e 8c."""
+    packed = gzip.compress(c4group_body(entries))
+    return b"\x1e\x8c" + packed[2:]
