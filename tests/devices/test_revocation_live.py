@@ -8,7 +8,6 @@ import re
 import time
 
 import pytest
-import requests
 
 from devices.protocol import CODES
 
@@ -70,16 +69,7 @@ def admin_session(live):
         "from django.contrib.auth.models import User\n"
         "User.objects.create_superuser('admin', 'a@example.org', 'pw-for-tests-only')"
     )
-    session = requests.Session()
-    page = session.get(f"{live.http_url}/admin/login/")
-    csrf = session.cookies["csrftoken"]
-    session.post(
-        f"{live.http_url}/admin/login/",
-        data={"username": "admin", "password": "pw-for-tests-only", "csrfmiddlewaretoken": csrf},
-        headers={"Referer": page.url},
-    )
-    assert "sessionid" in session.cookies
-    return session
+    return live.login("admin", "pw-for-tests-only", path="/admin/login/")
 
 
 def admin_action(live, session, action: str, device_id: int):
