@@ -3,7 +3,9 @@
 Layout of an artifact folder::
 
     config.json    architecture, its parameters, every feature parameter, stride, threshold,
-                   decision defaults, how it was trained
+                   decision defaults, how it was trained; optionally ``second_stage`` (YAMNet's
+                   share and gate, ``detection.second_stage``): threshold and decision then
+                   apply to the fused score
     weights.pt     the network's state_dict
     metrics.json   cross-validation / evaluation figures (optional)
     report.md      human-readable report, with images beside it (optional)
@@ -25,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .features import FeatureConfig, normalize_windows, prepare
+from .second_stage import SecondStage, SecondStageConfig
+from .yamnet_weights import load_yamnet
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -38,7 +42,7 @@ class ArtifactError(Exception):
 
 
 def read_model_config(path: str | os.PathLike) -> dict:
-    """Read and validate ``config.json`` of an artifact folder (no torch needed)."""
+    """Read and validate ``config.json`` of an artifact folder (the network is not loaded)."""
     config_path = Path(path) / CONFIG_FILE
     try:
         config = json.loads(config_path.read_text())
@@ -53,6 +57,11 @@ def read_model_config(path: str | os.PathLike) -> dict:
     threshold = config["threshold"]
     if not 0.0 < float(threshold) < 1.0:
         raise ArtifactError(f"{config_path}: threshold {threshold} is not in (0, 1)")
+    if "second_stage" in config:
+        try:
+            SecondStageConfig.from_dict(config["second_stage"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{config_path}: second_stage: {exc}") from exc
     return config
 
 
@@ -121,6 +130,7 @@ class LoadedModel:
     features: FeatureConfig
     net: object  # torch.nn.Module in eval mode
     version: str
+    second_stage: SecondStage | None = None  # YAMNet's opinion on flagged windows
 
     @property
     def threshold(self) -> float:
@@ -178,6 +188,15 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     net.eval()
     fold_batch_norms(net)  # exact up to float rounding, one pass less per convolution
     prepare(features)
+    second_stage = None
+    if "second_stage" in config:
+        stage_config = SecondStageConfig.from_dict(config["second_stage"])
+        second_stage = SecondStage(stage_config, load_yamnet())
     return LoadedModel(
-        path=path, config=config, features=features, net=net, version=weights_digest(path)
+        path=path,
+        config=config,
+        features=features,
+        net=net,
+        version=weights_digest(path),
+        second_stage=second_stage,
     )

@@ -89,6 +89,11 @@ def make_resampler(rate_in: int, rate_out: int = MODEL_RATE) -> PolyphaseResampl
     return PolyphaseResampler(rate_in, rate_out)
 
 
+def resampler_delay_s(rate_in: int, rate_out: int = MODEL_RATE) -> float:
+    """How late ``resample`` (and the streaming front end) puts the input in its output."""
+    return 0.0 if rate_in == rate_out else make_resampler(rate_in, rate_out).delay_s
+
+
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = MODEL_RATE) -> np.ndarray:
     """Resample mono audio exactly as the streaming front end does (bit for bit)."""
     audio = to_mono(audio)

@@ -3,6 +3,10 @@
 A file is decoded block by block, each block goes through the same ``StreamingFeatures`` front
 end the live ingest uses, and windows are scored in batches, so memory stays bounded by the
 block size whatever the file's length. Only one float per window is kept.
+
+A model with a second stage (``detection.second_stage``) then rescores the windows its network
+flagged: their audio is read again from the file, a stretch of at most ``SECOND_STAGE_SPAN_S``
+at a time, and YAMNet's score is fused with the network's.
 """
 
 from __future__ import annotations
@@ -14,9 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import LoadedModel
-from .features import FeatureConfig, StreamingFeatures, pad_short, resample, to_mono
+from .features import (
+    FeatureConfig,
+    StreamingFeatures,
+    pad_short,
+    resample,
+    resampler_delay_s,
+    to_mono,
+)
+from .second_stage import SecondStage, cascade
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
+SECOND_STAGE_SPAN_S = 30.0
+SECOND_STAGE_MARGIN_S = 0.05
 
 
 class AudioReadError(Exception):
@@ -85,6 +99,46 @@ def read_blocks(path: str | Path, block_s: float = 30.0) -> tuple[int, Iterator[
             raise AudioReadError(f"cannot decode audio: {exc}") from exc
 
     return rate, blocks()
+
+
+def read_span(path: str | Path, rate: int, start_s: float, end_s: float) -> np.ndarray:
+    """Mono float32 audio of ``path`` (at its own ``rate``) from ``start_s`` to ``end_s``."""
+    import soundfile as sf
+
+    start = max(0, int(np.floor(start_s * rate)))
+    stop = max(start + 1, int(np.ceil(end_s * rate)))
+    try:
+        audio, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=False)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioReadError(f"cannot decode audio: {exc}") from exc
+    return to_mono(audio)
+
+
+def second_stage_scores(
+    path: str | Path,
+    rate: int,
+    scores: np.ndarray,
+    starts_s: np.ndarray,
+    span_s: float,
+    stage: SecondStage,
+    model_rate: int,
+) -> np.ndarray:
+    """The cascade's scores of a file's windows: YAMNet on the windows ``stage`` flags, their
+    audio read from ``path`` in stretches of at most ``SECOND_STAGE_SPAN_S``. Window times are
+    those of the ``model_rate`` stream, which the resampler delayed against the file."""
+    delay = resampler_delay_s(rate, model_rate)
+    flagged = stage.flagged(scores)
+    second = np.zeros(scores.shape, dtype=np.float32)
+    index = np.flatnonzero(flagged)
+    while index.size:
+        first = starts_s[index[0]]
+        chunk = index[starts_s[index] <= first + SECOND_STAGE_SPAN_S]
+        begin = max(0.0, first - SECOND_STAGE_MARGIN_S)
+        end = starts_s[chunk[-1]] + span_s + SECOND_STAGE_MARGIN_S
+        audio = read_span(path, rate, begin, end)
+        second[chunk] = stage.scream_scores(audio, rate, starts_s[chunk], span_s, begin + delay)
+        index = index[chunk.size :]
+    return cascade(scores, second, flagged, stage.config.weight)
 
 
 # --------------------------------------------------------------------------- segments
@@ -188,6 +242,10 @@ def detect_file(
         scorer.push(front.flush())
     scores, start_columns = scorer.result()
     starts_s = np.asarray(cfg.column_start_s(start_columns), dtype=np.float64)
+    if model.second_stage is not None and scores.size:
+        scores = second_stage_scores(
+            path, rate, scores, starts_s, cfg.window_span_s(), model.second_stage, cfg.sample_rate
+        )
     return Detection(
         path=str(path),
         duration_s=samples / rate,

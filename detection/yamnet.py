@@ -12,8 +12,14 @@ STFT with a 10 ms hop and a 512-point FFT, 64 HTK mel bands from 125 to 7,500 Hz
 TensorFlow's "SAME" padding, each followed by ReLU (batch norm folded into the weights), global
 average pooling to a 1,024-value embedding and a 521-class sigmoid classifier.
 
-``scream_score`` is the 'Screaming' class probability (``SCREAMING``), the second-stage score
-the detector fuses with its own network's (``detection.second_stage``).
+The TFLite kernels quantise the spectrum of each frame to int8 before the mel matrix
+(``quantise_rows``); the port can do the same (``quantise_front_end=True``, to compare with the
+file bit for bit up to the convolutions), but by default keeps it in float, as the original
+float YAMNet does: rounding quiet bins to zero makes the log-mel, and the scores, jump with
+tiny changes of the input (a 5 ms resampling delay moved 'Screaming' by up to 0.3).
+
+``scream_scores`` gives the 'Screaming' class probability (``SCREAMING``), the second-stage
+score the detector fuses with its own network's (``detection.second_stage``).
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 class LogMelFrontEnd(nn.Module):
     """Waveform patches ``(N, 15600)`` at 16 kHz to log-mel patches ``(N, 96, 64)``."""
 
-    def __init__(self, quantise_input: bool = True) -> None:
+    def __init__(self, quantise_input: bool = False) -> None:
         super().__init__()
         self.quantise_input = quantise_input
         self.register_buffer("window", torch.from_numpy(periodic_hann(FRAME_LENGTH)))
@@ -119,7 +125,7 @@ class _Separable(nn.Module):
 class YAMNet(nn.Module):
     """Waveform patches ``(N, 15600)`` to ``(scores (N, 521), embeddings (N, 1024))``."""
 
-    def __init__(self, quantise_front_end: bool = True) -> None:
+    def __init__(self, quantise_front_end: bool = False) -> None:
         super().__init__()
         self.front_end = LogMelFrontEnd(quantise_front_end)
         self.conv = nn.Conv2d(1, 32, 3, 2)

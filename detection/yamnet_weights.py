@@ -59,16 +59,18 @@ def read_weights(path: Path) -> QuantisedWeights:
     }
 
 
-def build_yamnet(weights: QuantisedWeights) -> YAMNet:
-    model = YAMNet()
+def build_yamnet(weights: QuantisedWeights, quantise_front_end: bool = False) -> YAMNet:
+    model = YAMNet(quantise_front_end)
     state = {name: torch.from_numpy(array) for name, array in dequantise(weights).items()}
     model.load_state_dict(state, strict=True)
-    return model.eval()
+    return model.eval().to(memory_format=torch.channels_last)
 
 
-def load_yamnet(folder: Path = YAMNET_DIR) -> YAMNet:
-    """The shipped YAMNet (or the one in ``folder``), ready to score."""
+def load_yamnet(folder: Path = YAMNET_DIR, quantise_front_end: bool = False) -> YAMNet:
+    """The shipped YAMNet (or the one in ``folder``), ready to score. ``quantise_front_end``
+    rounds the spectrum as the TFLite kernels do (``yamnet.quantise_rows``): only for comparing
+    with the TFLite file; it makes scores jump with tiny changes of the input."""
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no YAMNet weights at {path} (python manage.py yamnet_import)")
-    return build_yamnet(read_weights(path))
+    return build_yamnet(read_weights(path), quantise_front_end)

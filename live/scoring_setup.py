@@ -30,6 +30,7 @@ from devices.models import Device
 
 from .running_updates import RunningUpdates
 from .scoring_client import ScoringClient
+from .second_opinion import shared_second_opinion
 from .stream_scoring import StreamScoring, UpdateAlert
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         channel_layer=consumer.channel_layer if scaled else None,
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
     )
+    config, _ = model_defaults(settings.EYESCREAM_MODEL_DIR)
+    second_opinion = await asyncio.to_thread(shared_second_opinion, config.get("second_stage"))
     _freeze_loaded_objects()
     return StreamScoring(
         consumer.stream,
@@ -222,4 +225,5 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         update_alert,
         consumer.device_id,
         owner=consumer.channel_name,
+        second_opinion=second_opinion,
     )

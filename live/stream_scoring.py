@@ -3,7 +3,8 @@
 ``StreamScoring`` is what the ingest consumer's ``on_windows`` hands windows to. It needs only
 the stream's ``DeviceStream``-like object (``cfg``, ``ring`` with ``level_dbfs``, ``window_times``,
 ``stream_time_s``), a ``ScoringClient``, a ``DecisionConfig`` and two async alert callables, so
-it is tested without Django.
+it is tested without Django. With a ``SecondOpinion`` (a model with a second stage) the scores
+are rescored by YAMNet before the decision sees them.
 
 Snippet policy: on ``opened`` the alert gets the audio from ``PRE_ROLL_S`` before the incident's
 start to now; the snippet keeps growing from the ring buffer while the incident lasts (capped at
@@ -56,6 +57,7 @@ class StreamScoring:
         device_id: int,
         clock: Callable[[], float] = time.time,
         owner: str = "",
+        second_opinion=None,
     ) -> None:
         self.stream = stream
         self.client = client
@@ -69,6 +71,7 @@ class StreamScoring:
         self.clock = clock
         self.stream_clock = StreamClock(getattr(stream, "capture_zero", None), clock)
         self.owner = owner  # the connection whose stream this is (kept on its alerts)
+        self.second_opinion = second_opinion  # ``SecondOpinion``: YAMNet on flagged windows
         self._started_at: datetime | None = None  # the open incident's start, wall clock
         self.version = ""
         self.alert_id: int | None = None
@@ -114,6 +117,8 @@ class StreamScoring:
     async def on_scores(self, cols: list[int], probs: np.ndarray, version: str) -> None:
         if version:
             self.version = version
+        if self.second_opinion is not None:
+            probs = await self.second_opinion.rescore(self.stream, cols, probs)
         for col, prob in zip(cols, probs, strict=True):
             _, t_end = self.stream.window_times(col)
             for event in self.tracker.update(t_end, float(prob)):

@@ -33,8 +33,15 @@ def tflite_path(real_v1) -> Path:
 
 @pytest.fixture(scope="module")
 def port() -> YAMNet:
+    """As the product runs it: float front end."""
     torch.set_num_threads(1)
     return load_yamnet()
+
+
+@pytest.fixture(scope="module")
+def port_as_tflite() -> YAMNet:
+    """The spectrum rounded to int8 per frame, as the TFLite kernels do."""
+    return load_yamnet(quantise_front_end=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +71,20 @@ def test_shipped_weights_are_the_tflite_files_values(tflite_path):
     assert any(values.dtype == np.int8 for values, _ in shipped.values())
 
 
-def test_port_scores_as_the_tflite_file_does_on_real_audio(tflite_path, port, real_patches):
-    batch, screams = real_patches
+@pytest.fixture(scope="module")
+def tflite_scores(tflite_path, real_patches):
     reference = TFLiteYAMNet(tflite_path)
-    ref_scores, ref_embeddings = zip(*(reference(p) for p in batch), strict=True)
-    ref_scores, ref_embeddings = np.array(ref_scores), np.array(ref_embeddings)
+    scores, embeddings = zip(*(reference(p) for p in real_patches[0]), strict=True)
+    return np.array(scores), np.array(embeddings)
+
+
+def test_port_scores_as_the_tflite_file_does_on_real_audio(
+    port_as_tflite, real_patches, tflite_scores
+):
+    batch, screams = real_patches
+    ref_scores, ref_embeddings = tflite_scores
     with torch.inference_mode():
-        scores, embeddings = port(torch.from_numpy(batch))
+        scores, embeddings = port_as_tflite(torch.from_numpy(batch))
     scores, embeddings = scores.numpy(), embeddings.numpy()
 
     assert batch.shape[0] >= 50 and screams.sum() >= 4
@@ -88,6 +102,19 @@ def test_port_scores_as_the_tflite_file_does_on_real_audio(tflite_path, port, re
     # The 'Screaming' score tells the scream files' patches from the others in both.
     for s in (scores[:, SCREAMING], ref_scores[:, SCREAMING]):
         assert np.median(s[screams]) > 10 * np.median(s[~screams])
+
+
+def test_float_front_end_agrees_with_the_tflite_file(port, real_patches, tflite_scores):
+    """The product's port (float spectrum) ranks as the TFLite file does: the same top class on
+    most patches, the same scream patches on top."""
+    batch, screams = real_patches
+    ref_scores, _ = tflite_scores
+    with torch.inference_mode():
+        scores, _ = port(torch.from_numpy(batch))
+    scores = scores.numpy()
+    assert np.mean(scores.argmax(1) == ref_scores.argmax(1)) >= 0.8
+    assert np.corrcoef(scores[:, SCREAMING], ref_scores[:, SCREAMING])[0, 1] > 0.9
+    assert np.median(scores[screams, SCREAMING]) > 10 * np.median(scores[~screams, SCREAMING])
 
 
 def test_scream_scores_batches_as_one_forward(port, real_patches):

@@ -1,0 +1,198 @@
+"""Choosing the second stage out of source: YAMNet's score on every out-of-fold window, fused.
+
+A training run's ``out_of_fold.npz`` holds the network's score of every window of every held-out
+file (each file scored by a network that never heard it; by one that never heard its source
+under ``--validation loso``). ``yamnet_scores`` adds YAMNet's 'Screaming' score of the same
+windows (YAMNet was trained on AudioSet, never on these files, so it is out of source anyway).
+``compare`` fuses them at each candidate weight, chooses the threshold (file F1 maximum) and the
+live decision on the fused out-of-fold scores exactly as ``train`` does for the network alone,
+and reports both side by side; the weight with the best file F1 wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Recording
+from .decision_choice import choose_decision, out_of_fold_alerts
+from .evaluation import (
+    Scored,
+    average_precision,
+    best_f1_threshold,
+    file_top_scores,
+    input_of,
+    summarize,
+)
+from .features import FeatureConfig, resampler_delay_s, to_mono
+from .second_stage import SecondStage, SecondStageConfig, cascade, gate_for
+
+WEIGHTS = (0.3, 0.5, 0.7)
+
+
+def read_audio(path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    return to_mono(audio), int(rate)
+
+
+def window_starts_s(scored: Scored, cfg: FeatureConfig, stride_s: float) -> np.ndarray:
+    """Start time of every window within its file: windows of a file are in order, one stride
+    apart from 0 (``features.window_starts``)."""
+    stride = cfg.stride_columns(stride_s)
+    starts = np.empty(scored.file_index.size, dtype=np.float64)
+    for f in np.unique(scored.file_index):
+        where = np.flatnonzero(scored.file_index == f)
+        starts[where] = cfg.column_start_s(np.arange(where.size) * stride)
+    return starts
+
+
+def yamnet_scores(
+    scored: Scored,
+    recordings: list[Recording],
+    stage: SecondStage,
+    cfg: FeatureConfig,
+    stride_s: float,
+    progress: Callable = lambda it, **_: it,
+) -> np.ndarray:
+    """YAMNet's 'Screaming' score of every window of ``scored``; file ``i`` is
+    ``recordings[i % len(recordings)]`` (device-rate copies follow the originals). YAMNet hears
+    every copy from the file as recorded, so a recording's copies share their scores."""
+    n = len(recordings)
+    for i, name in enumerate(scored.file_names[:n]):
+        if name != recordings[i].rel and not name.endswith("/" + recordings[i].rel):
+            raise ValueError(f"scored file {name!r} is not recording {recordings[i].rel!r}")
+    starts = window_starts_s(scored, cfg, stride_s)
+    span = cfg.window_span_s()
+    out = np.zeros(scored.file_index.size, dtype=np.float32)
+    by_recording: dict[int, np.ndarray] = {}
+    for f in progress(range(len(scored.file_names)), desc="YAMNet", unit="file"):
+        where = np.flatnonzero(scored.file_index == f)
+        if where.size == 0:
+            continue
+        rec = f % n
+        if rec not in by_recording or input_of(scored.file_names[f]) == "as recorded":
+            audio, rate = read_audio(recordings[rec].path)
+            delay = resampler_delay_s(rate, cfg.sample_rate)  # the windows' time is the stream's
+            by_recording[rec] = stage.scream_scores(audio, rate, starts[where], span, delay)
+        out[where] = by_recording[rec]
+    return out
+
+
+def fused_scored(scored: Scored, second: np.ndarray, config: SecondStageConfig) -> Scored:
+    """``scored`` with the cascade's scores: fused above the gate, the network's share below."""
+    flagged = scored.scores >= config.gate
+    return replace(scored, scores=cascade(scored.scores, second, flagged, config.weight))
+
+
+def _figures(scored: Scored, threshold: float, cfg, stride_s: float, decision: dict) -> dict:
+    top = file_top_scores(scored.file_index, scored.scores, scored.file_truth.size)
+    seen = np.isfinite(top)
+    summary = summarize(scored, threshold)
+    return {
+        "threshold": float(threshold),
+        "file": summary["file"],
+        "file_average_precision": average_precision(scored.file_truth[seen], top[seen]),
+        "fpr_by_sublabel": summary["fpr_by_sublabel"],
+        "decision": decision,
+        "alerts": out_of_fold_alerts(scored, threshold, cfg, stride_s, decision),
+    }
+
+
+def choose(
+    scored: Scored, second: np.ndarray, weight: float, cfg: FeatureConfig, stride_s: float
+) -> dict:
+    """Threshold, decision and gate for one weight, and the cascade's out-of-fold figures."""
+    full = fused_scored(scored, second, SecondStageConfig(weight=weight, gate=0.0))
+    top = file_top_scores(full.file_index, full.scores, full.file_truth.size)
+    seen = np.isfinite(top)
+    threshold, _ = best_f1_threshold(full.file_truth[seen], top[seen])
+    decision = choose_decision(full, threshold, cfg, stride_s).decision
+    # Below the gate no window can open an incident or reach the offline threshold; an open
+    # incident's off threshold sees the cascade's scores (it may close a little sooner).
+    lowest = min(threshold, decision["on_threshold"])
+    config = SecondStageConfig(weight=weight, gate=gate_for(lowest, weight))
+    cascaded = fused_scored(scored, second, config)
+    return {
+        "second_stage": config.to_dict(),
+        "flagged_window_share": float(np.mean(scored.scores >= config.gate)),
+        **_figures(cascaded, threshold, cfg, stride_s, decision),
+    }
+
+
+def network_alone(scored: Scored, cfg: FeatureConfig, stride_s: float) -> dict:
+    top = file_top_scores(scored.file_index, scored.scores, scored.file_truth.size)
+    seen = np.isfinite(top)
+    threshold, _ = best_f1_threshold(scored.file_truth[seen], top[seen])
+    decision = choose_decision(scored, threshold, cfg, stride_s).decision
+    return _figures(scored, threshold, cfg, stride_s, decision)
+
+
+def yamnet_alone(scored: Scored, second: np.ndarray, cfg, stride_s: float) -> dict:
+    return network_alone(replace(scored, scores=second.astype(np.float64)), cfg, stride_s)
+
+
+def compare(
+    scored: Scored,
+    second: np.ndarray,
+    cfg: FeatureConfig,
+    stride_s: float,
+    weights: tuple[float, ...] = WEIGHTS,
+) -> dict:
+    """The network alone, YAMNet alone and the cascade at each weight; ``best`` is the weight
+    with the highest out-of-fold file F1 (the lower weight on a tie: less YAMNet)."""
+    rows = {f"fused {w:g}": choose(scored, second, w, cfg, stride_s) for w in weights}
+    best = max(rows, key=lambda k: (rows[k]["file"]["f1"], -rows[k]["second_stage"]["weight"]))
+    return {
+        "network": network_alone(scored, cfg, stride_s),
+        "yamnet": yamnet_alone(scored, second, cfg, stride_s),
+        **rows,
+        "best": best,
+    }
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def comparison_md(result: dict) -> str:
+    """The comparison as a Markdown table (one row per scorer)."""
+    header = (
+        "| scorer | threshold | file F1 | precision | recall | file ROC AUC | file AP "
+        "| negatives flagged 0_0 / 0_1 / 0_2 | live decision: false alerts / h in held-out "
+        "files, scream files alerted | windows sent to YAMNet |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    for name, row in result.items():
+        if name == "best":
+            continue
+        f = row["file"]
+        fpr = row["fpr_by_sublabel"]
+        flagged = " / ".join(_fmt(fpr.get(k, {}).get("fpr")) for k in ("0_0", "0_1", "0_2"))
+        alerts = row["alerts"]
+        share = row.get("flagged_window_share")
+        label = f"**{name}**" if name == result["best"] else name
+        lines.append(
+            f"| {label} | {_fmt(row['threshold'], 4)} | {_fmt(f['f1'])} | {_fmt(f['precision'])}"
+            f" | {_fmt(f['recall'])} | {_fmt(f['roc_auc'])} | {_fmt(row['file_average_precision'])}"
+            f" | {flagged} | {_fmt(alerts.get('false_alerts_per_hour'), 1)},"
+            f" {alerts.get('alerted_scream_files')} of {alerts.get('scream_files')}"
+            f" | {'all' if share is None else f'{share:.1%}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_config(run: Path) -> tuple[FeatureConfig, float]:
+    """The feature parameters and evaluation stride of a training run's ``config.json``."""
+    import json
+
+    config = json.loads((run / "config.json").read_text())
+    return FeatureConfig.from_dict(config["features"]), float(config["stride_s"])

@@ -1,0 +1,120 @@
+"""``manage.py second_stage``: choose YAMNet's second stage on a run's out-of-source scores.
+
+    python manage.py second_stage --run RUN --data ROOT [--data ROOT...] [--weights 0.3,0.5,0.7]
+        [--out DIR] [--apply MODEL_DIR]
+
+``RUN`` is a training run folder (``config.json`` and ``out_of_fold.npz``; use one trained with
+``--validation loso`` so that every score is out of source) on the same ``--data``. YAMNet scores
+every window, the network's and YAMNet's scores are fused at each weight, and threshold, live
+decision and gate are chosen on the fused out-of-fold scores (``detection.second_stage_choice``).
+``second_stage.md`` and ``second_stage.json`` go to ``--out`` (default: the run folder).
+``--apply`` writes the best weight's second stage, threshold and decision into a model
+artifact's ``config.json`` (the network's own threshold and decision are kept beside them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.core.management.base import CommandError
+
+from detection.artifacts import CONFIG_FILE, ArtifactError, read_model_config
+from detection.evaluation import Scored
+from detection.progress import tqdm
+from detection.second_stage import SecondStage, SecondStageConfig
+from detection.second_stage_choice import compare, comparison_md, run_config, yamnet_scores
+from detection.training import _jsonable
+from detection.yamnet_weights import load_yamnet
+from eyescream_site.management.batch_command import BatchCommand
+from eyescream_site.management.commands.train import add_data_argument, load_recordings
+
+SCORES_FILE = "yamnet_window_scores.npy"
+
+
+def apply_second_stage(model_dir: Path, best: dict, run: Path) -> dict:
+    """Write the chosen second stage, threshold and decision into ``model_dir/config.json``."""
+    config = read_model_config(model_dir)
+    network = config.get("network_only") or {
+        "threshold": config["threshold"],
+        "threshold_source": config.get("threshold_source", ""),
+        "decision": config.get("decision"),
+    }
+    config.update(
+        network_only=network,
+        second_stage=best["second_stage"],
+        threshold=best["threshold"],
+        threshold_source=f"fused out-of-source F1 maximum over files ({run})",
+        decision=best["decision"],
+    )
+    path = Path(model_dir) / CONFIG_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return config
+
+
+class Command(BatchCommand):
+    help = "Choose YAMNet's second stage (weight, gate, threshold, decision) out of source."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        add_data_argument(parser)
+        parser.add_argument("--run", required=True, help="training run folder (out_of_fold.npz)")
+        parser.add_argument("--weights", default="0.3,0.5,0.7", help="YAMNet's share to try")
+        parser.add_argument("--out", help="folder for second_stage.md/.json (default: --run)")
+        parser.add_argument("--apply", metavar="MODEL_DIR", help="write the best into a model")
+        parser.add_argument("--threads", type=int, default=1)
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **opts):
+        torch.set_num_threads(opts["threads"])
+        run = Path(opts["run"])
+        try:
+            scored = Scored.from_npz(run / "out_of_fold.npz")
+            cfg, stride_s = run_config(run)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CommandError(
+                f"{run} is not a training run with out-of-fold scores: {exc}"
+            ) from exc
+        try:
+            weights = tuple(float(w) for w in opts["weights"].split(","))
+            for w in weights:
+                SecondStageConfig(weight=w)
+        except ValueError as exc:
+            raise CommandError(f"--weights: {exc}") from exc
+        out = Path(opts["out"] or run)
+        out.mkdir(parents=True, exist_ok=True)
+        recordings = load_recordings(opts["data"], None, 0, self)
+
+        cached = out / SCORES_FILE
+        second = np.load(cached) if cached.is_file() else None
+        if second is None or second.shape != scored.scores.shape:
+            stage = SecondStage(SecondStageConfig(), load_yamnet())
+            progress = (lambda it, **_: it) if opts["no_progress"] else tqdm
+            try:
+                second = yamnet_scores(scored, recordings, stage, cfg, stride_s, progress)
+            except ValueError as exc:
+                raise CommandError(f"{exc}: give the --data the run was trained on") from exc
+            np.save(cached, second)
+
+        result = compare(scored, second, cfg, stride_s, weights)
+        table = comparison_md(result)
+        (out / "second_stage.md").write_text(table)
+        (out / "second_stage.json").write_text(
+            json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n"
+        )
+        self.stdout.write(table)
+        self.stdout.write(f"best: {result['best']}")
+        if opts["apply"]:
+            try:
+                config = apply_second_stage(Path(opts["apply"]), result[result["best"]], run)
+            except ArtifactError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(
+                f"{opts['apply']}: second stage {config['second_stage']},"
+                f" threshold {config['threshold']:.4f}"
+            )

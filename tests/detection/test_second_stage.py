@@ -1,0 +1,181 @@
+"""YAMNet's second stage: the fusion, its gate, and the same scores offline and live."""
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detection.artifacts import ArtifactError, load_model, read_model_config
+from detection.dataset import scan
+from detection.evaluation import Scored
+from detection.features import FeatureConfig, resample, resampler_delay_s
+from detection.inference import detect_file, second_stage_scores
+from detection.second_stage import (
+    SecondStage,
+    SecondStageConfig,
+    cascade,
+    fuse,
+    gate_for,
+    patch_starts,
+)
+from detection.second_stage_choice import choose, compare, fused_scored
+from detection.yamnet import PATCH_SAMPLES, SAMPLE_RATE
+from detection.yamnet_weights import load_yamnet
+from devices.protocol import Hello
+from live.second_opinion import SecondOpinion
+from live.stream_state import DeviceStream
+from tests.detection.tiny_model import make_artifact
+
+
+@pytest.fixture(scope="module")
+def yamnet():
+    return load_yamnet()
+
+
+@pytest.fixture(scope="module")
+def scream_and_speech(real_v1):
+    recs = scan(real_v1).recordings
+    scream = next(r for r in recs if r.has_scream and 3.0 < sf.info(str(r.path)).duration < 8)
+    speech = next(r for r in recs if r.subcategory.startswith("speech"))
+    return scream.path, speech.path
+
+
+@given(
+    threshold=st.floats(0.05, 0.999),
+    weight=st.floats(0.05, 0.95),
+    network=st.floats(0.0, 1.0),
+)
+def test_below_the_gate_no_yamnet_score_reaches_the_threshold(threshold, weight, network):
+    gate = gate_for(threshold, weight)
+    if network < gate:
+        assert fuse(network, 1.0, weight) < threshold + 1e-9
+
+
+def test_cascade_fuses_flagged_windows_only():
+    network = np.array([0.1, 0.6, 0.9], np.float32)
+    second = np.array([0.9, 0.2, 0.8], np.float32)
+    flagged = network >= 0.5
+    out = cascade(network, second, flagged, 0.5)
+    np.testing.assert_allclose(out, [0.05, 0.4, 0.85], atol=1e-6)
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="weight"):
+        SecondStageConfig(weight=1.0)
+    with pytest.raises(ValueError, match="unknown"):
+        SecondStageConfig.from_dict({"weight": 0.5, "colour": 1})
+    assert SecondStageConfig.from_dict({"weight": 0.3, "gate": 0.2}).gate == 0.2
+
+
+def test_a_model_with_a_bad_second_stage_is_refused(tmp_path):
+    model = make_artifact(tmp_path / "m", seed=1)
+    config = json.loads((model / "config.json").read_text())
+    config["second_stage"] = {"weight": 2}
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="second_stage"):
+        read_model_config(model)
+
+
+def test_patches_are_centred_on_their_windows():
+    starts = patch_starts(np.array([0.0, 1.0]), window_span_s=1.0, offset_s=0.5)
+    centre = (starts + PATCH_SAMPLES / 2) / SAMPLE_RATE
+    np.testing.assert_allclose(centre, [0.0, 1.0], atol=1 / SAMPLE_RATE)
+
+
+def test_yamnet_hears_a_real_scream_and_not_speech(yamnet, scream_and_speech):
+    stage = SecondStage(SecondStageConfig(), yamnet)
+    scores = []
+    for path in scream_and_speech:
+        audio, rate = sf.read(str(path), dtype="float32")
+        starts = np.arange(0.0, max(0.1, len(audio) / rate - 1.0), 0.5)
+        scores.append(stage.scream_scores(audio, rate, starts, 1.0).max())
+    assert scores[0] > 0.3 and scores[1] < 0.05, scores
+
+
+def test_detect_rescores_flagged_windows_from_the_file(tmp_path, yamnet, scream_and_speech):
+    model_dir = make_artifact(tmp_path / "m", seed=2)
+    plain = load_model(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["second_stage"] = {"weight": 0.5, "gate": float(np.float32(0.0))}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    fused_model = load_model(model_dir)
+    path = scream_and_speech[0]
+    base = detect_file(path, plain)
+    fused = detect_file(path, fused_model)
+    audio, rate = sf.read(str(path), dtype="float32")
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    delay = resampler_delay_s(rate, plain.features.sample_rate)
+    span = plain.features.window_span_s()
+    second = stage.scream_scores(audio, rate, base.starts_s, span, offset_s=delay)
+    np.testing.assert_allclose(fused.scores, 0.5 * base.scores + 0.5 * second, atol=1e-5)
+    # A gate above every network score leaves YAMNet out: the network's half only.
+    high = SecondStage(SecondStageConfig(0.5, 0.99), yamnet)
+    scores = np.full(base.scores.shape, 0.5, np.float32)
+    out = second_stage_scores(path, rate, scores, base.starts_s, span, high, 22_050)
+    np.testing.assert_allclose(out, 0.25)
+
+
+def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
+    """A 16 kHz device streams a real scream: the live rescoring of its windows (from the ring,
+    at the model's rate) gives YAMNet's scores of the same windows read from the file."""
+    path = scream_and_speech[0]
+    audio, rate = sf.read(str(path), dtype="float32")
+    audio16 = resample(audio if audio.ndim == 1 else audio.mean(1), rate, 16_000)
+    stream = DeviceStream(Hello("tok", 16_000, "pcm_s16le", 1, "t"), FeatureConfig(), 0.1)
+    pcm = (np.clip(audio16, -1, 1) * 32767).astype("<i2")
+    windows = []
+    for start in range(0, len(pcm), 3200):
+        windows += stream.feed(pcm[start : start + 3200].tobytes())
+    cols = [c for c, _ in windows]
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    from concurrent.futures import ThreadPoolExecutor
+
+    opinion = SecondOpinion(stage, ThreadPoolExecutor(1))
+    live = asyncio.run(opinion.rescore(stream, cols, np.ones(len(cols), np.float32)))
+    starts = np.array([stream.window_times(c)[0] for c in cols])
+    delay = resampler_delay_s(16_000, stream.cfg.sample_rate)
+    offline = stage.scream_scores(audio16, 16_000, starts, stream.cfg.window_span_s(), delay)
+    np.testing.assert_allclose(live, 0.5 + 0.5 * offline, atol=0.03)
+    assert opinion.rescored == len(cols) and offline.max() > 0.3
+
+
+def _synthetic_scored(rng):
+    n_files, per_file = 40, 20
+    truth = np.arange(n_files) < 10
+    file_index = np.repeat(np.arange(n_files), per_file)
+    network = rng.uniform(0, 0.6, file_index.size)
+    second = rng.uniform(0, 0.3, file_index.size)
+    for f in range(10):  # the screams: high in both, a few windows each
+        w = np.flatnonzero(file_index == f)[5:9]
+        network[w] = rng.uniform(0.95, 1.0, w.size)
+        second[w] = rng.uniform(0.6, 1.0, w.size)
+    targets = np.where(truth[file_index], 1, 0)
+    return Scored(
+        scores=network,
+        targets=targets,
+        sublabels=np.where(targets == 1, -1, 2),
+        file_index=file_index,
+        file_truth=truth,
+        file_names=[f"f{i}.flac" for i in range(n_files)],
+    ), second
+
+
+def test_the_gate_chosen_keeps_the_decisions_of_the_full_fusion():
+    scored, second = _synthetic_scored(np.random.default_rng(0))
+    cfg = FeatureConfig()
+    chosen = choose(scored, second, 0.5, cfg, 0.1)
+    stage = SecondStageConfig.from_dict(chosen["second_stage"])
+    assert stage.gate == pytest.approx(
+        gate_for(min(chosen["threshold"], chosen["decision"]["on_threshold"]), 0.5)
+    )
+    full = fused_scored(scored, second, SecondStageConfig(0.5, 0.0)).scores
+    cascaded = fused_scored(scored, second, stage).scores
+    assert np.array_equal(full >= chosen["threshold"], cascaded >= chosen["threshold"])
+    assert chosen["flagged_window_share"] < 1.0
+    result = compare(scored, second, cfg, 0.1, (0.3, 0.5))
+    assert result["best"] in ("fused 0.3", "fused 0.5")
+    assert result["network"]["file"]["f1"] <= result[result["best"]]["file"]["f1"] + 1e-9
