@@ -85,6 +85,12 @@ def main(argv=None) -> dict:
         help="fade every recording in and out over this time (0: hard cuts between them)",
     )
     parser.add_argument(
+        "--backgrounds",
+        metavar="PACKS",
+        help="take the non-scream audio from these packs (their manifest.csv, e.g. var/packs):"
+        " collections the model never heard; default real-v1's backgrounds",
+    )
+    parser.add_argument(
         "--model",
         default=os.environ.get(
             "EYESCREAM_MODEL_DIR", str(REPO / "detection" / "shipped" / "default")
@@ -97,7 +103,12 @@ def main(argv=None) -> dict:
     django.setup()
     import torch
 
-    from bench.live_streams import evidence_after_s, make_variants, offline_scores
+    from bench.live_streams import (
+        evidence_after_s,
+        held_out_backgrounds,
+        make_variants,
+        offline_scores,
+    )
     from detection.artifacts import load_model
     from detection.progress import tqdm
     from detection.scoring import decision_defaults
@@ -108,8 +119,11 @@ def main(argv=None) -> dict:
     decision = decision_defaults(model.config)
     variants, scores = [], []
     after_s = evidence_after_s(decision, cfg, model.stride_s)
+    pool = held_out_backgrounds(Path(args.backgrounds)) if args.backgrounds else None
     for seed in tqdm(range(args.sets), desc="compositions", unit="set of 24"):
-        for variant in make_variants(24, args.seconds, seed=seed, fade_s=args.fade_ms / 1000):
+        for variant in make_variants(
+            24, args.seconds, seed=seed, fade_s=args.fade_ms / 1000, backgrounds=pool
+        ):
             variant.after_s = after_s
             ends, _, probs = offline_scores(variant, model, decision)
             variants.append(variant)
@@ -139,6 +153,7 @@ def main(argv=None) -> dict:
     }
     result = {
         "model": str(args.model),
+        "backgrounds": args.backgrounds or "real-v1",
         "compositions": len(variants),
         # The hours above repeat a smaller pool: the recordings they are cut from.
         "distinct_non_scream_recordings": len(used),

@@ -192,22 +192,44 @@ def faded(piece: np.ndarray, fade_s: float) -> np.ndarray:
     return out
 
 
-def make_variants(count: int, seconds: float, seed: int = 0, fade_s: float = 0.0) -> list[Variant]:
+def held_out_backgrounds(folder: Path) -> list[dict]:
+    """Every non-scream recording of a pack's manifest (``packs build``), paths made absolute:
+    backgrounds from collections a model trained on real-v1 never heard."""
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        raise SystemExit(f"no manifest.csv in {folder}")
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    return [
+        {**r, "path": str(folder / r["path"])}
+        for r in rows
+        if r["class"] in ("0_0", "0_1", "0_2") and float(r["duration_s"]) >= 0.5
+    ]
+
+
+def make_variants(
+    count: int,
+    seconds: float,
+    seed: int = 0,
+    fade_s: float = 0.0,
+    backgrounds: list[dict] | None = None,
+) -> list[Variant]:
     """``count`` compositions of ``seconds``: non-scream recordings cut end to end, with one
     scream recording at a random place. Joins are hard cuts unless ``fade_s`` > 0, which fades
-    every recording in and out over that time (same draws, same lengths)."""
+    every recording in and out over that time (same draws, same lengths). The non-scream
+    recordings are real-v1's backgrounds, or ``backgrounds`` (``held_out_backgrounds``)."""
     pack = DATASET / "real-v1"
     if not (pack / "manifest.csv").is_file():
         raise SystemExit(f"real recordings not found at {pack} (set EYESCREAM_DATASETS)")
     rows = list(csv.DictReader(open(pack / "manifest.csv", newline="")))
     rng = np.random.default_rng(seed)
     screams = [r for r in rows if r["class"] == "1" and 2.0 <= float(r["duration_s"]) <= 8.0]
-    backgrounds = [r for r in rows if r["subcategory"] in BACKGROUND_KINDS]
+    if backgrounds is None:
+        backgrounds = [r for r in rows if r["subcategory"] in BACKGROUND_KINDS]
     read = {}
 
     def piece(row) -> np.ndarray:
         if row["path"] not in read:
-            read[row["path"]] = read_16k(pack / row["path"])
+            read[row["path"]] = read_16k(pack / row["path"])  # an absolute path stays as it is
         return read[row["path"]]
 
     def fill(samples: int, at: int, pieces: list) -> list[np.ndarray]:
@@ -238,11 +260,12 @@ def make_variants(count: int, seconds: float, seed: int = 0, fade_s: float = 0.0
 
 def offline_scores(variant: Variant, model, decision) -> tuple[list[float], list[int], np.ndarray]:
     """The live path for one composition, offline: its exact frames through ``DeviceStream``
-    (validation, resampling, features, windows), the level gate and the model. Returns each
-    window's end (stream time), the frame whose arrival completed it, and its probability
+    (validation, resampling, features, windows), the level gate and the model (with its second
+    stage, if it has one, on the model-rate stream as the live path's ring holds it). Returns
+    each window's end (stream time), the frame whose arrival completed it, and its probability
     (0 when gated)."""
     from detection.decision import LevelGate
-    from detection.features import level_dbfs
+    from detection.features import level_dbfs, resample
     from devices.protocol import Hello
     from live.stream_state import DeviceStream
 
@@ -263,6 +286,12 @@ def offline_scores(variant: Variant, model, decision) -> tuple[list[float], list
             windows.append(window)
             passed.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
     probs = model.predict(np.stack(windows)) * np.array(passed, dtype=np.float32)
+    if model.second_stage is not None:
+        rate = model.features.sample_rate
+        audio = resample(variant.pcm.astype(np.float32) / 32768.0, RATE, rate)
+        span = model.features.window_span_s()
+        starts = np.asarray(ends) - span
+        probs = model.second_stage.rescore(probs, audio, rate, starts, span)
     return ends, completed_by, probs
 
 

@@ -97,3 +97,35 @@ def test_latency_timeline_bins_openings_by_send_time():
     assert latency_timeline(openings) == [[0.0, 3, 100.0, 150.0], [4.0, 2, 1000.0, 1200.0]]
     assert latency_timeline(openings, bin_s=10.0) == [[0.0, 5, 150.0, 1200.0]]
     assert latency_timeline([]) == []
+
+
+def test_backgrounds_from_a_held_out_pack(real_v1, tmp_path):
+    """``--backgrounds``: the non-scream audio comes from another collection's manifest."""
+    import csv
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (cls, seconds) in enumerate([("0_2", 3.0), ("0_1", 2.0), ("1", 3.0), ("0_2", 0.2)]):
+        path = tmp_path / "audio" / f"clip{i}.flac"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, rng.normal(0, 0.1, int(seconds * 16_000)).astype("float32"), 16_000)
+        rows.append(
+            {"path": f"audio/clip{i}.flac", "class": cls, "subcategory": "x", "duration_s": seconds}
+        )
+    with open(tmp_path / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    from bench.live_streams import held_out_backgrounds
+
+    pool = held_out_backgrounds(tmp_path)
+    assert sorted(r["path"] for r in pool) == [
+        str(tmp_path / "audio/clip0.flac"),
+        str(tmp_path / "audio/clip1.flac"),
+    ]  # not the scream, not the clip shorter than 0.5 s
+    variants = make_variants(2, 10.0, seed=1, backgrounds=pool)
+    for variant in variants:
+        others = {row["path"] for start, row in variant.pieces if start != variant.scream_at}
+        assert others and others <= {r["path"] for r in pool}
