@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from getpass import getuser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def mosquitto_binary() -> str:
 class Broker:
     def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        # As root, mosquitto drops to its own user, who could not read the password file here.
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getuser()}"]
         if users:
             passwords = folder / "passwords"
             passwords.touch()
