@@ -32,7 +32,10 @@ class DestinationForm(forms.ModelForm):
             "ca_file",
             "tls_insecure",
         ]
-        widgets = {"password": forms.PasswordInput(render_value=True)}
+        widgets = {
+            "secret": forms.PasswordInput(render_value=True),
+            "password": forms.PasswordInput(render_value=True),
+        }
 
 
 class DeliveryInline(admin.TabularInline):
