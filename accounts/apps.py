@@ -3,10 +3,12 @@ from django.apps import apps as global_apps
 from django.db.models.signals import post_migrate
 
 # What the Admins role may do in /admin/: everything on sites, locations and devices; view,
-# change and delete alerts and reviews (Operators work in the dashboard, not in /admin/).
+# change and delete alerts and reviews (Operators work in the dashboard, not in /admin/);
+# everything on notification destinations and escalation policies.
 ADMIN_PERMISSIONS = {
     "devices": ("add", "change", "delete", "view"),
     "alerts": ("change", "delete", "view"),
+    "notifications": ("add", "change", "delete", "view"),
 }
 
 

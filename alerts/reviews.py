@@ -17,6 +17,7 @@ from .broadcasting import send_to_group
 from .models import Alert, Review
 from .serializers import serialize_alert
 from .services import ALERTS_GROUP, UPDATED
+from .signals import alert_reviewed
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,15 @@ def alert_payload(alert: Alert) -> dict:
 
 
 def broadcast_review(alert: Alert) -> None:
-    """Tell every dashboard (never raises: the review is already saved)."""
+    """Tell every dashboard, then ``signals.alert_reviewed`` (never raises: the review is
+    already saved)."""
     try:
         send_to_group(ALERTS_GROUP, {"type": UPDATED, "alert": alert_payload(alert)})
     except Exception:
         log.exception("could not broadcast the review of alert %s", alert.pk)
+    for _receiver, error in alert_reviewed.send_robust(Alert, alert=alert):
+        if isinstance(error, Exception):
+            log.error("a receiver of the review of alert %s failed: %r", alert.pk, error)
 
 
 def review_alert(alert_id: int, user, label: str, note: str = "") -> Alert:

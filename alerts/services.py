@@ -8,7 +8,8 @@ Order of effects, so nobody ever sees an alert whose audio is missing:
 2. the row is written in a transaction; if that fails (including at commit) the file is removed;
 3. after commit: ``alert.created`` / ``alert.updated`` goes to the channel-layer group ``alerts``
    (queued in order, without waiting, in a process that runs a ``broadcasting.Broadcaster``),
-   then ``signals.alert_stored`` is sent: ``tasks`` queues the picture and the webhook.
+   then ``signals.alert_stored`` is sent: ``tasks`` queues the picture, and ``notifications``
+   the deliveries to the site's destinations.
 
 Call them outside any transaction (autocommit), as the consumer does. If a caller wraps them in
 its own transaction and rolls it back, nothing is broadcast and the file left behind is removed
@@ -90,7 +91,7 @@ def broadcast(event_type: str, alert: Alert) -> None:
 
 def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
     broadcast(event_type, alert)
-    try:  # the follow-ups (picture, webhook: ``tasks.queue_follow_ups``) never fail the write
+    try:  # the follow-ups (picture, deliveries) never fail the write
         alert_stored.send(Alert, event_type=event_type, alert=alert, render=render)
     except Exception:
         log.exception("could not queue the follow-ups of alert %s", alert.pk)
@@ -274,6 +275,8 @@ def close_lost_alerts(device_id: int | None = None) -> list[int]:
     another connection than the one that opened it (``Alert.stream``). Such an alert ends at
     its last update (the last time its incident was known to go on) with ``end_reason``
     ``stream_lost``. ``device_id`` limits the sweep to one device. Returns the closed ids.
+    Each closed alert is stored like any other end (``signals.alert_stored``), without a new
+    picture.
     """
     open_alerts = Alert.objects.filter(ended_at__isnull=True).filter(
         Q(device__isnull=True)
@@ -288,7 +291,7 @@ def close_lost_alerts(device_id: int | None = None) -> list[int]:
             alert.ended_at = max(alert.updated, alert.started_at)
             alert.end_reason = Alert.STREAM_LOST
             alert.save(update_fields=["ended_at", "end_reason", "updated"])
-        transaction.on_commit(lambda: [broadcast(UPDATED, alert) for alert in lost])
+        transaction.on_commit(lambda: [_after_commit(UPDATED, alert, False) for alert in lost])
     if lost:
         log.warning("closed %d alert(s) whose stream was lost: %s", len(lost), [a.pk for a in lost])
     return [alert.pk for alert in lost]

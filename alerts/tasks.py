@@ -1,16 +1,15 @@
-"""Celery tasks of the alerts app: spectrogram images, webhook, retention purge, offline sweep.
+"""Celery tasks of the alerts app: spectrogram images, retention purge, offline sweep.
 
 ``queue_follow_ups`` listens to ``signals.alert_stored`` (sent by ``services`` after an alert's
-commit) and queues the picture and the webhook; ``services`` itself never imports this module.
+commit) and queues the picture; ``services`` itself never imports this module. Deliveries to
+the site's destinations (webhooks, e-mail, MQTT) are queued by ``notifications``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from devices.models import Device
+from devices.signals import connection_changed
 
 from .broadcasting import send_to_group
 
@@ -31,7 +31,6 @@ from .broadcasting import send_to_group
 # burst, where an import would hold the serving process's GIL.
 from .images import active_feature_config, render_png
 from .models import Alert
-from .serializers import serialize_alert
 from .services import ALERTS_GROUP, UPDATED, broadcast, close_lost_alerts
 from .signals import alert_stored
 from .snippets import remove_quietly, write_atomic
@@ -48,11 +47,9 @@ MEDIA_FOLDERS = ("snippets", "spectrograms")
 
 @receiver(alert_stored, dispatch_uid="alerts-follow-ups")
 def queue_follow_ups(sender, event_type: str, alert: Alert, render: bool, **kwargs) -> None:
-    """After an alert's commit: its picture (when its audio or end changed), its webhook."""
+    """After an alert's commit: its picture (when its audio or end changed)."""
     if render and getattr(settings, "EYESCREAM_ALERT_IMAGES", True):
         dispatch(render_alert_image, alert.pk, alert.snippet.name)
-    if getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", ""):
-        dispatch(notify_webhook, event_type, serialize_alert(alert))
 
 
 # ------------------------------------------------------------------------------- images
@@ -122,30 +119,6 @@ def render_alert_image(alert_id: int, snippet: str | None = None) -> str | None:
     alert.refresh_from_db()
     broadcast(UPDATED, alert)
     return name
-
-
-# ------------------------------------------------------------------------------- webhook
-
-
-@shared_task(bind=True, max_retries=3, default_retry_delay=10)
-def notify_webhook(self, event_type: str, alert: dict) -> int | None:
-    """POST ``{"event", "alert"}`` as JSON to ``EYESCREAM_ALERT_WEBHOOK_URL``; status code."""
-    url = getattr(settings, "EYESCREAM_ALERT_WEBHOOK_URL", "")
-    if not url:
-        return None
-    body = json.dumps({"event": event_type, "alert": alert}).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    timeout = float(getattr(settings, "EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S", 5.0))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except OSError as exc:
-        log.warning("webhook %s failed for alert %s: %s", url, alert.get("id"), exc)
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            return None
-        raise self.retry(exc=exc) from exc
 
 
 # ------------------------------------------------------------------------------- retention
@@ -231,7 +204,11 @@ def sweep_offline_devices() -> list[int]:
         close_lost_alerts()
         return []
     # Re-check the condition in the UPDATE: a stream may have written last_seen meanwhile.
-    stale.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
+    with transaction.atomic():
+        marked = list(stale.filter(pk__in=ids).select_for_update().values_list("pk", flat=True))
+        stale.filter(pk__in=marked).update(connection_state=Device.OFFLINE, connection="")
+        for device_id in marked:
+            connection_changed(device_id, Device.OFFLINE)
     try:
         send_to_group(ALERTS_GROUP, {"type": "devices.offline", "device_ids": ids})
     except Exception:

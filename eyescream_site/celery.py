@@ -11,10 +11,15 @@ app = Celery("eyescream_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Periodic work (retention purge, device-offline sweep) for `celery beat`.
+# Periodic work (retention purge, device-offline sweep, escalation) for `celery beat`.
 from alerts.schedule import beat_schedule  # noqa: E402
+from notifications.schedule import beat_schedule as notification_schedule  # noqa: E402
 
-app.conf.beat_schedule = {**(app.conf.beat_schedule or {}), **beat_schedule()}
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    **beat_schedule(),
+    **notification_schedule(),
+}
 
 
 @worker_init.connect

@@ -16,7 +16,9 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from alerts.services import close_lost_alerts
+from devices.models import Device
 from devices.services import mark_all_offline
+from devices.signals import connection_changed
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ def recover_lost_streams() -> list[int]:
     """Run once at server start; returns the ids of the alerts it closed."""
     try:
         if not settings.REDIS_URL:
-            mark_all_offline()
+            for device_id in mark_all_offline():  # destinations learn it too (availability)
+                connection_changed(device_id, Device.OFFLINE)
         return close_lost_alerts()
     except DatabaseError as exc:  # not migrated yet: nothing to recover
         log.warning("lost streams not recovered at start: %s", exc)

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "eyescream_site",  # the command-line entry points (train, evaluate, detect, ...)
     "devices",
     "alerts",
+    "notifications",
     # After the apps whose model permissions it grants to the Admins role (post_migrate order).
     "accounts",
 ]
@@ -174,15 +175,33 @@ LOGGING = {
 }
 
 # ---------------------------------------------------------------- product settings (env)
-# Alerts: snippet format, pictures, webhook, retention (see docs/operations.md).
+# Alerts: snippet format, pictures, retention (see docs/operations.md).
 EYESCREAM_SNIPPET_FORMAT = os.environ.get("EYESCREAM_SNIPPET_FORMAT", "flac")
 EYESCREAM_ALERT_IMAGES = env_bool("EYESCREAM_ALERT_IMAGES", True)
-EYESCREAM_ALERT_WEBHOOK_URL = os.environ.get("EYESCREAM_ALERT_WEBHOOK_URL", "")
-EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S = float(os.environ.get("EYESCREAM_ALERT_WEBHOOK_TIMEOUT_S", 5))
 EYESCREAM_ALERT_RETENTION_DAYS = int(os.environ.get("EYESCREAM_ALERT_RETENTION_DAYS", 90))
 EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS = int(
     os.environ.get("EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS", 365)
 )
+# Notifications (docs/integrations.md): the address receivers reach the product at (links in
+# messages), deliveries' timeout, attempts and back-off, embedded mode's delivery threads.
+EYESCREAM_PUBLIC_URL = os.environ.get("EYESCREAM_PUBLIC_URL", "")
+EYESCREAM_DELIVERY_TIMEOUT_S = float(os.environ.get("EYESCREAM_DELIVERY_TIMEOUT_S", 5))
+EYESCREAM_DELIVERY_ATTEMPTS = int(os.environ.get("EYESCREAM_DELIVERY_ATTEMPTS", 5))
+EYESCREAM_DELIVERY_BACKOFF_S = float(os.environ.get("EYESCREAM_DELIVERY_BACKOFF_S", 10))
+EYESCREAM_DELIVERY_BACKOFF_MAX_S = float(os.environ.get("EYESCREAM_DELIVERY_BACKOFF_MAX_S", 600))
+EYESCREAM_DELIVERY_THREADS = int(os.environ.get("EYESCREAM_DELIVERY_THREADS", 4))
+EYESCREAM_ESCALATION_SWEEP_INTERVAL_S = float(
+    os.environ.get("EYESCREAM_ESCALATION_SWEEP_INTERVAL_S", 60)
+)
+# E-mail destinations: Django's mail settings from the environment (SMTP by default).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "eyescream@localhost")
 # Devices: when an online device that sends nothing is marked offline.
 EYESCREAM_DEVICE_OFFLINE_AFTER_S = float(os.environ.get("EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
 EYESCREAM_PURGE_INTERVAL_S = float(os.environ.get("EYESCREAM_PURGE_INTERVAL_S", 3600))

@@ -12,6 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("notifications.api_urls")),
     path("api/", include("alerts.api_urls")),
     path("", include("devices.urls")),
     path("", include("alerts.urls")),

@@ -30,6 +30,7 @@ from devices.protocol import (
     parse_hello,
     ready_message,
 )
+from devices.signals import connection_changed
 
 from .health import HealthDelta, flusher
 from .model_config import stream_feature_config
@@ -92,13 +93,17 @@ def _start_stream(hello: Hello, channel: str) -> tuple[Device, int]:
         stream_samples=resume_at,
         last_error="",
     )
+    if device.connection_state != Device.ONLINE:
+        connection_changed(device_id, Device.ONLINE)
     return device, resume_at
 
 
 def _end_stream(device_id: int, channel: str, error: str) -> None:
-    Device.objects.filter(pk=device_id, connection=channel).update(
+    ended = Device.objects.filter(pk=device_id, connection=channel).update(
         connection_state=Device.OFFLINE, connection=""
     )
+    if ended:
+        connection_changed(device_id, Device.OFFLINE)
     if error:
         Device.objects.filter(pk=device_id).update(last_error=error[:200])
 

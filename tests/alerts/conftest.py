@@ -15,7 +15,6 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EYESCREAM_EAGER_TASKS_INLINE = True
     settings.EYESCREAM_ALERT_IMAGES = False  # tests that want the picture turn it on
-    settings.EYESCREAM_ALERT_WEBHOOK_URL = ""
     return settings.MEDIA_ROOT
 
 

@@ -1,12 +1,10 @@
-"""Celery tasks run eagerly: spectrogram picture, retention purge, offline sweep, webhook."""
+"""Celery tasks run eagerly: spectrogram picture, retention purge, offline sweep."""
 
 import io
-import json
 import os
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -194,31 +192,6 @@ def test_offline_sweep_marks_silent_online_devices_offline(device, settings):
     message = async_to_sync(layer.receive)(channel)
     assert message == {"type": "devices.offline", "device_ids": [device.pk]}
     assert sweep_offline_devices() == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_webhook_posts_the_alert_when_configured(media, device, settings):
-    received = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        settings.EYESCREAM_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
-        alert = open_alert(**alert_kwargs(device))
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert [(m["event"], m["alert"]["id"]) for m in received] == [("alert.created", alert.pk)]
 
 
 def test_beat_schedule_names_registered_tasks():

@@ -1,0 +1,1 @@
+"""Alerts and device events delivered outside the browser: per-site webhooks, e-mail, MQTT."""
