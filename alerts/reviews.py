@@ -101,4 +101,14 @@ def review_alert(alert_id: int, user, label: str, note: str = "") -> Alert:
         Review.objects.create(alert_id=alert_id, user=user, label=label, note=note)
         alert = Alert.objects.get(pk=alert_id)
         transaction.on_commit(lambda: broadcast_review(alert))
+    log.info(
+        "alert %s reviewed: %s",
+        alert_id,
+        status,
+        extra={
+            "alert_id": alert_id,
+            "device_id": alert.device_id,
+            "user_id": getattr(user, "pk", None),
+        },
+    )
     return alert

@@ -160,7 +160,13 @@ def open_alert(
     except BaseException:
         remove_quietly(settings.MEDIA_ROOT, name)
         raise
-    log.info("alert %s opened at device %s (peak %.2f)", alert.pk, device_id, peak)
+    log.info(
+        "alert %s opened at device %s (peak %.2f)",
+        alert.pk,
+        device_id,
+        peak,
+        extra={"alert_id": alert.pk, "device_id": device_id, "site_id": site.pk},
+    )
     return alert
 
 

@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,8 @@ class Scorer:
         self.check_interval_s = check_interval_s
         self.torch_threads = torch_threads
         self.stats = ScorerStats()
+        # Called in the scoring thread after each forward: (windows, seconds). For metrics.
+        self.on_forward: Callable[[int, float], None] | None = None
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()  # last = active
         self._signature: tuple | None = None
         self._next_check = 0.0
@@ -301,6 +304,7 @@ class Scorer:
         for key, members in groups.items():
             model = self._models[key]
             windows = np.concatenate([batch[i].windows for i in members])
+            forward_started = time.perf_counter()
             try:
                 probs = model.predict(windows, batch_size=max(self.max_batch, len(windows)))
             except Exception as exc:
@@ -315,6 +319,8 @@ class Scorer:
             self.stats.windows += len(windows)
             self.stats.batches += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(windows))
+            if self.on_forward is not None:
+                self.on_forward(len(windows), time.perf_counter() - forward_started)
         self.stats.forward_s += time.perf_counter() - started
         return results
 

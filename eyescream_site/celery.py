@@ -3,7 +3,9 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_failure, task_success, worker_init
+
+from eyescream_site.task_metrics import count_failure, count_success
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
 
@@ -20,6 +22,10 @@ app.conf.beat_schedule = {
     **beat_schedule(),
     **notification_schedule(),
 }
+
+# /metrics: task outcomes, in the worker (or, eager, in the process that ran the task).
+task_failure.connect(count_failure, weak=False)
+task_success.connect(count_success, weak=False)
 
 
 @worker_init.connect

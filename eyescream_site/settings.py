@@ -165,11 +165,26 @@ EYESCREAM_MODEL_DIR = Path(
     os.environ.get("EYESCREAM_MODEL_DIR", BASE_DIR / "detection" / "shipped" / "default")
 )
 
+# EYESCREAM_LOG_FORMAT=json: one JSON object a line, with device_id, site_id and alert_id where
+# the line is about one (eyescream_site/log_format.py); "text" (default): human-readable.
+EYESCREAM_LOG_FORMAT = os.environ.get("EYESCREAM_LOG_FORMAT", "text").strip().lower()
+if EYESCREAM_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(
+        f'EYESCREAM_LOG_FORMAT must be "text" or "json", got {EYESCREAM_LOG_FORMAT!r}'
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
+    "formatters": {
+        "timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "eyescream_site.log_format.JsonLinesFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if EYESCREAM_LOG_FORMAT == "json" else "timed",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}},
 }
@@ -241,6 +256,20 @@ try:
     )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+# Scoring workers write a heartbeat to Redis this often (live/heartbeat.py); one unseen for
+# three intervals is counted dead by /readyz and /metrics.
+EYESCREAM_HEARTBEAT_INTERVAL_S = float(os.environ.get("EYESCREAM_HEARTBEAT_INTERVAL_S", 5))
+# /metrics (eyescream_site/metrics.py): a request carrying "Authorization: Bearer <token>" is
+# served from anywhere; one without, only from these networks (comma-separated CIDRs; loopback
+# by default, none by default when a token is set).
+EYESCREAM_METRICS_TOKEN = os.environ.get("EYESCREAM_METRICS_TOKEN", "")
+EYESCREAM_METRICS_NETWORKS = [
+    n.strip()
+    for n in os.environ.get(
+        "EYESCREAM_METRICS_NETWORKS", "" if EYESCREAM_METRICS_TOKEN else "127.0.0.0/8,::1/128"
+    ).split(",")
+    if n.strip()
+]
 # Scoring: how long a stream waits for a scoring worker before retrying / scoring inline.
 EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.0))
 # Map tiles: any XYZ tile URL, or "none" on a closed network (the map works without tiles).

@@ -32,6 +32,7 @@ from devices.protocol import (
 )
 from devices.signals import connection_changed
 
+from . import metrics
 from .health import HealthDelta, flusher
 from .model_config import stream_feature_config
 from .scoring_setup import start_for_consumer
@@ -152,9 +153,13 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
                     raise ProtocolError("hello_expected", "the first frame must be a text hello")
                 await self.on_hello(parse_hello(text_data))
         except ProtocolError as error:
+            if self.state == STREAMING:
+                metrics.FRAMES_REJECTED.labels(error.error).inc()
             await self.fail(error)
         except Exception:
-            log.exception("device stream %s failed", self.device_id)
+            log.exception(
+                "device stream %s failed", self.device_id, extra={"device_id": self.device_id}
+            )
             await self.fail(ProtocolError("server_error", "internal error; reconnect later"))
 
     async def on_hello(self, hello: Hello) -> None:
@@ -164,6 +169,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             hello, self.channel_name
         )
         self.device_id = device.pk
+        self.site_id = device.location.site_id
         self.token_hash = device.token_hash
         group = services.device_group(device.pk)
         # One connection per device: a newer hello replaces older streams of the same device.
@@ -180,6 +186,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         self.stream = DeviceStream(hello, cfg, stride_s)
         self.stream.capture_zero = capture_zero(hello, self.resume_at)
         self.state = STREAMING
+        metrics.STREAMS_STARTED.inc()
         flusher().add(self.channel_name, self)
         await self.send_json(
             ready_message(device.pk, device.name, hello, cfg.sample_rate, self.resume_at)
@@ -191,6 +198,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             hello.encoding,
             hello.channels,
             hello.client,
+            extra={"device_id": device.pk, "site_id": self.site_id},
         )
 
     async def on_windows(self, windows: list) -> None:
@@ -221,7 +229,12 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             return
         self.state = CLOSED
         self.close_error = f"{error.code} {error.error}: {error.message}"
-        log.info("device stream %s closed: %s", self.device_id, self.close_error)
+        log.info(
+            "device stream %s closed: %s",
+            self.device_id,
+            self.close_error,
+            extra={"device_id": self.device_id, "site_id": getattr(self, "site_id", None)},
+        )
         try:
             await self.send_json(error.to_message())
             await self.close(code=error.code)
@@ -274,6 +287,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             return None
         s.close_period()
         before, self._flushed = self._flushed, now
+        metrics.FRAMES_ACCEPTED.inc(now[0] - before[0])
         return HealthDelta(
             device_id=self.device_id,
             frames=now[0] - before[0],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -28,6 +29,7 @@ from django.conf import settings
 
 from detection.scoring import shared_scorer
 
+from . import metrics
 from .scoring_batcher import (
     LATE_LIMIT_S,
     REPLY_TIMEOUT_S,
@@ -67,6 +69,7 @@ class ScoringClient:
         self.late_limit_s = late_limit_s
         # The active model unless a test names another.
         self.model_dir = settings.EYESCREAM_MODEL_DIR if model_dir is None else model_dir
+        metrics.observe_scorer(shared_scorer(self.model_dir))  # forwards here: embedded, inline
         self.stats = ClientStats()
         self._order: asyncio.Queue | None = None
         self._deliverer: asyncio.Task | None = None
@@ -95,7 +98,7 @@ class ScoringClient:
         except Exception as exc:  # delivered (and counted) in order
             pending = asyncio.get_running_loop().create_future()
             pending.set_exception(exc)
-        order.put_nowait((start_columns, pending, windows))
+        order.put_nowait((start_columns, pending, windows, time.monotonic()))
 
     def _batcher(self):
         """The process's batcher, looked up once per stream (and again on a new event loop)."""
@@ -114,7 +117,7 @@ class ScoringClient:
         order = self._delivery_order()
         future = asyncio.get_running_loop().create_future()
         future.set_result((probs, version))
-        order.put_nowait((start_columns, future, None))
+        order.put_nowait((start_columns, future, None, None))
 
     def _delivery_order(self) -> asyncio.Queue:
         """The queue results are delivered from, in submission order (started at first use)."""
@@ -146,11 +149,14 @@ class ScoringClient:
             item = await self._order.get()
             if item is None:
                 return
-            start_columns, pending, windows = item
+            start_columns, pending, windows, submitted = item
             try:
                 probs, version = await self._result(pending, windows)
+                if submitted is not None:
+                    metrics.SCORING_SECONDS.observe(time.monotonic() - submitted)
             except Exception as exc:
                 self.stats.failed += 1
+                metrics.SCORING_FAILED.inc()
                 log.error("windows %s could not be scored: %s", start_columns[:1], exc)
                 continue
             try:
@@ -170,6 +176,7 @@ class ScoringClient:
                 reason = f"channel layer: {type(exc).__name__}: {exc}"
                 self.stats.layer_errors += 1
         self.stats.inline += 1
+        metrics.SCORED_INLINE.inc()
         if worth_logging(self.stats.inline):
             log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
         return await shared_scorer(self.model_dir).score(windows, key=self.features_key)

@@ -20,6 +20,8 @@ from django.conf import settings
 
 from detection.scoring import shared_scorer
 
+from . import metrics
+from .heartbeat import beat_forever
 from .scoring_messages import decode_windows, result_message
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,21 @@ class ScoringWorkerConsumer(AsyncConsumer):
         self._tasks: set[asyncio.Task] = set()
         scorer = shared_scorer(settings.EYESCREAM_MODEL_DIR)
         scorer.max_wait_s = WORKER_MAX_WAIT_S
+        metrics.observe_scorer(scorer)
         await scorer.ensure_loaded()
         log.info("scoring worker ready, model %s", scorer.version)
-        await super().__call__(scope, receive, send)
+        beat = None
+        if settings.REDIS_URL:  # live.heartbeat: /readyz counts the workers alive
+            beat = asyncio.get_running_loop().create_task(
+                beat_forever(
+                    settings.REDIS_URL, settings.EYESCREAM_HEARTBEAT_INTERVAL_S, scorer.version
+                )
+            )
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if beat is not None:
+                beat.cancel()
 
     async def score_windows(self, message: dict) -> None:
         task = asyncio.get_running_loop().create_task(self._answer(message))

@@ -34,6 +34,7 @@ from detection.decision import (
     LevelGate,
 )
 
+from . import metrics
 from .stream_clock import StreamClock
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class StreamScoring:
         self._collecting = False
         self._closing: DecisionEvent | None = None  # closed, waiting for the post-roll
         self._opening: asyncio.Future | None = None  # open_alert in progress
+        self._window_end_s = 0.0  # stream time of the newest scored window's end
 
     # ------------------------------------------------------------------ windows in
 
@@ -121,6 +123,7 @@ class StreamScoring:
             probs = await self.second_opinion.rescore(self.stream, cols, probs)
         for col, prob in zip(cols, probs, strict=True):
             _, t_end = self.stream.window_times(col)
+            self._window_end_s = t_end
             for event in self.tracker.update(t_end, float(prob)):
                 await self._on_event(event)
         self._collect()
@@ -146,6 +149,7 @@ class StreamScoring:
             self._collecting = True
             self._collect()
             self.alert_id = None
+            heard_at = self._wall(self._window_end_s).timestamp()  # the deciding window's end
             self._started_at = self._wall(incident.started_s)
             # A task of its own: a stream that ends meanwhile (its delivery cancelled) must
             # still learn the new alert's id, to give it its end and full snippet in close().
@@ -165,6 +169,8 @@ class StreamScoring:
                 )
             )
             await self._opened(asyncio.shield(self._opening))
+            if self.alert_id is not None:
+                metrics.DETECTION_SECONDS.observe(max(0.0, self.clock() - heard_at))
         elif event.kind == CLOSED:
             self._closing = event
         elif self.alert_id is not None:  # updated

@@ -3,6 +3,7 @@
  * EyeLive.start({lastId, onAlert(alert, kind), onDevicesOffline(ids)}) connects to /ws/alerts/.
  * After every (re)connect it fetches /api/alerts/?since_id=<largest id seen> and hands each
  * missed alert to onAlert(alert, "missed"), so nothing is lost across a dropped connection.
+ * It also polls /readyz and shows #scoring-banner while audio is not being analysed.
  */
 (function () {
   "use strict";
@@ -28,7 +29,33 @@
     setTimeout(() => el.remove(), 8000);
   }
 
+  /* The "scoring is down" banner: /readyz every pollMs (10 s). It shows while the scoring
+   * check (a scoring worker's heartbeat in the scaled mode, the model in the embedded mode) or
+   * the model check fails, with the reason; it hides when both pass again. */
+  function watchScoring(pollMs) {
+    const banner = document.getElementById("scoring-banner");
+    if (!banner) return;
+    async function poll() {
+      try {
+        const r = await fetch("/readyz", {credentials: "same-origin", cache: "no-store",
+          headers: {Accept: "application/json"}});
+        const body = await r.json();
+        const failed = ["scoring", "model"].map((name) => (body.checks || {})[name])
+          .filter((check) => check && !check.ok);
+        banner.hidden = failed.length === 0;
+        banner.dataset.down = failed.length ? "1" : "0";
+        const why = banner.querySelector(".why");
+        if (why) why.textContent = failed.map((check) => check.detail).join("; ");
+      } catch (e) {
+        console.warn("readiness poll failed", e);
+      }
+    }
+    poll();
+    setInterval(poll, pollMs);
+  }
+
   function start(options) {
+    watchScoring(options.healthPollMs || 10000);
     const state = {
       lastId: options.lastId || 0, socket: null, retry: 0, connects: 0, missedFetched: 0,
       stopped: false,
@@ -93,5 +120,5 @@
     return state;
   }
 
-  window.EyeLive = {start, toast, cookie};
+  window.EyeLive = {start, toast, cookie, watchScoring};
 })();
