@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench screenshots clean
+.PHONY: install run run-scaled test lint format bench screenshots clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## The scaled topology on this host (PostgreSQL and Redis on 127.0.0.1; docs/operations.md):
+## migrations, then WEB daphne on PORT.., SCORERS scoring workers, Celery worker and beat.
+run-scaled: install
+	VENV=$(VENV) PORT=$(or $(SCALED_PORT),8001) deploy/run-scaled.sh
 
 ## Lint, the layering contract (pyproject.toml), then the whole test suite.
 test: install

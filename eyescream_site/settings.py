@@ -47,10 +47,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The command-line entry points (train, evaluate, detect, ...); before channels, whose
+    # runworker it replaces (eyescream_site/management/commands/runworker.py).
+    "eyescream_site",
     "channels",
     "rest_framework",
     "drf_spectacular",
-    "eyescream_site",  # the command-line entry points (train, evaluate, detect, ...)
     "devices",
     "alerts",
     "notifications",
