@@ -1,4 +1,4 @@
-"""``/api/``: alerts, sites, devices, the OpenAPI schema and a self-contained docs page."""
+"""``/api/``: alerts, sites, locations, devices, the OpenAPI schema and a docs page."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.api_auth import API_AUTHENTICATION
 from accounts.permissions import IsOperator
-from devices.api import DeviceViewSet, SiteViewSet
+from devices.api import DeviceViewSet, LocationViewSet, SiteViewSet
 
 from .api import AlertViewSet
 from .pages import api_docs
@@ -14,6 +14,7 @@ from .pages import api_docs
 router = SimpleRouter()
 router.register("alerts", AlertViewSet, basename="api-alert")
 router.register("sites", SiteViewSet, basename="api-site")
+router.register("locations", LocationViewSet, basename="api-location")
 router.register("devices", DeviceViewSet, basename="api-device")
 
 urlpatterns = [
