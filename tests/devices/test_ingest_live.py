@@ -141,3 +141,20 @@ def test_random_token_is_refused_quickly(live):
 
     error, code = asyncio.run(scenario())
     assert code == CODES["bad_token"]
+
+
+def test_metrics_count_accepted_frames_and_rejected_ones_by_reason(live, devices):
+    import re
+
+    import requests
+
+    text = requests.get(f"{live.http_url}/metrics", timeout=30).text
+    rejected = dict(
+        re.findall(r'^eyescream_frames_rejected_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+    )
+    for reason in ("partial_sample", "non_finite", "too_fast", "unexpected_text"):
+        assert float(rejected.get(reason, 0)) >= 1, (reason, rejected)
+    assert set(rejected) <= set(CODES), rejected
+    assert "bad_token" not in rejected and "hello_timeout" not in rejected  # no frame yet
+    accepted = re.search(r"^eyescream_frames_accepted_total (\S+)$", text, re.M)
+    assert accepted and float(accepted.group(1)) > 0

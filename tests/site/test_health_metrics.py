@@ -100,3 +100,19 @@ def test_json_lines_carry_ids_and_mask_token_shaped_text():
     assert line["device_id"] == 7 and line["site_id"] == 3 and "alert_id" not in line
     assert line["level"] == "INFO" and line["logger"] == "live.ingest"
     assert "esd_" not in line["message"] and "[masked]" in line["message"]
+
+
+@pytest.mark.django_db
+def test_the_sample_grafana_dashboard_uses_only_families_metrics_has(client, settings):
+    import re
+
+    settings.REDIS_URL = ""
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    served |= {f"{name}_total" for name in served} | {f"{name}_bucket" for name in served}
+    dashboard = json.loads(
+        (Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"eyescream_[a-z_]+", expr)}
+    assert used and used <= served | {"eyescream_scoring_workers_alive"}, used - served
