@@ -19,6 +19,7 @@ from accounts.api_auth import API_AUTHENTICATION
 from accounts.permissions import IsAdmin, OperatorReadsAdminWrites
 
 from . import services
+from .bulk_import import ImportRejected, import_devices
 from .models import Device, Location, Site
 
 
@@ -211,6 +212,32 @@ class DeviceViewSet(ProvisioningViewSet):
         device = self.get_object()
         token = services.issue_token(device, expires=device.token_expires)
         return Response(self._with_token(device, token))
+
+    @extend_schema(
+        request=inline_serializer(
+            "DeviceImport",
+            {
+                "file": serializers.FileField(required=False),
+                "csv": serializers.CharField(required=False),
+            },
+        ),
+        responses={201: NewTokenSerializer(many=True), 400: None},
+    )
+    @action(detail=False, methods=["post"], url_path="import", permission_classes=[IsAdmin])
+    def import_csv(self, request):
+        """Devices from CSV (an uploaded ``file`` or a ``csv`` field): columns ``site``,
+        ``location``, ``name``, optional ``latitude``, ``longitude``, ``enabled``; sites and
+        locations found by name or made. All rows or none; each device's token, shown once."""
+        upload = request.data.get("file")
+        try:
+            text = upload.read().decode("utf-8") if upload else str(request.data.get("csv", ""))
+            made = import_devices(text)
+        except UnicodeDecodeError:
+            return Response({"errors": ["the file is not UTF-8 text"]}, status=400)
+        except ImportRejected as rejected:
+            return Response({"errors": rejected.errors}, status=400)
+        answer = [self._with_token(device, token) for device, token in made]
+        return Response(answer, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=DeviceSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsAdmin])

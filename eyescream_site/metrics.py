@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import os
 
+import redis
 from django.conf import settings
 from django.db.models import Count
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,6 +24,7 @@ import live.metrics  # noqa: F401  (its families are reported from the start, at
 from alerts.models import Alert
 from devices.models import Device
 from live.heartbeat import live_workers
+from live.scoring_messages import SCORE_CHANNEL
 
 
 def allowed(request) -> bool:
@@ -42,7 +44,8 @@ def allowed(request) -> bool:
 
 
 class DeploymentCollector:
-    """Devices by connection state, alerts by status, scoring workers alive."""
+    """Devices by connection state, alerts by status; scoring workers alive and the scoring
+    channel's queue (scaled mode)."""
 
     def collect(self):
         devices = GaugeMetricFamily(
@@ -65,6 +68,27 @@ class DeploymentCollector:
             yield GaugeMetricFamily(
                 "eyescream_scoring_workers_alive", "Scoring workers with a fresh heartbeat", alive
             )
+            depth = GaugeMetricFamily(
+                "eyescream_channel_queue_depth",
+                "Messages waiting in a channel-layer channel (Redis)",
+                labels=["channel"],
+            )
+            try:
+                depth.add_metric([SCORE_CHANNEL], channel_depth(SCORE_CHANNEL))
+            except redis.RedisError:
+                pass
+            yield depth
+
+
+def channel_depth(channel: str) -> int:
+    """Messages waiting in a normal (not process-local) channel: channels_redis keeps them in the
+    sorted set ``<prefix><channel>`` (one Redis host, as settings.py configures the layer)."""
+    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "asgi")
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return client.zcard(prefix + channel)
+    finally:
+        client.close()
 
 
 def exposition() -> bytes:

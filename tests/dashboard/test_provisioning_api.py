@@ -137,3 +137,39 @@ def test_the_openapi_schema_documents_the_provisioning_endpoints(admin_api):
     text = schema.content.decode()
     for path in ("/api/locations/", "/api/devices/{id}/rotate_token/", "/api/sites/{id}/disable/"):
         assert path in text, path
+
+
+CSV = """site,location,name,latitude,longitude
+Harbour,Pier 2,pier-mic-a,53.541,9.981
+Harbour,Pier 2,pier-mic-b,,
+Depot,Gate,gate-mic,48.1,11.5
+"""
+
+
+def test_bulk_import_from_csv_makes_devices_with_their_tokens_once(admin_api, operator_api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    assert operator_api.post("/api/devices/import/", {"csv": CSV}).status_code == 403
+    upload = SimpleUploadedFile("devices.csv", CSV.encode(), content_type="text/csv")
+    response = admin_api.post("/api/devices/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.data
+    assert [d["name"] for d in response.data] == ["pier-mic-a", "pier-mic-b", "gate-mic"]
+    for row in response.data:
+        assert services.authenticate(row["token"]).pk == row["id"]
+    assert sorted(Site.objects.values_list("name", flat=True)) == ["Depot", "Harbour"]
+    pier = Location.objects.get(name="Pier 2")
+    assert (pier.latitude, pier.longitude) == (53.541, 9.981) and pier.devices.count() == 2
+
+    # The same file again, or a bad row: nothing stored, every reason with its line.
+    again = admin_api.post("/api/devices/import/", {"csv": CSV}, format="json")
+    assert again.status_code == 400 and len(again.data["errors"]) == 3, again.data
+    bad = "site,location,name,latitude\nDepot,Gate,new-mic,95\nDepot,,x,\nDepot,Gate,ok-mic,\n"
+    rejected = admin_api.post("/api/devices/import/", {"csv": bad}, format="json")
+    assert rejected.status_code == 400
+    assert rejected.data["errors"] == [
+        "line 2: latitude 95 is out of range",
+        "line 3: location is empty",
+    ]
+    header = admin_api.post("/api/devices/import/", {"csv": "site,name,colour\n"}, format="json")
+    assert header.status_code == 400 and "missing location" in header.data["errors"][0]
+    assert Device.objects.count() == 3

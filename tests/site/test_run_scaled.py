@@ -253,6 +253,13 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     assert metric(text, "eyescream_detection_latency_seconds_count") <= 1
     assert metric(text, 'eyescream_alerts{status="confirmed"}') == 1
     assert metric(text, "eyescream_scoring_workers_alive") == 1
+    assert metric(text, 'eyescream_channel_queue_depth{channel="detection-score"}') >= 0
+    assert (
+        metric(
+            text, 'eyescream_celery_tasks_succeeded_total{task="alerts.tasks.render_alert_image"}'
+        )
+        >= 1
+    )
 
     # A scoring worker killed: /readyz says so, and so does the dashboard's banner.
     os.kill(scorers[0], signal.SIGKILL)
