@@ -1,21 +1,23 @@
 """``/healthz`` (the process answers), ``/readyz`` (it can do its work), ``/metrics``."""
 
+import asyncio
+
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import metrics
-from .readiness import run_checks
+from .readiness import checks_now
 
 
 @never_cache
-def healthz(request):
+async def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-def readyz(request):
-    checks = run_checks()
+async def readyz(request):
+    checks = await asyncio.to_thread(checks_now)
     reasons = [f"{name}: {c.detail}" for name, c in checks.items() if not c.ok]
     body = {
         "status": "not ready" if reasons else "ready",

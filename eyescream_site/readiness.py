@@ -9,17 +9,20 @@ tasks run in this process.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import asdict, dataclass
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from detection.artifacts import WEIGHTS_FILE, ArtifactError, read_model_config
 from eyescream_site.celery import app as celery_app
 from live.heartbeat import live_workers
 
 TIMEOUT_S = 1.0
+CACHE_S = 2.0  # answers within this share one round of checks (every dashboard polls /readyz)
 
 
 @dataclass
@@ -110,3 +113,23 @@ def run_checks() -> dict[str, Check]:
     else:
         checks["scoring"] = Check(checks["model"].ok, "in this process (embedded mode)")
     return checks
+
+
+_cache_lock = threading.Lock()
+_cached: tuple[float, dict[str, Check]] | None = None
+
+
+def checks_now() -> dict[str, Check]:
+    """``run_checks`` at most once per ``CACHE_S``; for a thread of its own (``/readyz`` runs it
+    off the event loop and off the thread Django's sync code shares, which a check that waits
+    for its timeout would hold up), whose database connection it closes."""
+    global _cached
+    with _cache_lock:
+        if _cached is not None and time.monotonic() - _cached[0] < CACHE_S:
+            return _cached[1]
+        try:
+            checks = run_checks()
+        finally:
+            connections.close_all()  # this thread's connections only
+        _cached = (time.monotonic(), checks)
+        return checks

@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from devices.models import Device, Location, Site
+from eyescream_site import readiness
 from eyescream_site.log_format import JsonLinesFormatter
+
+
+@pytest.fixture(autouse=True)
+def fresh_readiness(monkeypatch):
+    """Each test's /readyz runs its checks (no answer shared with an earlier test)."""
+    monkeypatch.setattr(readiness, "CACHE_S", 0.0)
 
 
 def metric(text: str, line_start: str) -> float:
