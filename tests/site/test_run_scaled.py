@@ -4,7 +4,8 @@ processes on PostgreSQL and Redis: two daphne, one scoring worker, a Celery work
 A scream streamed to the first daphne becomes an alert on a dashboard of the second, an operator
 confirms it; ``/metrics`` on the second daphne shows the counters of every process of the host
 (multiprocess mode) moving; ``/readyz`` says 503 with the reason, and the dashboard shows its
-banner, once the scoring worker is killed with SIGKILL; SIGINT (Ctrl-C) stops every process.
+banner, once the scoring worker is killed with SIGKILL; once the Procfile has started it again,
+screams streamed to both daphne at once are one alert each; SIGINT (Ctrl-C) stops every process.
 The JSON-lines log of the whole run holds the device, site and alert ids and never a token, a
 password or audio.
 """
@@ -197,12 +198,18 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
         Path(env["EYESCREAM_DATA_DIR"]), {k: env[k] for k in ("REDIS_URL", "DATABASE_URL")}
     )
     admin.env.update({k: env[k] for k in ("DJANGO_SECRET_KEY", "EYESCREAM_LOG_FORMAT")})
-    devices = admin.make_devices({"gate-mic": {}})
+    devices = admin.make_devices({"gate-mic": {}, "yard-mic": {}})
     device_id, token = devices["gate-mic"]["id"], devices["gate-mic"]["token"]
+    yard_id, yard_token = devices["yard-mic"]["id"], devices["yard-mic"]["token"]
     admin.make_user("operator", PASSWORD)
     admin.port = web2
     operator = admin.login("operator", PASSWORD)
     admin.port = web1
+
+    def admin_on(port: int) -> LiveServer:
+        other = LiveServer(Path(env["EYESCREAM_DATA_DIR"]), {})
+        other.port = port
+        return other
 
     async def scream() -> dict:
         async with Dashboard(admin_on(web2), operator.cookies["sessionid"]) as dashboard:
@@ -217,11 +224,6 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
 
             await dashboard.wait_for(seen, 90, "the alert")
             return seen()[0][1]
-
-    def admin_on(port: int) -> LiveServer:
-        other = LiveServer(Path(env["EYESCREAM_DATA_DIR"]), {})
-        other.port = port
-        return other
 
     alert = asyncio.run(scream())
     review = operator.post(
@@ -273,15 +275,23 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     assert body["checks"]["database"]["ok"] and body["checks"]["celery"]["ok"]
     banner_shown(web1, operator.cookies["sessionid"])
 
-    # The Procfile starts the worker again; a scream after that is one alert again.
+    # The Procfile starts the worker again; a scream after that is one alert again, on either
+    # daphne (the yard's device streams to the second one).
     wait_for(lambda: readyz(web1)[0] == 200, 120, "/readyz 200 with the restarted worker")
-    asyncio.run(stream_file(admin, token, real_v1 / SCREAM, 4.0))
-    rows = wait_for(
-        lambda: len(rows := alert_rows(admin, [device_id])) == 2 and rows, 90, "the second alert"
-    )
-    assert [row["device"] for row in rows] == [device_id, device_id]
+
+    async def two_screams():
+        yard = admin_on(web2)
+        await asyncio.gather(
+            stream_file(admin, token, real_v1 / SCREAM, 4.0),
+            stream_file(yard, yard_token, real_v1 / SCREAM, 4.0),
+        )
+
+    asyncio.run(two_screams())
+    ids = [device_id, yard_id]
+    rows = wait_for(lambda: len(rows := alert_rows(admin, ids)) == 3 and rows, 90, "the alerts")
     time.sleep(3)
-    assert len(alert_rows(admin, [device_id])) == 2  # exactly one per scream
+    rows = alert_rows(admin, ids)  # exactly one per scream, none more
+    assert sorted(row["device"] for row in rows) == sorted([device_id, device_id, yard_id]), rows
 
     # Ctrl-C stops every process.
     honcho.send_signal(signal.SIGINT)
