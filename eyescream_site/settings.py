@@ -138,6 +138,10 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
+# JSON-lines logs (EYESCREAM_LOG_FORMAT, below): Celery keeps Django's logging instead of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = (
+    os.environ.get("EYESCREAM_LOG_FORMAT", "text").strip().lower() != "json"
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

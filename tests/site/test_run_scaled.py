@@ -32,6 +32,7 @@ from tests.live.workers import redis_url
 pytestmark = [pytest.mark.slow, pytest.mark.scaled]
 
 SCREAM = "audio/screamdet-main/femaleScream-004.flac"
+QUIET = "audio/speech-tr/file11.flac"  # no alert (tests/live/test_end_to_end.py)
 PASSWORD = "operator-pass-5d1f0e"
 METRICS_TOKEN = "metrics-token-7c2a91"
 SECRET_KEY = "django-secret-for-this-test-4b8e"
@@ -205,6 +206,10 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     admin.port = web2
     operator = admin.login("operator", PASSWORD)
     admin.port = web1
+    # A daphne starts its alert writers with its first scored stream (seconds on a busy host);
+    # a quiet stream first, as a running deployment has had one.
+    asyncio.run(stream_file(admin, yard_token, real_v1 / QUIET, 4.0))
+    wait_for(lambda: "alert writer 'open' ready" in log_text(), 120, "web.1's alert writers")
 
     def admin_on(port: int) -> LiveServer:
         other = LiveServer(Path(env["EYESCREAM_DATA_DIR"]), {})
@@ -247,7 +252,7 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     assert scraped.status_code == 200
     text = scraped.text
     assert metric(text, "eyescream_frames_accepted_total") > 10
-    assert metric(text, "eyescream_streams_started_total") == 1
+    assert metric(text, "eyescream_streams_started_total") == 2  # the quiet one and the scream
     assert metric(text, "eyescream_windows_scored_total") > 10
     assert metric(text, "eyescream_scoring_batch_windows_count") > 0
     assert metric(text, "eyescream_scoring_forward_seconds_count") > 0
@@ -312,6 +317,7 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
         r for r in records if r.get("alert_id") == alert["id"] and "reviewed" in r["message"]
     ]
     assert reviewed, records[-20:]
+    assert any(r["logger"].startswith("celery") and "succeeded" in r["message"] for r in records)
 
 
 def banner_shown(port: int, session: str) -> None:
