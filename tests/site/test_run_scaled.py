@@ -3,8 +3,9 @@ processes on PostgreSQL and Redis: two daphne, one scoring worker, a Celery work
 
 A scream streamed to the first daphne becomes an alert on a dashboard of the second, an operator
 confirms it; ``/metrics`` on the second daphne shows the counters of every process of the host
-(multiprocess mode) moving; ``/readyz`` says 503 with the reason, and the dashboard shows its
-banner, once the scoring worker is killed with SIGKILL; once the Procfile has started it again,
+(multiprocess mode) moving; the scoring worker killed with SIGKILL in the middle of a stream
+loses none of its audio, ``/readyz`` says 503 with the reason and the dashboard shows its
+banner; once the Procfile has started the worker again,
 screams streamed to both daphne at once are one alert each; SIGINT (Ctrl-C) stops every process.
 The JSON-lines log of the whole run holds the device, site and alert ids and never a token, a
 password or audio.
@@ -129,7 +130,7 @@ def topology(tmp_path, real_v1):
             "WEB": "2",
             "SCORERS": "1",
             "CELERY_CONCURRENCY": "1",
-            "SCORER_RESTART_S": "20",
+            "SCORER_RESTART_S": "30",
             "EYESCREAM_HEARTBEAT_INTERVAL_S": "1",
             "EYESCREAM_LOG_FORMAT": "json",
             "EYESCREAM_METRICS_TOKEN": METRICS_TOKEN,
@@ -268,8 +269,19 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
         >= 1
     )
 
-    # A scoring worker killed: /readyz says so, and so does the dashboard's banner.
-    os.kill(scorers[0], signal.SIGKILL)
+    # The scoring worker killed in the middle of a stream: the stream goes on, every sample
+    # stored; /readyz says so, and so does the dashboard's banner.
+    async def kill_mid_stream() -> dict:
+        streaming = asyncio.create_task(
+            stream_file(admin_on(web2), yard_token, real_v1 / QUIET, 1.0)
+        )
+        await asyncio.sleep(2.0)
+        os.kill(scorers[0], signal.SIGKILL)
+        return await streaming
+
+    summary = asyncio.run(kill_mid_stream())
+    assert summary["dropped_samples"] == 0 and summary["connections"] == 1, summary
+    assert summary["acked_samples"] == summary["captured_samples"] > 0, summary
 
     def scoring_down():
         status, body = readyz(web1)
