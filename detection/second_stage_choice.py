@@ -58,10 +58,12 @@ def yamnet_scores(
     cfg: FeatureConfig,
     stride_s: float,
     progress: Callable = lambda it, **_: it,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
-    """YAMNet's 'Screaming' score of every window of ``scored``; file ``i`` is
-    ``recordings[i % len(recordings)]`` (device-rate copies follow the originals). YAMNet hears
-    every copy from the file as recorded, so a recording's copies share their scores."""
+    """YAMNet's 'Screaming' score of every window of ``scored`` (of the windows where ``only``
+    is true, 0 elsewhere); file ``i`` is ``recordings[i % len(recordings)]`` (device-rate copies
+    follow the originals). YAMNet hears every copy from the file as recorded, so a recording's
+    copies share their scores."""
     n = len(recordings)
     for i, name in enumerate(scored.file_names[:n]):
         if name != recordings[i].rel and not name.endswith("/" + recordings[i].rel):
@@ -70,11 +72,19 @@ def yamnet_scores(
     span = cfg.window_span_s()
     out = np.zeros(scored.file_index.size, dtype=np.float32)
     by_recording: dict[int, np.ndarray] = {}
+    wanted = np.ones(scored.file_index.size, bool) if only is None else np.asarray(only, bool)
     for f in progress(range(len(scored.file_names)), desc="YAMNet", unit="file"):
         where = np.flatnonzero(scored.file_index == f)
         if where.size == 0:
             continue
         rec = f % n
+        if only is not None:  # the windows flagged in this copy, heard from the file itself
+            where = where[wanted[where]]
+            if where.size:
+                audio, rate = read_audio(recordings[rec].path)
+                delay = resampler_delay_s(rate, cfg.sample_rate)
+                out[where] = stage.scream_scores(audio, rate, starts[where], span, delay)
+            continue
         if rec not in by_recording or input_of(scored.file_names[f]) == "as recorded":
             audio, rate = read_audio(recordings[rec].path)
             delay = resampler_delay_s(rate, cfg.sample_rate)  # the windows' time is the stream's
@@ -190,9 +200,13 @@ def comparison_md(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_config(run: Path) -> tuple[FeatureConfig, float]:
-    """The feature parameters and evaluation stride of a training run's ``config.json``."""
+def run_config(run: Path, fallback: Path | None = None) -> tuple[FeatureConfig, float]:
+    """The feature parameters and evaluation stride of a training run's ``config.json``; a
+    cross-validation-only run writes none, and ``fallback`` (a model of the same recipe) says."""
     import json
 
-    config = json.loads((run / "config.json").read_text())
+    path = run / "config.json"
+    if not path.is_file() and fallback is not None:
+        path = fallback / "config.json"
+    config = json.loads(path.read_text())
     return FeatureConfig.from_dict(config["features"]), float(config["stride_s"])

@@ -65,6 +65,12 @@ class Command(BatchCommand):
         add_data_argument(parser)
         parser.add_argument("--run", required=True, help="training run folder (out_of_fold.npz)")
         parser.add_argument("--weights", default="0.3,0.5,0.7", help="YAMNet's share to try")
+        parser.add_argument(
+            "--features-from",
+            metavar="MODEL_DIR",
+            help="features and stride of a run without config.json (--cv-only): this model's"
+            " (default: --apply's, else detection/shipped/default)",
+        )
         parser.add_argument("--out", help="folder for second_stage.md/.json (default: --run)")
         parser.add_argument("--apply", metavar="MODEL_DIR", help="write the best into a model")
         parser.add_argument("--threads", type=int, default=1)
@@ -75,7 +81,8 @@ class Command(BatchCommand):
         run = Path(opts["run"])
         try:
             scored = Scored.from_npz(run / "out_of_fold.npz")
-            cfg, stride_s = run_config(run)
+            fallback = Path(opts["features_from"] or opts["apply"] or "detection/shipped/default")
+            cfg, stride_s = run_config(run, fallback)
         except (OSError, ValueError, KeyError) as exc:
             raise CommandError(
                 f"{run} is not a training run with out-of-fold scores: {exc}"
