@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from devices.client.streamer import FATAL_CODES
 from devices.protocol import CODES, ProtocolError
 from live.connection_limits import MAX_KEYS, Buckets, ConnectionLimits, Limits
 
@@ -85,3 +86,9 @@ def test_the_tables_stay_bounded_whatever_the_number_of_keys():
         busy.take(f"addr-{i}", 1, clock.now + i)
     assert len(busy.level) <= MAX_KEYS
     assert f"addr-{3 * MAX_KEYS - 1}" in busy.level and "addr-0" not in busy.level
+
+
+def test_the_reference_client_retries_4040_and_gives_up_on_client_bugs():
+    assert CODES["too_many_connections"] not in FATAL_CODES
+    assert CODES["server_error"] not in FATAL_CODES
+    assert {CODES["bad_token"], CODES["too_fast"], CODES["bad_hello"]} <= FATAL_CODES
