@@ -1,0 +1,175 @@
+"""SIGKILL of a scaled-mode process while a device streams, and a Redis restart (issue 25,
+point 4): the reference client goes on (resuming after a reconnect), the scream after the
+recovery becomes exactly one alert, and the alert reaches the dashboard only with its snippet
+already stored (fetched the moment ``alert.created`` arrives).
+
+Real processes: daphne, a scoring worker (``runworker detection-score``), PostgreSQL, and a Redis
+server of the test's own (so that restarting it disturbs no other test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import soundfile
+
+from devices.client.streamer import Streamer
+from tests.devices.live import LiveServer, child_pids, free_port, stop_process
+
+from .e2e import Dashboard, alert_rows, fetch, operator_session, postgres_database
+from .test_end_to_end import background_then_scream, gated_frames, model_dir
+from .workers import ScoringWorker, worker_answers
+
+pytestmark = [pytest.mark.slow, pytest.mark.scaled]
+
+
+class PrivateRedis:
+    """``redis-server`` on a free port, no persistence: ``kill()`` and ``start()`` it again."""
+
+    def __init__(self, folder) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (the scaled crash tests need one)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        stop_process(self.process, kill=True)
+
+
+@pytest.fixture
+def scaled(tmp_path):
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    with postgres_database(f"eyescream_crash_{os.getpid()}") as database_url:
+        env = {
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": database_url,
+            "EYESCREAM_MODEL_DIR": str(model_dir()),
+            "EYESCREAM_ALERT_IMAGES": "0",
+            "OMP_NUM_THREADS": "1",
+        }
+        server = LiveServer(tmp_path / "data", env)
+        worker = ScoringWorker(server.env, tmp_path / "worker.log")
+        try:
+            server.migrate()
+            token = server.make_devices({"crash": {}})["crash"]
+            session = operator_session(server)
+            server.start(timeout=60)
+            worker.start()
+            asyncio.run(worker_answers(redis.url, model_dir(), timeout=180))
+            yield {
+                "server": server,
+                "worker": worker,
+                "redis": redis,
+                "device": token,
+                "session": session,
+            }
+        finally:
+            pids = child_pids(server.process.pid) if server.process else []
+            worker.stop()
+            server.stop()
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            redis.kill()
+
+
+def crash(target: str, world) -> None:
+    server, worker, redis = world["server"], world["worker"], world["redis"]
+    if target == "scoring_worker":
+        worker.kill()
+        worker.start()
+        asyncio.run(worker_answers(redis.url, model_dir(), timeout=180))
+    elif target == "daphne":
+        writers = child_pids(server.process.pid)
+        server.stop(kill=True)
+        for pid in writers:  # the alert writers go with their daphne
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        server.start(timeout=60)
+    elif target == "redis":
+        redis.kill()
+        time.sleep(1.0)
+        redis.start()
+
+
+@pytest.mark.parametrize("target", ["scoring_worker", "daphne", "redis"])
+def test_a_scream_after_a_crash_becomes_exactly_one_alert_with_its_snippet(scaled, real_v1, target):
+    server, device = scaled["server"], scaled["device"]
+    background, scream, rate = background_then_scream(real_v1)
+    snippet_at_broadcast: list[int] = []
+
+    async def scenario():
+        go = asyncio.Event()
+        streamer = Streamer(
+            server.ws_url, device["token"], rate, 1, min_backoff_s=0.2, max_backoff_s=0.5
+        )
+        task = asyncio.create_task(streamer.run(gated_frames(background, scream, rate, go, 2.0)))
+        deadline = time.monotonic() + 60
+        while streamer.report.acked == 0:
+            assert time.monotonic() < deadline, "the stream never started"
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(crash, target, scaled)
+        acked = streamer.report.acked
+        deadline = time.monotonic() + 60
+        while streamer.report.acked <= acked:  # stored again after the recovery
+            assert time.monotonic() < deadline, f"no ack after the {target} crash"
+            await asyncio.sleep(0.1)
+        async with Dashboard(server, scaled["session"]) as dashboard:
+            go.set()
+            await dashboard.wait_for(
+                lambda: dashboard.alerts("alert.created", device["id"]), 60, "the alert"
+            )
+            alert = dashboard.alerts("alert.created", device["id"])[0][1]
+            data = await asyncio.to_thread(fetch, server, alert["snippet_url"], scaled["session"])
+            snippet_at_broadcast.append(len(data))
+            report = await asyncio.wait_for(task, 120)
+            await dashboard.wait_for(
+                lambda: dashboard.closing_update(device["id"]), 30, "the closing update"
+            )
+        return report, alert
+
+    report, alert = asyncio.run(scenario())
+    assert report.dropped == 0, report
+    if target == "daphne":
+        assert report.connections == 2, report
+    rows = alert_rows(server, [device["id"]])
+    assert len(rows) == 1, rows
+    assert rows[0]["id"] == alert["id"] and rows[0]["ended"]
+    assert snippet_at_broadcast[0] > 0
+    final = fetch(server, "/media/" + rows[0]["snippet"], scaled["session"])
+    audio, snippet_rate = soundfile.read(io.BytesIO(final), dtype="float32")
+    assert snippet_rate == rate and len(audio) > rate
