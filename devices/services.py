@@ -84,13 +84,6 @@ def save_audited(form, actor: Actor | None):
     return obj
 
 
-def delete_audited(obj, actor: Actor | None) -> None:
-    """Delete a site, location or device and audit it (the event keeps its id and name)."""
-    with transaction.atomic():
-        record(actor, "delete", obj)
-        obj.delete()
-
-
 @dataclass(frozen=True)
 class DeviceAccess:
     """What a live stream needs to re-check its right to stream."""

@@ -17,7 +17,9 @@ import shutil
 import socket
 import subprocess
 import time
+from functools import partial
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -225,3 +227,61 @@ def test_a_scream_after_a_crash_becomes_exactly_one_alert_with_its_snippet(scale
     final = fetch(server, "/media/" + rows[0]["snippet"], scaled["session"])
     audio, snippet_rate = soundfile.read(io.BytesIO(final), dtype="float32")
     assert snippet_rate == rate and len(audio) > rate
+
+
+ROWS = """
+import json
+from alerts.models import Alert
+rows = [
+    {{"id": a.id, "ended": a.ended_at is not None, "end_reason": a.end_reason,
+      "snippet": a.snippet.name}}
+    for a in Alert.objects.filter(device_id={device_id}).order_by("id")
+]
+print("RESULT" + json.dumps(rows))
+"""
+
+
+def alerts_of(server: LiveServer, device_id: int) -> list[dict]:
+    return json.loads(server.shell(ROWS.format(device_id=device_id)).split("RESULT", 1)[1])
+
+
+SWEEP = "from alerts.tasks import sweep_offline_devices; sweep_offline_devices()"
+
+
+def test_an_alert_open_when_daphne_is_killed_is_closed_by_the_sweep(scaled, real_v1):
+    """Killed mid-incident: the alert row is complete (snippet stored), and once the device is
+    connected again through another connection the beat's sweep closes it (``stream_lost``)."""
+    server, device = scaled["server"], scaled["device"]
+    background, scream, rate = background_then_scream(real_v1)
+    long_scream = np.concatenate([scream, scream, scream])
+
+    async def scenario() -> int:
+        go = asyncio.Event()
+        streamer = Streamer(
+            server.ws_url, device["token"], rate, 1, min_backoff_s=0.2, max_backoff_s=0.5
+        )
+        frames = gated_frames(background, long_scream, rate, go, 1.0)
+        task = asyncio.create_task(streamer.run(frames))
+        async with CheckingDashboard(server, scaled["session"]) as dashboard:
+            go.set()
+            await dashboard.wait_for(
+                lambda: dashboard.alerts("alert.created", device["id"]), 60, "the alert"
+            )
+            first = dashboard.alerts("alert.created", device["id"])[0][1]
+            assert all(stored for _, _, stored in dashboard.snippets), dashboard.snippets
+        await asyncio.to_thread(crash, "daphne", scaled)
+        report = await asyncio.wait_for(task, 120)
+        assert report.connections == 2 and report.dropped == 0, report
+        return first["id"]
+
+    first_id = asyncio.run(scenario())
+    rows = partial(alerts_of, server, device["id"])
+    before = {row["id"]: row for row in rows()}
+    assert not before[first_id]["ended"]  # open when its daphne died
+    server.shell(SWEEP)
+    after = rows()
+    closed = next(row for row in after if row["id"] == first_id)
+    assert closed["ended"] and closed["end_reason"] == "stream_lost"
+    assert all(row["ended"] for row in after), after  # nothing left half-done
+    media = server.data_dir / "media"
+    assert all((media / row["snippet"]).is_file() for row in after), after
