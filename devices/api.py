@@ -11,8 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api_auth import API_AUTHENTICATION
+from accounts.audit import Actor
 from accounts.permissions import IsAdmin, IsOperator
 
+from . import services
 from .models import Device, Location, Site
 
 
@@ -82,8 +84,8 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _set_enabled(self, enabled: bool) -> Response:
         device = self.get_object()
-        device.enabled = enabled
-        device.save()  # the save signal tells a live stream to re-check (closes if disabled)
+        # The save signal tells a live stream to re-check (it closes if disabled).
+        services.set_enabled(device, enabled, Actor.of_request(self.request))
         return Response(DeviceSerializer(device).data)
 
     @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
