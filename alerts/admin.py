@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from accounts.admin_audit import AuditedAdmin, changed_fields, touched_inlines
+
 from .models import Alert, Review
 
 
@@ -12,7 +14,7 @@ class ReviewInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AuditedAdmin):
     list_display = (
         "id",
         "started_at",
@@ -51,6 +53,14 @@ class AlertAdmin(admin.ModelAdmin):
     )
     inlines = [ReviewInline]
 
+    def audit_action(self, request, obj, action: str, message) -> str:
+        """A change of the status or of a review is a changed verdict."""
+        if action == "change" and (
+            "status" in changed_fields(message) or "review" in touched_inlines(message)
+        ):
+            return "change_verdict"
+        return action
+
     @admin.display(description="listen")
     def snippet_player(self, alert: Alert):
         if not alert.snippet:
@@ -65,7 +75,10 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(AuditedAdmin):
     list_display = ("alert", "label", "user", "created")
     list_filter = ("label",)
     raw_id_fields = ("alert",)
+
+    def audit_action(self, request, obj, action: str, message) -> str:
+        return "change_verdict" if action in ("create", "change") else "delete_verdict"

@@ -170,7 +170,11 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         form.is_valid(raise_exception=True)
         try:
             alert = review_alert(
-                int(pk), request.user, form.validated_data["label"], form.validated_data.get("note")
+                int(pk),
+                request.user,
+                form.validated_data["label"],
+                form.validated_data.get("note"),
+                address=request.META.get("REMOTE_ADDR"),
             )
         except (ValueError, ReviewError) as error:
             return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)

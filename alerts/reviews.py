@@ -13,6 +13,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import Actor, record
+
 from .broadcasting import send_to_group
 from .models import Alert, Review
 from .serializers import serialize_alert
@@ -84,8 +86,12 @@ def broadcast_review(alert: Alert) -> None:
             log.error("a receiver of the review of alert %s failed: %r", alert.pk, error)
 
 
-def review_alert(alert_id: int, user, label: str, note: str = "") -> Alert:
-    """Record ``user``'s verdict on a new alert; raise ``AlreadyReviewed`` if it is decided."""
+def review_alert(
+    alert_id: int, user, label: str, note: str = "", address: str | None = None
+) -> Alert:
+    """Record ``user``'s verdict on a new alert; raise ``AlreadyReviewed`` if it is decided.
+
+    The verdict is audited (``review``, with the label and the client ``address``)."""
     status = status_for(label)
     note = (note or "").strip()[:MAX_NOTE]
     with transaction.atomic():
@@ -100,6 +106,8 @@ def review_alert(alert_id: int, user, label: str, note: str = "") -> Alert:
             raise AlreadyReviewed(alert, latest_review(alert))
         Review.objects.create(alert_id=alert_id, user=user, label=label, note=note)
         alert = Alert.objects.get(pk=alert_id)
+        details = {"label": label, "status": status, "note": note}
+        record(Actor.of_user(user, address), "review", alert, details=details)
         transaction.on_commit(lambda: broadcast_review(alert))
     log.info(
         "alert %s reviewed: %s",

@@ -14,6 +14,18 @@ export EYESCREAM_DATA_DIR="${EYESCREAM_DATA_DIR:-$PWD/var/scaled}"
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$EYESCREAM_DATA_DIR/prometheus}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$EYESCREAM_DATA_DIR" "$PROMETHEUS_MULTIPROC_DIR"
+# The scaled mode needs its two secrets: made once into the data folder unless given.
+for name in DJANGO_SECRET_KEY EYESCREAM_DEVICE_TOKEN_KEY; do
+  if [ -z "${!name:-}" ]; then
+    file="$EYESCREAM_DATA_DIR/$(echo "$name" | tr '[:upper:]' '[:lower:]')"
+    [ -s "$file" ] || (umask 077 && "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(50))" > "$file")
+    export "$name=$(cat "$file")"
+  fi
+done
+# Served on the loopback without a TLS proxy: plain HTTP cookies, unless asked otherwise.
+case "${HOST:-127.0.0.1}" in
+  127.0.0.1|localhost|::1) export EYESCREAM_HTTPS="${EYESCREAM_HTTPS:-0}" ;;
+esac
 # Counters start from zero with the processes (their files would be added to the new ones').
 find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 

@@ -31,6 +31,7 @@ from .features import FeatureConfig, resampler_delay_s, to_mono
 from .second_stage import SecondStage, SecondStageConfig, cascade, gate_for
 
 WEIGHTS = (0.3, 0.5, 0.7)
+F1_TOLERANCE = 0.01
 
 
 def read_audio(path) -> tuple[np.ndarray, int]:
@@ -58,10 +59,12 @@ def yamnet_scores(
     cfg: FeatureConfig,
     stride_s: float,
     progress: Callable = lambda it, **_: it,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
-    """YAMNet's 'Screaming' score of every window of ``scored``; file ``i`` is
-    ``recordings[i % len(recordings)]`` (device-rate copies follow the originals). YAMNet hears
-    every copy from the file as recorded, so a recording's copies share their scores."""
+    """YAMNet's 'Screaming' score of every window of ``scored`` (of the windows where ``only``
+    is true, 0 elsewhere); file ``i`` is ``recordings[i % len(recordings)]`` (device-rate copies
+    follow the originals). YAMNet hears every copy from the file as recorded, so a recording's
+    copies share their scores."""
     n = len(recordings)
     for i, name in enumerate(scored.file_names[:n]):
         if name != recordings[i].rel and not name.endswith("/" + recordings[i].rel):
@@ -70,11 +73,19 @@ def yamnet_scores(
     span = cfg.window_span_s()
     out = np.zeros(scored.file_index.size, dtype=np.float32)
     by_recording: dict[int, np.ndarray] = {}
+    wanted = np.ones(scored.file_index.size, bool) if only is None else np.asarray(only, bool)
     for f in progress(range(len(scored.file_names)), desc="YAMNet", unit="file"):
         where = np.flatnonzero(scored.file_index == f)
         if where.size == 0:
             continue
         rec = f % n
+        if only is not None:  # the windows flagged in this copy, heard from the file itself
+            where = where[wanted[where]]
+            if where.size:
+                audio, rate = read_audio(recordings[rec].path)
+                delay = resampler_delay_s(rate, cfg.sample_rate)
+                out[where] = stage.scream_scores(audio, rate, starts[where], span, delay)
+            continue
         if rec not in by_recording or input_of(scored.file_names[f]) == "as recorded":
             audio, rate = read_audio(recordings[rec].path)
             delay = resampler_delay_s(rate, cfg.sample_rate)  # the windows' time is the stream's
@@ -142,11 +153,16 @@ def compare(
     cfg: FeatureConfig,
     stride_s: float,
     weights: tuple[float, ...] = WEIGHTS,
+    tolerance: float = F1_TOLERANCE,
 ) -> dict:
-    """The network alone, YAMNet alone and the cascade at each weight; ``best`` is the weight
-    with the highest out-of-fold file F1 (the lower weight on a tie: less YAMNet)."""
+    """The network alone, YAMNet alone and the cascade at each weight. ``best`` is, of the
+    weights whose out-of-fold file F1 is within ``tolerance`` of the highest, the one that sends
+    the fewest windows to YAMNet (smaller differences are noise on a few hundred scream files;
+    YAMNet costs about 15 times the network per window)."""
     rows = {f"fused {w:g}": choose(scored, second, w, cfg, stride_s) for w in weights}
-    best = max(rows, key=lambda k: (rows[k]["file"]["f1"], -rows[k]["second_stage"]["weight"]))
+    top = max(row["file"]["f1"] for row in rows.values())
+    close = [k for k in rows if rows[k]["file"]["f1"] >= top - tolerance]
+    best = min(close, key=lambda k: (rows[k]["flagged_window_share"], -rows[k]["file"]["f1"]))
     return {
         "network": network_alone(scored, cfg, stride_s),
         "yamnet": yamnet_alone(scored, second, cfg, stride_s),
@@ -184,15 +200,19 @@ def comparison_md(result: dict) -> str:
             f"| {label} | {_fmt(row['threshold'], 4)} | {_fmt(f['f1'])} | {_fmt(f['precision'])}"
             f" | {_fmt(f['recall'])} | {_fmt(f['roc_auc'])} | {_fmt(row['file_average_precision'])}"
             f" | {flagged} | {_fmt(alerts.get('false_alerts_per_hour'), 1)},"
-            f" {alerts.get('alerted_scream_files')} of {alerts.get('scream_files')}"
+            f" {alerts.get('scream_files_alerted')} of {alerts.get('scream_files')}"
             f" | {'all' if share is None else f'{share:.1%}'} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def run_config(run: Path) -> tuple[FeatureConfig, float]:
-    """The feature parameters and evaluation stride of a training run's ``config.json``."""
+def run_config(run: Path, fallback: Path | None = None) -> tuple[FeatureConfig, float]:
+    """The feature parameters and evaluation stride of a training run's ``config.json``; a
+    cross-validation-only run writes none, and ``fallback`` (a model of the same recipe) says."""
     import json
 
-    config = json.loads((run / "config.json").read_text())
+    path = run / "config.json"
+    if not path.is_file() and fallback is not None:
+        path = fallback / "config.json"
+    config = json.loads(path.read_text())
     return FeatureConfig.from_dict(config["features"]), float(config["stride_s"])

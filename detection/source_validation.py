@@ -33,6 +33,7 @@ from .evaluation import (
 )
 from .features import FeatureConfig, mel_columns, pad_short, window_starts
 from .progress import tqdm
+from .second_stage import SecondStage
 
 STREAM_RATE = 16_000  # the reference client's rate: held-out streams are heard at it
 JOIN_FADE_S = 0.01  # each recording of a stream fades in and out (no clicks at the joins)
@@ -269,10 +270,12 @@ def source_streams(
     stride_columns: int,
     predict: Callable[[np.ndarray], np.ndarray],
     progress: bool = True,
+    second_stage: SecondStage | None = None,
 ) -> dict[str, np.ndarray]:
     """Window probabilities of one long stream per source of ``files``: its recordings without
     a scream one after another (``compose_stream``, ``audio(recording)`` at the model rate) as
-    a 16 kHz device streams them (``stream_columns``)."""
+    a 16 kHz device streams them (``stream_columns``); with a ``second_stage``, rescored from
+    the stream's model-rate audio as the live path rescores from its ring."""
     out = {}
     names = sorted({recordings[int(i)].source for i in files})
     for name in tqdm(names, desc="streams", unit="source", leave=False, disable=not progress):
@@ -280,7 +283,15 @@ def source_streams(
         negatives = [recordings[i] for i in negatives_of(recordings, files, name)]
         for chunk in stream_chunks(negatives, audio, cfg.sample_rate):
             stream = compose_stream(chunk, cfg.sample_rate)
-            parts.append(score_stream(stream_columns(stream, cfg), cfg, stride_columns, predict))
+            heard = device_round_trip(stream, STREAM_RATE, cfg.sample_rate)
+            columns = mel_columns(pad_short(heard, cfg), cfg)
+            scores = score_stream(columns, cfg, stride_columns, predict)
+            if second_stage is not None:
+                starts = window_starts(columns.shape[1], cfg, stride_columns)
+                starts_s = np.asarray(cfg.column_start_s(starts), dtype=np.float64)
+                span = cfg.window_span_s()
+                scores = second_stage.rescore(scores, heard, cfg.sample_rate, starts_s, span)
+            parts.append(scores)
         if parts:
             out[name] = np.concatenate(parts)
     return out

@@ -3,6 +3,9 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from accounts.admin_audit import AuditedAdmin, changed_fields
+from accounts.audit import Actor
+
 from . import services
 from .models import Device, Location, Site
 
@@ -13,14 +16,14 @@ class LocationInline(admin.TabularInline):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(AuditedAdmin):
     list_display = ["name", "address", "latitude", "longitude"]
     search_fields = ["name", "address"]
     inlines = [LocationInline]
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(AuditedAdmin):
     list_display = ["name", "site", "latitude", "longitude", "x", "y"]
     list_filter = ["site"]
     search_fields = ["name", "site__name"]
@@ -36,7 +39,7 @@ def show_tokens(request, issued: list[tuple[Device, str]]):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(AuditedAdmin):
     list_display = [
         "name",
         "location",
@@ -75,24 +78,33 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_token(self, device: Device) -> bool:
         return device.has_token
 
+    def audit_action(self, request, obj, action: str, message) -> str:
+        if action == "change" and changed_fields(message) == {"enabled"}:
+            return "enable" if obj.enabled else "disable"
+        return action
+
     def response_add(self, request, obj, post_url_continue=None):
-        token = services.issue_token(obj, expires=obj.token_expires)
+        # The "create" event is the admin's own (log_addition); this is the token it issues.
+        actor = Actor.of_request(request)
+        token = services.issue_token(obj, obj.token_expires, actor, action="issue_token")
         return show_tokens(request, [(obj, token)])
 
     @admin.action(description="Rotate token (shows the new token once; closes live streams)")
     def rotate_tokens(self, request, queryset):
-        issued = [(d, services.issue_token(d, expires=d.token_expires)) for d in queryset]
+        actor = Actor.of_request(request)
+        issued = [(d, services.issue_token(d, d.token_expires, actor)) for d in queryset]
         return show_tokens(request, issued)
 
     @admin.action(description="Revoke token (closes live streams)")
     def revoke_tokens(self, request, queryset):
+        actor = Actor.of_request(request)
         for device in queryset:
-            services.revoke_token(device)
+            services.revoke_token(device, actor)
         self.message_user(request, f"Revoked {len(queryset)} token(s).", messages.SUCCESS)
 
     @admin.action(description="Disable (closes live streams)")
     def disable_devices(self, request, queryset):
+        actor = Actor.of_request(request)
         for device in queryset:
-            device.enabled = False
-            device.save()
+            services.set_enabled(device, False, actor)
         self.message_user(request, f"Disabled {len(queryset)} device(s).", messages.SUCCESS)

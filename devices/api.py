@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api_auth import API_AUTHENTICATION
+from accounts.audit import Actor, record
 from accounts.permissions import IsAdmin, OperatorReadsAdminWrites
 
 from . import services
@@ -97,15 +98,14 @@ class NewTokenSerializer(DeviceSerializer):
 DISABLED_COUNT = inline_serializer("DevicesChanged", {"devices": serializers.IntegerField()})
 
 
-def set_enabled(devices, enabled: bool) -> int:
-    """Each device saved on its own: the save signal tells a live stream to re-check its right
-    to stream (a disabled device's stream closes)."""
+def set_enabled(devices, enabled: bool, actor: Actor) -> int:
+    """Each device saved (and audited) on its own: the save signal tells a live stream to
+    re-check its right to stream (a disabled device's stream closes)."""
     changed = 0
     with transaction.atomic():
         for device in devices.select_for_update():
             if device.enabled != enabled:
-                device.enabled = enabled
-                device.save()
+                services.set_enabled(device, enabled, actor)
                 changed += 1
     return changed
 
@@ -125,8 +125,22 @@ class ProvisioningViewSet(
             return self.write_serializer_class
         return self.serializer_class
 
+    def actor(self) -> Actor:
+        return Actor.of_request(self.request)
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            record(self.actor(), "create", serializer.save())
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            obj = serializer.save()
+            record(
+                self.actor(), "change", obj, details={"fields": sorted(serializer.validated_data)}
+            )
+
     def _devices_switched(self, devices, enabled: bool) -> Response:
-        return Response({"devices": set_enabled(devices, enabled)})
+        return Response({"devices": set_enabled(devices, enabled, self.actor())})
 
 
 class SiteViewSet(ProvisioningViewSet):
@@ -177,7 +191,9 @@ class DeviceViewSet(ProvisioningViewSet):
         form.is_valid(raise_exception=True)
         with transaction.atomic():
             device = form.save()
-            token = services.issue_token(device, expires=device.token_expires)
+            token = services.issue_token(
+                device, device.token_expires, self.actor(), action="create"
+            )
         return Response(self._with_token(device, token), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=DeviceSerializer)
@@ -191,7 +207,7 @@ class DeviceViewSet(ProvisioningViewSet):
 
     def _set_enabled(self, enabled: bool) -> Response:
         device = self.get_object()
-        set_enabled(Device.objects.filter(pk=device.pk), enabled)
+        set_enabled(Device.objects.filter(pk=device.pk), enabled, self.actor())
         return Response(DeviceSerializer(self.get_object()).data)
 
     @extend_schema(request=None, responses=DeviceSerializer)
@@ -210,7 +226,7 @@ class DeviceViewSet(ProvisioningViewSet):
         """A new token for the device, shown this once; the old one stops working (a stream
         that uses it is closed)."""
         device = self.get_object()
-        token = services.issue_token(device, expires=device.token_expires)
+        token = services.issue_token(device, device.token_expires, self.actor())
         return Response(self._with_token(device, token))
 
     @extend_schema(
@@ -231,7 +247,7 @@ class DeviceViewSet(ProvisioningViewSet):
         upload = request.data.get("file")
         try:
             text = upload.read().decode("utf-8") if upload else str(request.data.get("csv", ""))
-            made = import_devices(text)
+            made = import_devices(text, self.actor())
         except UnicodeDecodeError:
             return Response({"errors": ["the file is not UTF-8 text"]}, status=400)
         except ImportRejected as rejected:
@@ -244,5 +260,5 @@ class DeviceViewSet(ProvisioningViewSet):
     def revoke_token(self, request, pk=None):
         """The device has no token until one is rotated in (a stream that uses it is closed)."""
         device = self.get_object()
-        services.revoke_token(device)
+        services.revoke_token(device, self.actor())
         return Response(DeviceSerializer(self.get_object()).data)

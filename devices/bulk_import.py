@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from accounts.audit import Actor, record
+
 from .models import Device, Location, Site
 from .services import issue_token
 
@@ -98,8 +100,9 @@ def _coordinate(text: str, limit: float, what: str) -> float | None:
 
 
 @transaction.atomic
-def import_devices(text: str) -> list[tuple[Device, str]]:
-    """Store every row's device (and its missing site and location); ``[(device, token)]``."""
+def import_devices(text: str, actor: Actor | None = None) -> list[tuple[Device, str]]:
+    """Store every row's device (and its missing site and location), each audited as made by
+    ``actor``; ``[(device, token)]``."""
     rows = parse(text)
     seen: set[tuple[str, str, str]] = set()
     for row in rows:
@@ -115,23 +118,27 @@ def import_devices(text: str) -> list[tuple[Device, str]]:
     for row in rows:
         site = sites.get(row.site)
         if site is None:
-            site, _ = Site.objects.get_or_create(
+            site, created = Site.objects.get_or_create(
                 name=row.site, defaults={"latitude": row.latitude, "longitude": row.longitude}
             )
+            if created:
+                record(actor, "create", site)
             sites[row.site] = site
         location = locations.get((row.site, row.location))
         if location is None:
-            location, _ = Location.objects.get_or_create(
+            location, created = Location.objects.get_or_create(
                 site=site,
                 name=row.location,
                 defaults={"latitude": row.latitude, "longitude": row.longitude},
             )
+            if created:
+                record(actor, "create", location)
             locations[(row.site, row.location)] = location
         if Device.objects.filter(location=location, name=row.name).exists():
             errors.append(f"line {row.line}: {row.name} at {row.site} / {row.location} exists")
             continue
         device = Device.objects.create(location=location, name=row.name, enabled=row.enabled)
-        made.append((device, issue_token(device)))
+        made.append((device, issue_token(device, None, actor, action="create")))
     if errors:
         raise ImportRejected(errors)  # the transaction stores none of them
     return made

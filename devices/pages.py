@@ -11,10 +11,12 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.static import serve
 
+from accounts.audit import Actor
 from accounts.permissions import admin_required, operator_required
 
 from . import services
@@ -85,7 +87,7 @@ def site_edit(request, site_id: int | None = None):
     site = get_object_or_404(Site, pk=site_id) if site_id else None
     form = SiteForm(request.POST or None, request.FILES or None, instance=site)
     if request.method == "POST" and form.is_valid():
-        site = form.save()
+        site = services.save_audited(form, Actor.of_request(request))
         messages.success(request, f"Saved site {site.name}.")
         return redirect("devices:manage")
     return render(
@@ -101,7 +103,7 @@ def location_edit(request, location_id: int | None = None):
     initial = {"site": request.GET.get("site")} if location is None else None
     form = LocationForm(request.POST or None, instance=location, initial=initial)
     if request.method == "POST" and form.is_valid():
-        location = form.save()
+        location = services.save_audited(form, Actor.of_request(request))
         messages.success(request, f"Saved location {location}.")
         return redirect("devices:manage")
     sites = {s.pk: site_dict(s) for s in Site.objects.all()}
@@ -125,8 +127,10 @@ def location_edit(request, location_id: int | None = None):
 def device_new(request):
     form = DeviceForm(request.POST or None, initial={"location": request.GET.get("location")})
     if request.method == "POST" and form.is_valid():
-        device = form.save()
-        token = services.issue_token(device, expires=device.token_expires)
+        with transaction.atomic():
+            device = form.save()
+            actor = Actor.of_request(request)
+            token = services.issue_token(device, device.token_expires, actor, action="create")
         return render(request, "devices/manage/token.html", {"device": device, "token": token})
     return render(request, "devices/manage/device_new.html", {"form": form})
 
@@ -139,17 +143,17 @@ def device_detail(request, device_id: int):
     device = get_object_or_404(Device.objects.select_related("location__site"), pk=device_id)
     if request.method == "POST":
         action = request.POST.get("action")
+        actor = Actor.of_request(request)
         if action not in DEVICE_ACTIONS:
             messages.error(request, f"unknown action {action!r}")
         elif action == "rotate":
-            token = services.issue_token(device, expires=device.token_expires)
+            token = services.issue_token(device, device.token_expires, actor)
             return render(request, "devices/manage/token.html", {"device": device, "token": token})
         elif action == "revoke":
-            services.revoke_token(device)
+            services.revoke_token(device, actor)
             messages.success(request, f"Revoked the token of {device.name}.")
         else:
-            device.enabled = action == "enable"
-            device.save()
+            services.set_enabled(device, action == "enable", actor)
             messages.success(request, f"{device.name} is {action}d.")
         return redirect("devices:device", device_id=device.pk)
     recent = device.alerts.all()[:20]

@@ -73,6 +73,7 @@ CLOSE_CODES = [
     CloseCode(4031, "non_finite", "pcm_f32le frame with NaN or infinite samples"),
     CloseCode(4032, "frame_too_large", "frame holds more than MAX_FRAME_S of audio"),
     CloseCode(4033, "too_fast", "audio arrives far faster than real time (sustained)"),
+    CloseCode(4040, "too_many_connections", "over a connection limit of the address or device"),
     CloseCode(1011, "server_error", "an unexpected server fault (the stream may reconnect)"),
 ]
 CODES = {c.error: c.code for c in CLOSE_CODES}

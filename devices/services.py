@@ -14,7 +14,10 @@ from datetime import datetime
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
+
+from accounts.audit import Actor, record
 
 from .models import Device
 from .protocol import ProtocolError
@@ -27,22 +30,58 @@ def device_group(device_id: int) -> str:
     return f"device-{device_id}"
 
 
-def issue_token(device: Device, expires: datetime | None = None) -> str:
-    """Give the device a new token (the old one stops working); return it, to show once."""
+def _expiry(expires: datetime | None) -> str | None:
+    return expires.isoformat() if expires else None
+
+
+def issue_token(
+    device: Device,
+    expires: datetime | None = None,
+    actor: Actor | None = None,
+    *,
+    action: str = "rotate_token",
+) -> str:
+    """Give the device a new token (the old one stops working); return it, to show once.
+
+    Audited as ``action``: ``create`` for a device registered with it, ``issue_token`` for the
+    first token of a device the admin created, ``rotate_token`` otherwise.
+    """
     token = new_token()
-    device.token_hash = hash_token(token, settings.DEVICE_TOKEN_KEY)
-    device.token_created = timezone.now()
-    device.token_last_used = None
-    device.token_expires = expires
-    device.save()
+    with transaction.atomic():
+        device.token_hash = hash_token(token, settings.DEVICE_TOKEN_KEY)
+        device.token_created = timezone.now()
+        device.token_last_used = None
+        device.token_expires = expires
+        device.save()
+        record(actor, action, device, details={"token_expires": _expiry(expires)})
     log.info("issued a new token for device %s", device.pk)
     return token
 
 
-def revoke_token(device: Device) -> None:
-    device.token_hash = None
-    device.save()
+def revoke_token(device: Device, actor: Actor | None = None) -> None:
+    with transaction.atomic():
+        device.token_hash = None
+        device.save()
+        record(actor, "revoke_token", device)
     log.info("revoked the token of device %s", device.pk)
+
+
+def set_enabled(device: Device, enabled: bool, actor: Actor | None = None) -> None:
+    """Enable or disable a device (disabling closes its live stream); audited either way."""
+    with transaction.atomic():
+        device.enabled = enabled
+        device.save()
+        record(actor, "enable" if enabled else "disable", device)
+
+
+def save_audited(form, actor: Actor | None):
+    """Save a model form (site, location) and audit it as ``create`` or ``change``."""
+    created = form.instance.pk is None
+    with transaction.atomic():
+        obj = form.save()
+        details = {} if created else {"fields": list(form.changed_data)}
+        record(actor, "create" if created else "change", obj, details=details)
+    return obj
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,53 @@ def env_bool(name: str, default: bool) -> bool:
 DATA_DIR = Path(os.environ.get("EYESCREAM_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite cannot create its file's folder
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(DATA_DIR / "secret_key")
-# Key for the HMAC of device tokens; separate from SECRET_KEY so either can rotate.
-DEVICE_TOKEN_KEY = os.environ.get("EYESCREAM_DEVICE_TOKEN_KEY", SECRET_KEY)
+# The scaled mode (Redis and PostgreSQL) is a production deployment: it refuses to start
+# without its secrets or with DEBUG, and it sends cookies over HTTPS only (below).
+SCALED_MODE = bool(os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL"))
+MIN_SECRET_LENGTH = 50
+
+
+def required_secret(name: str) -> str:
+    value = os.environ.get(name, "")
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < 5:
+        raise ImproperlyConfigured(
+            f"the scaled mode needs {name}: a random secret of at least {MIN_SECRET_LENGTH} "
+            "characters, the same for every process "
+            '(python -c "import secrets; print(secrets.token_urlsafe(50))")'
+        )
+    return value
+
+
+if SCALED_MODE:
+    SECRET_KEY = required_secret("DJANGO_SECRET_KEY")
+    DEVICE_TOKEN_KEY = required_secret("EYESCREAM_DEVICE_TOKEN_KEY")
+else:
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(DATA_DIR / "secret_key")
+    # Key for the HMAC of device tokens; separate from SECRET_KEY so either can rotate.
+    DEVICE_TOKEN_KEY = os.environ.get("EYESCREAM_DEVICE_TOKEN_KEY", SECRET_KEY)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)  # never on unless asked for (it shows code and paths)
+if DEBUG and SCALED_MODE:
+    raise ImproperlyConfigured("DJANGO_DEBUG is for development: the scaled mode refuses it")
+
+# HTTPS (the scaled mode's default; EYESCREAM_HTTPS=0 only for a closed test network): cookies
+# only over HTTPS, HSTS, plain HTTP redirected. The proxy in front terminates TLS and must set
+# X-Forwarded-Proto (overwriting any the client sent).
+EYESCREAM_HTTPS = env_bool("EYESCREAM_HTTPS", SCALED_MODE)
+if EYESCREAM_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("EYESCREAM_SSL_REDIRECT", True)
+    # Probes and Prometheus ask each daphne directly, over plain HTTP on its own port.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("EYESCREAM_HSTS_SECONDS", 31_536_000))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EYESCREAM_HSTS_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("EYESCREAM_HSTS_PRELOAD", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o
@@ -283,6 +325,20 @@ EYESCREAM_SCORE_TIMEOUT_S = float(os.environ.get("EYESCREAM_SCORE_TIMEOUT_S", 1.
 EYESCREAM_LOGIN_FAILURES = int(os.environ.get("EYESCREAM_LOGIN_FAILURES", 5))
 EYESCREAM_LOGIN_ADDRESS_FAILURES = int(os.environ.get("EYESCREAM_LOGIN_ADDRESS_FAILURES", 30))
 EYESCREAM_LOGIN_LOCKOUT_S = float(os.environ.get("EYESCREAM_LOGIN_LOCKOUT_S", 900))
+
+# Device WebSocket limits per daphne process (live.connection_limits, docs/protocol.md).
+EYESCREAM_WS_ADDRESS_CONNECTIONS = int(os.environ.get("EYESCREAM_WS_ADDRESS_CONNECTIONS", 1000))
+EYESCREAM_WS_ADDRESS_CONNECTS_BURST = int(
+    os.environ.get("EYESCREAM_WS_ADDRESS_CONNECTS_BURST", 1000)
+)
+EYESCREAM_WS_ADDRESS_CONNECTS_PER_S = float(
+    os.environ.get("EYESCREAM_WS_ADDRESS_CONNECTS_PER_S", 50)
+)
+EYESCREAM_WS_TOKEN_CONNECTS_BURST = int(os.environ.get("EYESCREAM_WS_TOKEN_CONNECTS_BURST", 60))
+EYESCREAM_WS_TOKEN_CONNECTS_PER_S = float(os.environ.get("EYESCREAM_WS_TOKEN_CONNECTS_PER_S", 1))
+EYESCREAM_WS_ADDRESS_BYTES_PER_S = float(
+    os.environ.get("EYESCREAM_WS_ADDRESS_BYTES_PER_S", 64 * 1024 * 1024)
+)
 
 EYESCREAM_TILE_URL = os.environ.get(
     "EYESCREAM_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"

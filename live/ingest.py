@@ -14,6 +14,7 @@ from functools import cache
 import numpy as np
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,8 +32,10 @@ from devices.protocol import (
     ready_message,
 )
 from devices.signals import connection_changed
+from devices.tokens import hash_token
 
 from . import metrics
+from .connection_limits import limits
 from .health import HealthDelta, flusher
 from .model_config import stream_feature_config
 from .scoring_setup import start_for_consumer
@@ -118,8 +121,15 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
         self.resume_at = 0
         self._flushed = (0, 0, 0, 0)  # frames, samples, rejected, windows
         self.close_error = ""
+        self.address = (self.scope.get("client") or ["unknown"])[0] or "unknown"
+        self.counted = False
         await self.accept()
         self._hello_timer = asyncio.get_running_loop().create_task(self._hello_deadline())
+        try:
+            limits().opened(self.address)
+            self.counted = True
+        except ProtocolError as error:
+            await self.fail(error)
 
     async def _hello_deadline(self) -> None:
         await asyncio.sleep(HELLO_TIMEOUT_S)
@@ -147,6 +157,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             if self.state == STREAMING:
                 if bytes_data is None:
                     raise ProtocolError("unexpected_text", "only binary audio frames after hello")
+                limits().received(self.address, len(bytes_data))
                 await self.on_windows(self.stream.feed(bytes_data))
             elif self.state == HELLO:
                 if text_data is None:
@@ -165,6 +176,7 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
     async def on_hello(self, hello: Hello) -> None:
         self.state = AUTHENTICATING
         self._hello_timer.cancel()
+        limits().hello(hash_token(hello.token, settings.DEVICE_TOKEN_KEY))
         device, self.resume_at = await database_sync_to_async(_start_stream)(
             hello, self.channel_name
         )
@@ -243,6 +255,9 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         self._hello_timer.cancel()
+        if self.counted:
+            self.counted = False
+            limits().closed(self.address)
         await self.stop_scoring()
         if self.device_id is None:
             return

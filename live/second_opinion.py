@@ -29,6 +29,8 @@ class SecondOpinion:
         self.stage = stage
         self.executor = executor
         self.rescored = 0  # windows YAMNet heard
+        # Appended to the network's version on alerts: the scores are the fusion's.
+        self.tag = f"yamnet{stage.config.weight:g}"
 
     async def rescore(self, stream, cols: list[int], probs: np.ndarray) -> np.ndarray:
         """The cascade's scores of a stream's windows starting at ``cols``."""

@@ -117,10 +117,11 @@ class StreamScoring:
     # ------------------------------------------------------------------ scores back
 
     async def on_scores(self, cols: list[int], probs: np.ndarray, version: str) -> None:
-        if version:
-            self.version = version
         if self.second_opinion is not None:
             probs = await self.second_opinion.rescore(self.stream, cols, probs)
+            version = f"{version}+{self.second_opinion.tag}" if version else version
+        if version:
+            self.version = version
         for col, prob in zip(cols, probs, strict=True):
             _, t_end = self.stream.window_times(col)
             self._window_end_s = t_end

@@ -22,7 +22,8 @@ from .backlog import Backlog
 log = logging.getLogger("devices.client")
 
 # Close codes after which reconnecting with the same settings cannot help.
-FATAL_CODES = {code for name, code in CODES.items() if name != "server_error"}
+RETRY_ERRORS = ("server_error", "too_many_connections")
+FATAL_CODES = {code for name, code in CODES.items() if name not in RETRY_ERRORS}
 
 
 class FatalServerError(Exception):

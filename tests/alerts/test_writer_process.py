@@ -170,7 +170,12 @@ def _writer_setting(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_writer_is_a_process_in_scaled_mode_and_a_thread_in_embedded_mode():
-    scaled = {"REDIS_URL": "redis://127.0.0.1:6379/9", "DATABASE_URL": "postgres://x@h/db"}
+    scaled = {
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "DATABASE_URL": "postgres://x@h/db",
+        "DJANGO_SECRET_KEY": "k" * 40 + "0123456789",
+        "EYESCREAM_DEVICE_TOKEN_KEY": "t" * 40 + "0123456789",
+    }
     assert _writer_setting(**scaled).stdout.split() == ["process"]
     assert _writer_setting().stdout.split() == ["thread"]
     assert _writer_setting(**scaled, EYESCREAM_ALERT_WRITER="thread").stdout.split() == ["thread"]

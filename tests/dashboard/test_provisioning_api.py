@@ -63,6 +63,19 @@ def test_an_admin_provisions_a_site_a_location_and_a_device_with_its_token(admin
     updated = admin_api.patch(device_url, {"name": "pier-mic-2"}, format="json")
     assert updated.status_code == 200 and updated.data["name"] == "pier-mic-2"
     assert "token" not in updated.data
+    # Every change is in the audit trail, by the admin.
+    from accounts.models import AuditEvent
+
+    trail = list(AuditEvent.objects.order_by("id").values_list("action", "object_type"))
+    assert trail == [
+        ("create", "devices.site"),
+        ("create", "devices.location"),
+        ("create", "devices.device"),
+        ("change", "devices.site"),
+        ("change", "devices.location"),
+        ("change", "devices.device"),
+    ], trail
+    assert set(AuditEvent.objects.values_list("actor_name", flat=True)) == {"boss"}
 
 
 def test_rotating_a_token_shows_the_new_one_once_and_the_old_one_stops(admin_api):

@@ -179,3 +179,37 @@ def test_the_gate_chosen_keeps_the_decisions_of_the_full_fusion():
     result = compare(scored, second, cfg, 0.1, (0.3, 0.5))
     assert result["best"] in ("fused 0.3", "fused 0.5")
     assert result["network"]["file"]["f1"] <= result[result["best"]]["file"]["f1"] + 1e-9
+
+
+def _with_second_stage(model_dir, weight, gate):
+    config = json.loads((model_dir / "config.json").read_text())
+    config["second_stage"] = {"weight": weight, "gate": gate}
+    (model_dir / "config.json").write_text(json.dumps(config))
+
+
+def test_evaluate_scores_what_the_second_stage_decides(tmp_path, real_v1):
+    """``evaluate`` of a model with a second stage: YAMNet only above the gate, fused there."""
+    from django.core.management import call_command
+
+    def top_scores(model_dir, out):
+        call_command(
+            "evaluate", "--data", str(real_v1), "--model", str(model_dir), "--out", str(out),
+            "--limit-files", "6", "--seed", "5", "--threads", "1", "--no-progress",
+        )  # fmt: skip
+        files = json.loads((out / "metrics.json").read_text())["files"]
+        return {f["file"]: (f["scream"], f["max_score"]) for f in files}
+
+    plain = make_artifact(tmp_path / "plain", seed=3)
+    network = top_scores(plain, tmp_path / "e0")
+    closed = make_artifact(tmp_path / "closed", seed=3)
+    _with_second_stage(closed, 0.5, 0.999)  # the tiny model flags nothing: half its score
+    for name, (_, top) in top_scores(closed, tmp_path / "e1").items():
+        assert top == pytest.approx(0.5 * network[name][1], abs=1e-6)
+    fused_model = make_artifact(tmp_path / "fused", seed=3)
+    _with_second_stage(fused_model, 0.5, 0.0)  # every window heard by YAMNet
+    fused = top_scores(fused_model, tmp_path / "e2")
+    lifts = {name: top - 0.5 * network[name][1] for name, (_, top) in fused.items()}
+    assert all(lift >= -1e-6 for lift in lifts.values())
+    screams = [lift for name, lift in lifts.items() if fused[name][0]]
+    others = [lift for name, lift in lifts.items() if not fused[name][0]]
+    assert screams and others and min(screams) > max(others)

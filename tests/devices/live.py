@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -89,6 +90,12 @@ class LiveServer:
         for name in ("REDIS_URL", "DATABASE_URL"):
             if not (extra_env or {}).get(name):
                 self.env.pop(name, None)
+        if self.env.get("REDIS_URL") and self.env.get("DATABASE_URL"):
+            # The scaled mode refuses to start without its secrets; this server is plain HTTP
+            # on the loopback, so its cookies may not require HTTPS.
+            for name in ("DJANGO_SECRET_KEY", "EYESCREAM_DEVICE_TOKEN_KEY"):
+                self.env.setdefault(name, secrets.token_urlsafe(50))
+            self.env.setdefault("EYESCREAM_HTTPS", "0")
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = self.data_dir / "daphne.log"

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,7 +37,8 @@ SCREAM = "audio/screamdet-main/femaleScream-004.flac"
 QUIET = "audio/speech-tr/file11.flac"  # no alert (tests/live/test_end_to_end.py)
 PASSWORD = "operator-pass-5d1f0e"
 METRICS_TOKEN = "metrics-token-7c2a91"
-SECRET_KEY = "django-secret-for-this-test-4b8e"
+SECRET_KEY = secrets.token_urlsafe(50)
+TOKEN_KEY = secrets.token_urlsafe(50)
 
 
 def descendants(pid: int) -> set[int]:
@@ -135,6 +137,7 @@ def topology(tmp_path, real_v1):
             "EYESCREAM_LOG_FORMAT": "json",
             "EYESCREAM_METRICS_TOKEN": METRICS_TOKEN,
             "DJANGO_SECRET_KEY": SECRET_KEY,
+            "EYESCREAM_DEVICE_TOKEN_KEY": TOKEN_KEY,
             "OMP_NUM_THREADS": "1",
         }
         log_path = tmp_path / "honcho.log"
@@ -199,7 +202,12 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     admin = LiveServer(
         Path(env["EYESCREAM_DATA_DIR"]), {k: env[k] for k in ("REDIS_URL", "DATABASE_URL")}
     )
-    admin.env.update({k: env[k] for k in ("DJANGO_SECRET_KEY", "EYESCREAM_LOG_FORMAT")})
+    admin.env.update(
+        {
+            k: env[k]
+            for k in ("DJANGO_SECRET_KEY", "EYESCREAM_DEVICE_TOKEN_KEY", "EYESCREAM_LOG_FORMAT")
+        }
+    )
     devices = admin.make_devices({"gate-mic": {}, "yard-mic": {}})
     device_id, token = devices["gate-mic"]["id"], devices["gate-mic"]["token"]
     yard_id, yard_token = devices["yard-mic"]["id"], devices["yard-mic"]["token"]
@@ -316,7 +324,8 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
     wait_for(lambda: not any(alive(p) for p in pids), 30, "every process to stop")
 
     logs = log_text()
-    for secret in (token, PASSWORD, METRICS_TOKEN, SECRET_KEY, operator.cookies["sessionid"]):
+    secrets_of_the_run = (token, yard_token, PASSWORD, METRICS_TOKEN, SECRET_KEY, TOKEN_KEY)
+    for secret in (*secrets_of_the_run, operator.cookies["sessionid"]):
         assert secret not in logs
     assert "esd_" not in logs
     assert not re.search(r"[A-Za-z0-9+/=_-]{200,}", logs), "a long encoded run (audio?) in the log"

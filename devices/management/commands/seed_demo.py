@@ -42,7 +42,7 @@ class Command(BaseCommand):
             )
             device, created = Device.objects.get_or_create(location=location, name=device_name)
             if created:
-                token = services.issue_token(device)
+                token = services.issue_token(device, action="create")
                 self.stdout.write(f"device {device_name} (id {device.pk}) token: {token}")
             else:
                 self.stdout.write(f"device {device_name} (id {device.pk}) exists; token unchanged")

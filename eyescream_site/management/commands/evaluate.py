@@ -14,6 +14,8 @@ from detection.evaluation import Scored, best_f1_threshold, by_input, device_cop
 from detection.progress import tqdm
 from detection.report import build_report, write_files
 from detection.scoring import decision_defaults
+from detection.second_stage import cascade
+from detection.second_stage_choice import yamnet_scores
 from detection.source_validation import BY_SOURCE_NOTE, by_source_md, source_streams, source_table
 from detection.training import _jsonable
 from eyescream_site.management.batch_command import BatchCommand
@@ -95,6 +97,19 @@ class Command(BatchCommand):
             file_names=[r.rel for r in recordings]
             + [device_copy_name(r.rel, rate) for rate in rates for r in recordings],
         )
+        if model.second_stage is not None:  # YAMNet on the windows the network flags
+            flagged = model.second_stage.flagged(scored.scores)
+            second = yamnet_scores(
+                scored,
+                recordings,
+                model.second_stage,
+                cfg,
+                stride_s,
+                progress=(lambda it, **_: it) if opts["no_progress"] else tqdm,
+                only=flagged,
+            )
+            weight = model.second_stage.config.weight
+            scored.scores = cascade(scored.scores, second, flagged, weight).astype(np.float64)
         summary = summarize(scored, threshold)
         # The model's live decision; --threshold moves its on threshold too.
         decision = decision_defaults(model.config)
@@ -140,6 +155,7 @@ class Command(BatchCommand):
                 stride,
                 model.predict,
                 not opts["no_progress"],
+                second_stage=model.second_stage,
             )
             table = source_table(
                 scored,

@@ -32,7 +32,27 @@ from detection.yamnet_weights import load_yamnet
 from eyescream_site.management.batch_command import BatchCommand
 from eyescream_site.management.commands.train import add_data_argument, load_recordings
 
-SCORES_FILE = "yamnet_window_scores.npy"
+SCORES_FILE = "yamnet_window_scores.npz"
+
+
+def reuse_scores(path: Path, scored: Scored) -> np.ndarray | None:
+    """YAMNet's window scores saved by an earlier run over the same files and windows (in
+    whatever order its windows were), or None."""
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        scores, index = saved["scores"], saved["file_index"]
+    if scores.shape != scored.scores.shape:
+        return None
+    if np.array_equal(index, scored.file_index):
+        return scores
+    out = np.empty_like(scores)
+    for f in np.unique(scored.file_index):
+        mine, theirs = scored.file_index == f, index == f
+        if mine.sum() != theirs.sum():
+            return None
+        out[mine] = scores[theirs]  # a file's windows keep their order
+    return out
 
 
 def apply_second_stage(model_dir: Path, best: dict, run: Path) -> dict:
@@ -65,8 +85,20 @@ class Command(BatchCommand):
         add_data_argument(parser)
         parser.add_argument("--run", required=True, help="training run folder (out_of_fold.npz)")
         parser.add_argument("--weights", default="0.3,0.5,0.7", help="YAMNet's share to try")
+        parser.add_argument(
+            "--features-from",
+            metavar="MODEL_DIR",
+            help="features and stride of a run without config.json (--cv-only): this model's"
+            " (default: --apply's, else detection/shipped/default)",
+        )
         parser.add_argument("--out", help="folder for second_stage.md/.json (default: --run)")
         parser.add_argument("--apply", metavar="MODEL_DIR", help="write the best into a model")
+        parser.add_argument(
+            "--scores-from",
+            action="append",
+            metavar="DIR",
+            help="reuse YAMNet's window scores saved in DIR by a run over the same files",
+        )
         parser.add_argument("--threads", type=int, default=1)
         parser.add_argument("--no-progress", action="store_true")
 
@@ -75,7 +107,8 @@ class Command(BatchCommand):
         run = Path(opts["run"])
         try:
             scored = Scored.from_npz(run / "out_of_fold.npz")
-            cfg, stride_s = run_config(run)
+            fallback = Path(opts["features_from"] or opts["apply"] or "detection/shipped/default")
+            cfg, stride_s = run_config(run, fallback)
         except (OSError, ValueError, KeyError) as exc:
             raise CommandError(
                 f"{run} is not a training run with out-of-fold scores: {exc}"
@@ -91,15 +124,17 @@ class Command(BatchCommand):
         recordings = load_recordings(opts["data"], None, 0, self)
 
         cached = out / SCORES_FILE
-        second = np.load(cached) if cached.is_file() else None
-        if second is None or second.shape != scored.scores.shape:
+        second = None
+        for path in (cached, *(Path(p) / SCORES_FILE for p in opts["scores_from"] or [])):
+            second = second if second is not None else reuse_scores(path, scored)
+        if second is None:
             stage = SecondStage(SecondStageConfig(), load_yamnet())
             progress = (lambda it, **_: it) if opts["no_progress"] else tqdm
             try:
                 second = yamnet_scores(scored, recordings, stage, cfg, stride_s, progress)
             except ValueError as exc:
                 raise CommandError(f"{exc}: give the --data the run was trained on") from exc
-            np.save(cached, second)
+            np.savez_compressed(cached, scores=second, file_index=scored.file_index)
 
         result = compare(scored, second, cfg, stride_s, weights)
         table = comparison_md(result)
