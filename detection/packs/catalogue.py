@@ -119,6 +119,8 @@ WMX = r"usr/share/games/warmux/sound/default/voices/"
 WWV = r"usr/share/wordwarvi/sounds/"
 BTK = r"usr/share/games/btanks/data/sounds/"
 TW = r"usr/share/games/teeworlds/data/audio/vo_teefault_"
+S3D = r"usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/"
+HAN = r"usr/share/games/hannah/sounds/"
 
 
 def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
@@ -380,6 +382,8 @@ VOCAL = Pack(
                     "{name}",
                     screen=True,
                 ),
+                # A crowd laughing: many overlapping voices, no single pitch.
+                Rule(BTK + r"laugh0\d\.ogg", "0_0", "laughing", "crowd"),
             ),
         ),
         # Teeworlds' one voice, a high cartoon voice (f0 800-1,000 Hz), in WavPack: pain and
@@ -396,6 +400,40 @@ VOCAL = Pack(
                     screen=True,
                 ),
                 Rule(TW + r"(?:spawn|ninja|sledge)-\d+\.wv", "0_0", "shouting", "teefault"),
+            ),
+        ),
+        # Scorched 3D's Apocalypse mod: screams (its own sound files) and a cheering crowd.
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(
+                    S3D + r"(?P<name>scream\d|screaming)\.wav",
+                    "1",
+                    "scream",
+                    "{name}",
+                    screen=True,
+                ),
+                Rule(S3D + r"cheeringloop\.wav", "0_0", "applause_cheering", "crowd"),
+            ),
+        ),
+        PackageSpec(
+            "starfighter-data",
+            rules=(
+                Rule(
+                    r"usr/share/starfighter/sound/maledeath\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "male",
+                    screen=True,
+                ),
+            ),
+        ),
+        PackageSpec(
+            "hannah-data",
+            rules=(
+                Rule(HAN + r"scream\.wav", "1", "scream", "hannah", screen=True),
+                Rule(HAN + r"yeah\.wav", "0_0", "applause_cheering", "hannah"),
+                Rule(HAN + r"uh-oh\.wav", "0_0", "shouting", "hannah"),
             ),
         ),
         # Cube 2 (Sauerbraten)'s "aard" player voice: pain and death cries; the grunts are grunts.
