@@ -120,6 +120,7 @@ WWV = r"usr/share/wordwarvi/sounds/"
 BTK = r"usr/share/games/btanks/data/sounds/"
 TW = r"usr/share/games/teeworlds/data/audio/vo_teefault_"
 S3D = r"usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/"
+S3DB = r"usr/share/games/scorched3d/data/globalmods/none/data/wav/misc/"
 HAN = r"usr/share/games/hannah/sounds/"
 
 
@@ -726,6 +727,24 @@ NONHUMAN = Pack(
                 ),
             ),
         ),
+        # Scorched 3D's ambience sounds (the base set GPL-2+, the Apocalypse mod's CC-BY-SA-3.0);
+        # "birdchirp2" is a broadband buzz and is left out.
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(S3DB + r"birdchirp2\.wav", None),
+                Rule(S3DB + r"(?P<name>gull|birdchirp)\d\.wav", "0_1", "bird", "{name}"),
+                Rule(S3D + r"rooster\.wav", "0_1", "bird", "rooster"),
+                Rule(S3DB + r"birds\d\.wav", "0_1", "birdsong", "birds"),
+                # Frogs: a chorus of chirps with bands at 2 and 4 kHz.
+                Rule(S3DB + r"(?P<name>bats|wolf|frogs)\d?\.wav", "0_1", "animal_call", "{name}"),
+                Rule(S3D + r"(?P<name>policecar|firetruck)\.wav", "0_1", "siren", "{name}"),
+                Rule(S3D + r"carhorn\d\.wav", "0_1", "horn", "carhorn"),
+                Rule(S3D + r"dog\d?\.wav", "0_2", "dog_bark", "dog"),
+                Rule(S3D + r"(?:cows|moo)\.wav", "0_2", "animal_low", "cow"),
+                Rule(S3D + r"sheep\.wav", "0_2", "animal_low", "sheep"),
+            ),
+        ),
         # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are
         # symbolic links to these, left out): day loops are birdsong, night loops crickets
         # (cicadas in the Mediterranean day), except birch_forest's night, which is bird calls.
@@ -845,6 +864,17 @@ BACKGROUNDS = Pack(
                     "water",
                     "{stem}",
                 ),
+            ),
+        ),
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(S3DB + r"rain\.wav", "0_2", "rain", "rain"),
+                Rule(S3DB + r"oceanwaves\.wav", "0_2", "water", "ocean"),
+                Rule(S3DB + r"thunder\d?\.wav", "0_2", "thunder", "thunder"),
+                Rule(S3D + r"citysounds\.wav", "0_2", "traffic", "city"),
+                Rule(S3D + r"factoryloop\d\.wav", "0_2", "machine", "factory"),
+                Rule(S3D + r"helicopter\.wav", "0_2", "engine", "helicopter"),
             ),
         ),
         PackageSpec(

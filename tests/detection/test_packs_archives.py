@@ -151,6 +151,8 @@ UFO = "usr/share/games/ufoai/base/0snd.pk3!sound/"
 WMX = "usr/share/games/warmux/sound/default/voices/"
 WWV = "usr/share/wordwarvi/sounds/"
 TW = "usr/share/games/teeworlds/data/audio/"
+S3D = "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/"
+S3DB = "usr/share/games/scorched3d/data/globalmods/none/data/wav/misc/"
 
 
 @pytest.mark.parametrize(
@@ -240,6 +242,18 @@ TW = "usr/share/games/teeworlds/data/audio/"
         ("vocal", "scorched3d-data",
          "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/cheeringloop.wav",
          ("0_0", "applause_cheering", "crowd", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}gull4.wav", ("0_1", "bird", "gull", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}birdchirp2.wav",
+         (None, "", "birdchirp2", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}frogs.wav",
+         ("0_1", "animal_call", "frogs", False)),
+        ("nonhuman", "scorched3d-data", f"{S3D}policecar.wav",
+         ("0_1", "siren", "policecar", False)),
+        ("nonhuman", "scorched3d-data", f"{S3D}moo.wav", ("0_2", "animal_low", "cow", False)),
+        ("backgrounds", "scorched3d-data", f"{S3DB}thunder3.wav",
+         ("0_2", "thunder", "thunder", False)),
+        ("backgrounds", "scorched3d-data", f"{S3D}citysounds.wav",
+         ("0_2", "traffic", "city", False)),
         ("vocal", "starfighter-data", "usr/share/starfighter/sound/maledeath.ogg",
          ("1", "pain_death_cry", "male", True)),
         ("vocal", "hannah-data", "usr/share/games/hannah/sounds/scream.wav",
