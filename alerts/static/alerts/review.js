@@ -34,9 +34,11 @@
   if (table) {
     const tbody = table.querySelector("tbody");
     window.eyescreamReview = {live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
+      alarmRepeatS: data.alarm_repeat_s,
+      knownIds: () => [...tbody.querySelectorAll("tr[data-id]")].map((tr) => Number(tr.dataset.id)),
       onAlert: (alert, kind) => {
         statusRow(tbody, alert);
-        if (kind !== "updated" && alert.status === "new") {
+        if ((kind === "created" || kind === "missed") && alert.status === "new") {
           EyeLive.toast(`New alert at ${alert.location} (${alert.device.name})`, "/alerts/" + alert.id + "/");
         }
       }})};
@@ -145,6 +147,7 @@
   });
 
   window.eyescreamReview = {live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
+    alarmRepeatS: data.alarm_repeat_s, knownIds: () => [id],
     onAlert: (a, kind) => {
       if (a.id === id) {
         if (kind === "updated" && a.status !== "new" && alert.status === "new" && buttons.disabled === false) {
@@ -152,7 +155,7 @@
           conflict.hidden = false;
         }
         showDecision(a);
-      } else if (kind !== "updated" && a.status === "new") {
+      } else if ((kind === "created" || kind === "missed") && a.status === "new") {
         EyeLive.toast(`New alert at ${a.location} (${a.device.name})`, "/alerts/" + a.id + "/");
       }
     }})};

@@ -1,0 +1,263 @@
+"""The operator console in real headless Chromium against a real daphne on Redis: live state
+that does not go stale across a lost connection, and attention that latches.
+
+Changes are made by separate ``manage.py shell`` processes (as a Celery worker, another daphne
+or a second operator would), some while the page's connection is down (daphne stopped).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from tests.dashboard.test_browser_live import (
+    SETUP,
+    js,
+    login,
+    open_live,
+    shot,
+    store_alert,
+    wait_for,
+)
+from tests.devices.live import LiveServer
+
+pytestmark = pytest.mark.slow
+
+REDIS_URL = "redis://127.0.0.1:6379/6"  # a database of its own: no other test's "alerts" group
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    flush_redis()
+    live = LiveServer(
+        tmp_path_factory.mktemp("console"),
+        {"REDIS_URL": REDIS_URL, "EYESCREAM_ALARM_REPEAT_S": "2"},
+    )
+    live.migrate()
+    live.world = json.loads(live.shell(SETUP).split("RESULT", 1)[1])
+    live.start()
+    yield live
+    live.stop()
+    flush_redis()
+
+
+def chromium(autoplay: bool, size: str = "1280,900"):
+    chrome, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chrome and driver):
+        pytest.fail(
+            "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chrome
+    options.page_load_strategy = "eager"  # tiles that cannot load must not hold up the test
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags.append(f"--window-size={size}")
+    if autoplay:
+        flags.append("--autoplay-policy=no-user-gesture-required")
+    for flag in flags:
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(driver), options=options)
+    drv.set_page_load_timeout(30)
+    return drv
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    drv = chromium(autoplay=True)
+    yield drv
+    drv.quit()
+
+
+def marker_state(drv, device_id: int) -> str | None:
+    return js(
+        drv,
+        f"const m = document.querySelector('.dev-marker[data-device-id=\"{device_id}\"]');"
+        "return m ? m.dataset.state : null",
+    )
+
+
+def item(drv, alert_id: int) -> dict | None:
+    return js(
+        drv,
+        f"const li = document.querySelector('#alert-list li[data-id=\"{alert_id}\"]');"
+        "return li ? {status: li.querySelector('.status').textContent, open: li.dataset.open}"
+        " : null",
+    )
+
+
+def shell(server, code: str) -> None:
+    server.shell("from django.utils import timezone\nfrom devices.models import Device\n" + code)
+
+
+def test_changes_made_while_the_connection_was_down_show_after_it_reconnects(
+    server, browser, real_v1
+):
+    stairs, restroom = (server.world["devices"][n] for n in ("stairs-mic", "restroom-mic"))
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/")
+    js(browser, "window.notReloaded = true")
+
+    # A device coming online reaches the map at once (no polling): within 2 s of the change.
+    shell(
+        server,
+        "from devices.signals import connection_changed\n"
+        f"Device.objects.filter(pk={stairs}).update(connection_state=Device.ONLINE)\n"
+        f"connection_changed({stairs}, Device.ONLINE)",
+    )
+    t0 = time.monotonic()
+    wait_for(lambda: marker_state(browser, stairs) == "online", 2, "the device online")
+    print(f"device online on the map {time.monotonic() - t0:.2f} s after the change's commit")
+    first = store_alert(server, real_v1, stairs)["id"]
+    second = store_alert(server, real_v1, restroom)["id"]
+    wait_for(lambda: item(browser, second), 15, "both alerts on the map")
+    assert marker_state(browser, stairs) == "alerting"
+    assert item(browser, second)["open"] == "1"
+    assert js(browser, "return window.eyescreamMap.live.unreviewedCount()") == 2
+    snapshots = js(browser, "return window.eyescreamMap.live.snapshots")
+
+    server.stop()
+    wait_for(
+        lambda: (
+            js(browser, "return document.getElementById('live-state').textContent")
+            == "reconnecting"
+        ),
+        5,
+        "the page to notice the lost connection",
+    )
+    # Meanwhile: op2 confirms the first alert, the second incident ends, the first device's
+    # stream dies (marked offline as the sweep would), the second device is disabled.
+    shell(
+        server,
+        "from django.contrib.auth import get_user_model\n"
+        "from alerts.models import Alert\n"
+        "from alerts.reviews import review_alert\n"
+        f"review_alert({first}, get_user_model().objects.get(username='op2'), '1')\n"
+        f"Alert.objects.filter(pk={second}).update(ended_at=timezone.now())\n"
+        f"Device.objects.filter(pk={stairs}).update(connection_state=Device.OFFLINE)\n"
+        f"Device.objects.filter(pk={restroom}).update(enabled=False)",
+    )
+    server.start()
+    wait_for(
+        lambda: js(browser, "return window.eyescreamMap.live.snapshots") > snapshots,
+        20,
+        "the snapshot after the reconnect",
+    )
+    assert js(browser, "return window.notReloaded") is True  # the same page, no reload
+    assert item(browser, first)["status"] == "confirmed"
+    assert item(browser, second) == {"status": "new", "open": "0"}
+    assert marker_state(browser, stairs) == "offline"
+    assert marker_state(browser, restroom) == "disabled"
+    assert js(browser, "return window.eyescreamMap.live.unreviewedCount()") == 1
+    assert js(browser, "return document.title") == "(1) Live map · Eye-SCREAM"
+
+
+def test_a_lost_broadcast_makes_the_page_ask_for_a_new_snapshot(server, browser, real_v1):
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/")
+    wait_for(lambda: js(browser, "return window.eyescreamMap.live.snapshots") >= 1, 10, "sync")
+    resyncs = js(browser, "return window.eyescreamMap.live.resyncs")
+    # A broadcast lost on its way: its number taken, the message never sent; then an alert.
+    server.shell(
+        "from asgiref.sync import async_to_sync\n"
+        "from channels.layers import get_channel_layer\n"
+        "from alerts.sequence import take\n"
+        "async_to_sync(take)(get_channel_layer(), 'alerts', 1)"
+    )
+    alert = store_alert(server, real_v1, server.world["devices"]["restroom-mic"])["id"]
+    wait_for(lambda: item(browser, alert), 15, "the alert after the gap")
+    wait_for(
+        lambda: js(browser, "return window.eyescreamMap.live.resyncs") == resyncs + 1,
+        5,
+        "the page to ask for a snapshot",
+    )
+    live = js(
+        browser,
+        "const l = window.eyescreamMap.live; return {seq: l.seq, pending: l.pending.size}",
+    )
+    assert live["pending"] == 0
+
+
+def test_unreviewed_alerts_latch_a_banner_the_title_and_the_alarm_until_reviewed(
+    server, browser, real_v1
+):
+    from selenium.webdriver.common.by import By
+
+    stairs = server.world["devices"]["stairs-mic"]
+    # Start from a clean queue: everything so far is reviewed.
+    server.shell(
+        "from alerts.models import Alert\nAlert.objects.filter(status='new').update("
+        "status='dismissed')"
+    )
+    login(browser, server, "op1", "/alerts/")
+    open_live(browser, f"{server.http_url}/alerts/")
+    banner = browser.find_element(By.ID, "attention")
+    assert not banner.is_displayed()
+    assert js(browser, "return document.title") == "Review · Eye-SCREAM"
+    sound = browser.find_element(By.ID, "sound-state")
+    assert sound.get_attribute("data-state") == "on"  # on by default (autoplay allowed here)
+    played = js(browser, "return window.eyescreamReview.live.alarm.played")
+
+    alert = store_alert(server, real_v1, stairs)["id"]
+    wait_for(banner.is_displayed, 15, "the banner")
+    assert banner.text == "1 alert waits for review"
+    assert js(browser, "return document.title") == "(1) Review · Eye-SCREAM"
+    # The toast goes after 8 s; the banner, the title and the alarm (every 2 s here) stay.
+    time.sleep(10)
+    assert js(browser, "return document.querySelectorAll('#toasts .toast').length") == 0
+    assert banner.is_displayed() and banner.text == "1 alert waits for review"
+    assert js(browser, "return document.title") == "(1) Review · Eye-SCREAM"
+    assert js(browser, "return window.eyescreamReview.live.alarm.played") >= played + 4
+    shot(browser, "attention-banner.png")
+
+    # Muted: no more sound, and the state says so (kept for this browser).
+    sound.click()
+    assert sound.get_attribute("data-state") == "muted"
+    muted_at = js(browser, "return window.eyescreamReview.live.alarm.played")
+    time.sleep(3)
+    assert js(browser, "return window.eyescreamReview.live.alarm.played") == muted_at
+    sound.click()
+    assert sound.get_attribute("data-state") == "on"
+
+    # Another operator decides: the banner and the count go everywhere.
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from alerts.reviews import review_alert\n"
+        f"review_alert({alert}, get_user_model().objects.get(username='op2'), '0_1')"
+    )
+    wait_for(lambda: not banner.is_displayed(), 5, "the banner to go")
+    assert js(browser, "return document.title") == "Review · Eye-SCREAM"
+
+
+def test_a_browser_that_blocks_autoplay_shows_a_prompt_that_enables_the_sound(server):
+    from selenium.webdriver.common.by import By
+
+    drv = chromium(autoplay=False)
+    try:
+        login(drv, server, "op1")
+        open_live(drv, f"{server.http_url}/")
+        sound = drv.find_element(By.ID, "sound-state")
+        assert sound.get_attribute("data-state") == "blocked"
+        assert "click to enable" in sound.text
+        sound.click()
+        wait_for(lambda: sound.get_attribute("data-state") == "on", 5, "the sound to start")
+        assert js(drv, "return window.eyescreamMap.live.alarm.ctx.state") == "running"
+    finally:
+        drv.quit()
