@@ -19,7 +19,7 @@ from devices.models import Site
 from .api import filter_alerts
 from .live_state import RECENT_ALERTS, device_states
 from .models import Alert, Review
-from .reviews import alert_payload, alert_payloads
+from .reviews import alert_payload, alert_payloads, latest_reviews
 
 PAGE_SIZE = 100
 
@@ -61,6 +61,9 @@ def alert_list(request):
     except ValidationError as bad:
         alerts, error = Alert.objects.none(), str(bad.detail)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    verdicts = latest_reviews([a.pk for a in page.object_list])
+    for a in page.object_list:
+        a.verdict = verdicts.get(a.pk)
     context = {
         "page": page,
         "error": error,
@@ -102,7 +105,7 @@ def alert_detail(request, alert_id: int):
             "payload": data["alert"],
             "data": data,
             "labels": Review.LABELS[1:],
-            "reviews": alert.reviews.select_related("user"),
+            "reviews": alert.reviews.select_related("user").order_by("-created", "-id"),
             "can_admin": is_admin(request.user),
         },
     )

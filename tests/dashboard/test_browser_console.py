@@ -261,3 +261,97 @@ def test_a_browser_that_blocks_autoplay_shows_a_prompt_that_enables_the_sound(se
         assert js(drv, "return window.eyescreamMap.live.alarm.ctx.state") == "running"
     finally:
         drv.quit()
+
+
+def test_reloading_the_token_page_registers_nothing_and_shows_the_token_no_more(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    login(browser, server, "boss", "/manage/devices/new/")
+    browser.get(f"{server.http_url}/manage/devices/new/")
+    wait_for(lambda: browser.find_elements(By.ID, "id_name"), what="the form")
+    Select(browser.find_element(By.ID, "id_location")).select_by_index(1)
+    browser.find_element(By.ID, "id_name").send_keys("hall-mic")
+    browser.find_element(By.CSS_SELECTOR, "#device-form button[type=submit]").click()
+    token = wait_for(lambda: browser.find_elements(By.ID, "token"), what="the token")[0].text
+    assert token.startswith("esd_")
+    assert browser.current_url.endswith("/token/")  # a GET page after the POST's redirect
+    browser.refresh()
+    gone = wait_for(lambda: browser.find_elements(By.ID, "token-gone"), what="the reloaded page")
+    assert "shown once" in gone[0].text
+    assert token not in browser.page_source
+    stored = server.shell(
+        "from devices.models import Device\n"
+        "print('COUNT', Device.objects.filter(name='hall-mic').count())"
+    )
+    assert "COUNT 1" in stored
+
+
+def test_a_verdict_is_undone_from_the_next_page_and_changed_keeping_the_history(
+    server, browser, real_v1
+):
+    from selenium.webdriver.common.by import By
+
+    stairs = server.world["devices"]["stairs-mic"]
+    older = store_alert(server, real_v1, stairs)["id"]
+    newer = store_alert(server, real_v1, stairs)["id"]
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/alerts/{newer}/")
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("c")  # confirm: the page moves on to the next alert
+    wait_for(
+        lambda: js(browser, "return location.pathname") == f"/alerts/{older}/", 5, "the next alert"
+    )
+    undo = wait_for(lambda: browser.find_elements(By.ID, "undo"), 5, "the undo offer")[0]
+    assert f"Alert {newer}: confirmed" in undo.text
+    browser.find_element(By.TAG_NAME, "body").send_keys("u")
+    wait_for(
+        lambda: js(browser, "return location.pathname") == f"/alerts/{newer}/", 5, "back to it"
+    )
+    wait_for(lambda: browser.find_element(By.ID, "status").text == "new", 5, "new again")
+    assert not browser.find_element(By.ID, "buttons").get_attribute("disabled")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr[data-review-id]")
+    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [
+        "verdict withdrawn",
+        "scream",
+    ]
+
+    # Decided again, then changed on its page: no auto-advance, one more row.
+    browser.find_element(By.TAG_NAME, "body").send_keys("2")
+    wait_for(
+        lambda: js(browser, "return location.pathname") == f"/alerts/{older}/", 5, "the next alert"
+    )
+    open_live(browser, f"{server.http_url}/alerts/{newer}/")
+    assert browser.find_element(By.ID, "status").text == "dismissed"
+    browser.find_element(By.ID, "change-verdict").click()
+    browser.find_element(By.ID, "note").send_keys("it was a scream after all")
+    browser.find_element(By.ID, "confirm").click()
+    wait_for(lambda: browser.find_element(By.ID, "status").text == "confirmed", 5, "the change")
+    time.sleep(1)
+    assert js(browser, "return location.pathname") == f"/alerts/{newer}/"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr[data-review-id]")
+    assert len(rows) == 4
+    history = json.loads(
+        server.shell(f"""
+import json
+from alerts.models import Review
+rows = Review.objects.filter(alert_id={newer}).order_by("created", "id")
+print(json.dumps([[r.user.username, r.label, r.note] for r in rows]))
+""")
+        .strip()
+        .splitlines()[-1]
+    )
+    assert history == [
+        ["op1", "1", ""],
+        ["op1", "", ""],
+        ["op1", "0_1", ""],
+        ["op1", "1", "it was a scream after all"],
+    ]
+    # The queue shows the verdict in force with who, why and when.
+    browser.get(f"{server.http_url}/alerts/?status=all")
+    row = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-id='{newer}']"), 5, "the row"
+    )[0]
+    assert row.find_element(By.CLASS_NAME, "reviewer").text == "op1"
+    assert "scream after all" in row.find_element(By.CLASS_NAME, "reason").text
+    assert row.find_element(By.CLASS_NAME, "reviewed").text
