@@ -19,6 +19,7 @@ from devices.models import Site
 from .api import filter_alerts
 from .live_state import RECENT_ALERTS, device_states
 from .models import Alert, Review
+from .picture_layout import time_axis
 from .reviews import alert_payload, alert_payloads, latest_reviews
 
 PAGE_SIZE = 100
@@ -93,6 +94,7 @@ def alert_detail(request, alert_id: int):
         **map_settings(),
         **console_settings(),
         "alert": alert_payload(alert),
+        "picture_time_axis": time_axis(),
         "next_url": reverse("alert-detail", args=[following.pk]) if following else None,
         "list_url": reverse("alert-list"),
         "last_id": last_alert_id(),

@@ -355,3 +355,64 @@ print(json.dumps([[r.user.username, r.label, r.note] for r in rows]))
     assert row.find_element(By.CLASS_NAME, "reviewer").text == "op1"
     assert "scream after all" in row.find_element(By.CLASS_NAME, "reason").text
     assert row.find_element(By.CLASS_NAME, "reviewed").text
+
+
+def test_the_snippet_seeks_where_the_picture_is_clicked_and_a_playhead_follows(
+    server, browser, real_v1
+):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    alert = store_alert(server, real_v1, server.world["devices"]["restroom-mic"])["id"]
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/alerts/{alert}/")
+    duration = wait_for(
+        lambda: js(
+            browser,
+            "const a = document.getElementById('snippet');"
+            "return a.readyState >= 1 && a.duration > 0 ? a.duration : 0",
+        ),
+        10,
+        "the snippet",
+    )
+    wait_for(
+        lambda: js(
+            browser,
+            "const i = document.getElementById('spectrogram');"
+            "return !i.hidden && i.complete && i.naturalWidth > 0",
+        ),
+        10,
+        "the picture",
+    )
+    # Seekable over its whole length: the server answers the player's byte ranges (206).
+    seekable = js(
+        browser,
+        "const s = document.getElementById('snippet').seekable;"
+        "return s.length ? [s.start(0), s.end(0)] : []",
+    )
+    assert seekable and seekable[0] == 0 and seekable[1] == pytest.approx(duration, abs=0.05)
+    picture = browser.find_element(By.ID, "spectrogram")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
+    axis = js(
+        browser,
+        "return JSON.parse(document.getElementById('page-data').textContent).picture_time_axis",
+    )
+    width = picture.size["width"]
+    x = (axis[0] + (axis[1] - axis[0]) * 0.75) * width  # three quarters into the snippet
+    ActionChains(browser).move_to_element_with_offset(picture, x - width / 2, 0).click().perform()
+    wait_for(
+        lambda: js(
+            browser,
+            "const a = document.getElementById('snippet');"
+            "return !a.seeking && Math.abs(a.currentTime - a.duration * 0.75) < 0.1",
+        ),
+        5,
+        "the player to seek to where the picture was clicked",
+    )
+    playhead = js(
+        browser,
+        "const p = document.getElementById('playhead');"
+        "return p.hidden ? null : parseFloat(p.style.left)",
+    )
+    assert playhead == pytest.approx(x, abs=3)
+    shot(browser, "review-playhead.png")

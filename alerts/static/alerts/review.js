@@ -168,6 +168,33 @@
   }
   drawCurve();
 
+  // The playhead over the picture's time axis (snippet start .. end), and click to seek there.
+  const playhead = document.getElementById("playhead");
+  const [axisStart, axisEnd] = data.picture_time_axis || [0, 1];
+
+  function movePlayhead() {
+    const ready = audio && audio.duration > 0 && isFinite(audio.duration) && !img.hidden && img.clientWidth;
+    playhead.hidden = !ready;
+    if (!ready) return;
+    const fraction = axisStart + (axisEnd - axisStart) * Math.min(1, audio.currentTime / audio.duration);
+    playhead.style.left = (fraction * img.clientWidth) + "px";
+    playhead.style.height = img.clientHeight + "px";
+    if (!audio.paused) requestAnimationFrame(movePlayhead);
+  }
+
+  if (audio) {
+    for (const name of ["loadedmetadata", "timeupdate", "seeked", "play"]) audio.addEventListener(name, movePlayhead);
+    img.addEventListener("load", movePlayhead);
+    window.addEventListener("resize", movePlayhead);
+    img.addEventListener("click", (event) => {
+      if (!(audio.duration > 0)) return;
+      const box = img.getBoundingClientRect();
+      const fraction = ((event.clientX - box.left) / box.width - axisStart) / (axisEnd - axisStart);
+      audio.currentTime = Math.max(0, Math.min(1, fraction)) * audio.duration;
+      movePlayhead();
+    });
+  }
+
   function addHistory(r) {
     if (!r || history.querySelector(`tr[data-review-id="${r.id}"]`)) return;
     const empty = history.querySelector("tr.empty");
