@@ -416,3 +416,82 @@ def test_the_snippet_seeks_where_the_picture_is_clicked_and_a_playhead_follows(
     )
     assert playhead == pytest.approx(x, abs=3)
     shot(browser, "review-playhead.png")
+
+
+def no_sideways_scroll(drv) -> bool:
+    return js(drv, "return document.scrollingElement.scrollWidth <= window.innerWidth")
+
+
+def test_on_a_phone_the_map_keeps_the_width_and_no_page_scrolls_sideways(server, real_v1):
+    from selenium.webdriver.common.by import By
+
+    alert = store_alert(server, real_v1, server.world["devices"]["stairs-mic"])["id"]
+    drv = chromium(autoplay=True, size="390,844")
+    try:
+        drv.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True},
+        )
+        login(drv, server, "boss")
+        open_live(drv, f"{server.http_url}/")
+        assert js(drv, "return window.innerWidth") == 390
+        box = js(
+            drv,
+            "const r = document.getElementById('map').getBoundingClientRect();"
+            "return [r.width, r.height]",
+        )
+        assert box[0] >= 300 and box[1] >= 300, box
+        markers = js(drv, "return document.querySelectorAll('.dev-marker').length")
+        assert markers == len(server.world["devices"])
+        assert no_sideways_scroll(drv)
+        shot(drv, "phone-map.png")
+        for path in (
+            "/alerts/?status=all",
+            f"/alerts/{alert}/",
+            "/manage/",
+            "/manage/devices/new/",
+            f"/manage/locations/new/?site={server.world['site']}",
+        ):
+            drv.get(f"{server.http_url}{path}")
+            wait_for(lambda: js(drv, "return document.readyState") != "loading", what=path)
+            wait_for(lambda: drv.find_elements(By.TAG_NAME, "h1"), what=path)
+            assert no_sideways_scroll(drv), (
+                path,
+                js(drv, "return document.scrollingElement.scrollWidth"),
+            )
+        drv.get(f"{server.http_url}/alerts/{alert}/")
+        wait_for(lambda: drv.find_elements(By.ID, "confirm"), what="the review page")
+        shot(drv, "phone-review.png")
+    finally:
+        drv.quit()
+
+
+def test_the_navigation_shows_only_pages_the_user_may_open(server, browser):
+    from selenium.webdriver.common.by import By
+
+    def links():
+        return [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".topbar nav a")]
+
+    login(browser, server, "op1")
+    browser.get(f"{server.http_url}/alerts/")
+    assert links() == ["Map", "Review", "API"]  # no Devices: it answers 403 to operators
+    statuses = js(
+        browser,
+        "return Promise.all([...document.querySelectorAll('.topbar nav a')]"
+        ".map(a => fetch(a.href, {redirect: 'manual'}).then(r => r.status)))",
+    )
+    assert statuses == [200, 200, 200]  # every link opens for this user
+    # A page that is not there: the site's own page, no debug page.
+    browser.get(f"{server.http_url}/no/such/page/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "404 Not found"
+    assert "Traceback" not in browser.page_source and "URLconf" not in browser.page_source
+    login(browser, server, "boss")
+    browser.get(f"{server.http_url}/alerts/")
+    assert links() == ["Map", "Review", "Devices", "API"]
+    # The favicon is served (no 404 in the tab).
+    icon = js(browser, "return document.getElementById('favicon').href")
+    size = js(
+        browser,
+        f"return fetch({icon!r}).then(r => r.ok ? r.text().then(t => t.length) : -r.status)",
+    )
+    assert size > 100

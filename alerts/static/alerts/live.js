@@ -41,6 +41,21 @@
     setTimeout(() => el.remove(), 8000);
   }
 
+  /* Times in one zone, the server's (TIME_ZONE, on <body data-time-zone>), always labelled. */
+  function formatTime(iso, withDate) {
+    if (!iso) return "";
+    const options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+      timeZoneName: "short"};
+    if (document.body.dataset.timeZone) options.timeZone = document.body.dataset.timeZone;
+    if (withDate) Object.assign(options, {year: "numeric", month: "2-digit", day: "2-digit"});
+    try {
+      return new Intl.DateTimeFormat("sv-SE", options).format(new Date(iso));
+    } catch (e) {  // a zone this browser does not know
+      const utc = new Date(iso).toISOString().replace("T", " ");
+      return (withDate ? utc.slice(0, 19) : utc.slice(11, 19)) + " UTC";
+    }
+  }
+
   /* ------------------------------------------------------------------ attention */
 
   const baseTitle = document.title;
@@ -49,9 +64,34 @@
 
   function unreviewedCount() { return unreviewed.size + unlistedNew; }
 
+  // The favicon with the count on a red badge (the tab shows it when the page is not in front).
+  const favicon = document.getElementById("favicon");
+  const faviconHref = favicon ? favicon.href : null;
+
+  function badgeFavicon(n) {
+    if (!favicon || Number(favicon.dataset.count || 0) === n) return;
+    favicon.dataset.count = n;
+    if (!n) { favicon.type = "image/svg+xml"; favicon.href = faviconHref; return; }
+    const picture = new Image();
+    picture.onload = () => {
+      if (Number(favicon.dataset.count) !== n) return;  // a newer count is being drawn
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 64;
+      const g = canvas.getContext("2d");
+      g.drawImage(picture, 0, 0, 64, 64);
+      g.fillStyle = "#d0021b"; g.beginPath(); g.arc(42, 22, 22, 0, 2 * Math.PI); g.fill();
+      g.fillStyle = "#fff"; g.font = "bold 28px sans-serif"; g.textAlign = "center"; g.textBaseline = "middle";
+      g.fillText(n > 99 ? "99+" : String(n), 42, 23);
+      favicon.type = "image/png";
+      favicon.href = canvas.toDataURL("image/png");
+    };
+    picture.src = faviconHref;
+  }
+
   function showAttention() {
     const n = unreviewedCount();
     document.title = n ? `(${n}) ${baseTitle}` : baseTitle;
+    badgeFavicon(n);
     const banner = document.getElementById("attention");
     if (banner) {
       banner.hidden = n === 0;
@@ -81,9 +121,9 @@
     button.hidden = false;
     button.dataset.state = state;
     button.textContent = {
-      on: "🔔 Sound on", muted: "🔕 Sound muted",
-      blocked: "🔇 Sound blocked by the browser: click to enable",
-      unavailable: "🔇 No sound output",
+      on: "Sound on", muted: "Sound muted",
+      blocked: "Sound blocked by the browser: click to enable",
+      unavailable: "No sound output",
     }[state];
     button.title = state === "on" ? "Click to mute the alarm" : "Click to turn the alarm on";
   }
@@ -247,5 +287,5 @@
     return state;
   }
 
-  window.EyeLive = {start, toast, cookie};
+  window.EyeLive = {start, toast, cookie, formatTime};
 })();

@@ -103,9 +103,7 @@
   if (bounds.length) map.fitBounds(bounds, {padding: [40, 40], maxZoom: 18});
   else map.setView([20, 0], 2);
 
-  function fmtTime(iso) {
-    return iso ? new Date(iso).toLocaleTimeString() : "";
-  }
+  const fmtTime = (iso) => EyeLive.formatTime(iso);
 
   function renderAlert(alert, fresh) {
     let li = list.querySelector(`li[data-id="${alert.id}"]`);

@@ -20,7 +20,7 @@
         "<td class=reviewer></td><td class=reason></td><td class=reviewed></td>";
       tr.querySelector("a").href = "/alerts/" + alert.id + "/";
       tr.querySelector("a").textContent = alert.id;
-      tr.querySelector("time").textContent = new Date(alert.started_at).toLocaleString();
+      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true);
       const cells = tr.children;
       cells[2].textContent = alert.site; cells[3].textContent = alert.location;
       cells[4].textContent = alert.device.name; cells[5].textContent = alert.peak_score.toFixed(2);
@@ -32,7 +32,7 @@
     const r = alert.review;
     tr.querySelector(".reviewer").textContent = r ? r.user : "";
     tr.querySelector(".reason").textContent = r ? r.label_name + (r.note ? `: “${r.note}”` : "") : "";
-    tr.querySelector(".reviewed").textContent = r ? new Date(r.created).toLocaleString() : "";
+    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true) : "";
   }
 
   /* Undo: the last verdict given in this tab can be withdrawn for UNDO_S seconds, also from the
@@ -202,7 +202,7 @@
     const tr = document.createElement("tr");
     tr.dataset.reviewId = r.id;
     tr.innerHTML = "<td><time></time></td><td></td><td></td><td></td>";
-    tr.querySelector("time").textContent = new Date(r.created).toLocaleString();
+    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true);
     tr.children[1].textContent = r.user;
     tr.children[2].textContent = r.label_name;
     tr.children[3].textContent = r.note;
