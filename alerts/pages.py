@@ -49,6 +49,16 @@ def live_map(request):
     return render(request, "alerts/map.html", {"data": data})
 
 
+def in_words(detail) -> str:
+    """A filter's validation errors as a sentence: "Status: unknown status ['x']."."""
+    if isinstance(detail, dict):
+        return " ".join(f"{str(k).capitalize()}: {in_words(v)}" for k, v in detail.items())
+    if isinstance(detail, list | tuple):
+        return " ".join(in_words(item) for item in detail)
+    text = str(detail)
+    return text if text.endswith(".") else text + "."
+
+
 @operator_required
 def alert_list(request):
     params = request.GET.copy()
@@ -60,7 +70,7 @@ def alert_list(request):
         alerts = filter_alerts(params)
         error = ""
     except ValidationError as bad:
-        alerts, error = Alert.objects.none(), str(bad.detail)
+        alerts, error = Alert.objects.none(), in_words(bad.detail)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
     verdicts = latest_reviews([a.pk for a in page.object_list])
     for a in page.object_list:

@@ -52,6 +52,27 @@
     return box;
   }
 
+  // The device's name next to its marker, as text (never HTML).
+  function markerLabel(info) {
+    const label = document.createElement("span");
+    label.textContent = info.name;
+    return label;
+  }
+
+  // What the marker colours mean.
+  const legend = L.control({position: "bottomleft"});
+  legend.onAdd = () => {
+    const box = L.DomUtil.create("div", "map-legend");
+    box.id = "legend";
+    for (const state of ["online", "offline", "alerting", "disabled"]) {
+      const row = L.DomUtil.create("div", "dev-" + state, box);
+      L.DomUtil.create("span", "swatch", row);
+      row.append(" " + state);
+    }
+    return box;
+  };
+  legend.addTo(map);
+
   const bounds = [];
 
   // A device's marker (where it has a place) and its row in the list, kept to its latest info.
@@ -74,9 +95,12 @@
     const placed = info.latitude !== null && info.longitude !== null;
     if (placed && !dev.marker) {
       dev.marker = L.marker([info.latitude, info.longitude], {icon: icon(stateOf(dev)), title: info.name})
-        .bindPopup(devicePopup(info)).addTo(map);
+        .bindPopup(devicePopup(info))
+        .bindTooltip(markerLabel(info), {permanent: true, direction: "right", offset: [12, 0], className: "dev-label"})
+        .addTo(map);
     } else if (placed) {
-      dev.marker.setLatLng([info.latitude, info.longitude]).setPopupContent(devicePopup(info));
+      dev.marker.setLatLng([info.latitude, info.longitude]).setPopupContent(devicePopup(info))
+        .setTooltipContent(markerLabel(info));
     } else if (dev.marker) {
       dev.marker.remove(); dev.marker = null;
     }
