@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from accounts.models import AuditEvent
 from alerts.models import Alert, Review
 from alerts.reviews import (
     AlreadyReviewed,
@@ -198,6 +199,14 @@ def test_api_changes_and_withdraws_a_verdict_with_the_review_it_replaces(client,
     again = client.post(url, {"label": "", "replaces": first}, content_type="application/json")
     assert again.status_code == 409 and "no verdict to change" in again.json()["detail"]
     assert Review.objects.filter(alert=alert).count() == 3
+    # Each verdict, change and withdrawal is audited, with the verdict it replaced.
+    audited = AuditEvent.objects.filter(action="review", object_id=str(alert.pk)).order_by("id")
+    assert [(e.actor_name, e.details["label"], e.details.get("replaces")) for e in audited] == [
+        ("op1", "1", None),
+        ("op1", "0_0", first),
+        ("op1", "", changed.json()["review"]["id"]),
+    ]
+    assert all(e.source_ip == "127.0.0.1" for e in audited)
     # The queue shows who decided, why, and when; the alert page keeps every verdict.
     client.post(url, {"label": "0_2", "note": "traffic"}, content_type="application/json")
     queue = client.get("/alerts/?status=all").content.decode()
