@@ -18,7 +18,15 @@ from accounts.api_auth import API_AUTHENTICATION
 from accounts.permissions import IsOperator
 
 from .models import Alert, Review
-from .reviews import AlreadyReviewed, ReviewError, alert_payload, review_alert, review_dict
+from .reviews import (
+    AlreadyReviewed,
+    NothingToRevise,
+    ReviewError,
+    alert_payload,
+    review_alert,
+    review_dict,
+    revise_review,
+)
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 # Token first: an anonymous request gets 401 with ``WWW-Authenticate: Token``.
@@ -30,8 +38,12 @@ class DeviceRefSerializer(serializers.Serializer):
 
 
 class ReviewOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
     user = serializers.CharField()
-    label = serializers.ChoiceField(choices=Review.LABELS)
+    label = serializers.ChoiceField(
+        choices=[*Review.LABELS, ("", "verdict withdrawn")],
+        help_text='"" where the verdict was withdrawn (the alert is new again)',
+    )
     label_name = serializers.CharField()
     note = serializers.CharField()
     created = serializers.DateTimeField()
@@ -72,9 +84,21 @@ class AlertSerializer(serializers.Serializer):
 
 class ReviewInSerializer(serializers.Serializer):
     label = serializers.ChoiceField(
-        choices=Review.LABELS, help_text="1 confirms; 0_0, 0_1, 0_2 dismiss with that reason"
+        choices=[*Review.LABELS, ("", "withdraw")],
+        allow_blank=True,
+        help_text='1 confirms; 0_0, 0_1, 0_2 dismiss with that reason; "" (with replaces) '
+        "withdraws the verdict",
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    replaces = serializers.IntegerField(
+        required=False,
+        help_text="the id of the verdict in force (its review.id) to change or withdraw",
+    )
+
+    def validate(self, data):
+        if data["label"] == Review.WITHDRAWN and "replaces" not in data:
+            raise ValidationError({"label": "withdrawing needs the verdict it replaces"})
+        return data
 
 
 def _int_param(params, name: str) -> int | None:
@@ -162,20 +186,32 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         request=ReviewInSerializer,
         responses={200: AlertSerializer, 409: None, 400: None},
         description="Confirm (label 1) or dismiss (0_0, 0_1, 0_2) a new alert. The first "
-        "decision wins; a later one gets 409 saying who decided.",
+        "decision wins; a later one gets 409 saying who decided. With `replaces` (the id of the "
+        'verdict in force), change that verdict, or withdraw it with label "" (the alert is '
+        "new again); each is a new review row. 409 if the verdict in force is another by now.",
     )
     @action(detail=True, methods=["post"])
     def review(self, request, pk=None):
         form = ReviewInSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        data = form.validated_data
         try:
-            alert = review_alert(
-                int(pk),
-                request.user,
-                form.validated_data["label"],
-                form.validated_data.get("note"),
-                address=request.META.get("REMOTE_ADDR"),
-            )
+            address = request.META.get("REMOTE_ADDR")
+            if "replaces" in data:
+                alert = revise_review(
+                    int(pk),
+                    request.user,
+                    data["label"],
+                    data["replaces"],
+                    data.get("note"),
+                    address=address,
+                )
+            else:
+                alert = review_alert(
+                    int(pk), request.user, data["label"], data.get("note"), address=address
+                )
+        except NothingToRevise as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         except (ValueError, ReviewError) as error:
             return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
         except AlreadyReviewed as taken:

@@ -12,13 +12,16 @@ once; one task sends what is waiting, in order, so a dashboard sees an alert's `
 before its ``alert.updated``. What waited together goes in one ``group_send_many`` where the
 layer has it (two Redis round trips for all), and of several ``alert.updated`` of one alert only
 the newest is sent (each carries the whole alert). Anywhere else (Celery workers, management
-commands, tests without a running loop) ``send_to_group`` sends and waits as before.
+commands, tests without a running loop) ``send_to_group`` sends and waits as before. Every
+message sent gets its group's next sequence number (``seq``, from ``sequence``), so a dashboard
+can tell when one went missing.
 
 A broadcast is a notice, not the record: the alert row and snippet are already committed, and a
 dashboard that connects or reloads reads them from the database. A message the layer cannot
 send is logged and counted; past ``MAX_QUEUED`` waiting messages the oldest are dropped
 (counted, logged at the 1st, 10th, 100th and every 1000th) rather than holding memory
-without bound while Redis is away.
+without bound while Redis is away; the numbers they would have had are left unused, so the
+dashboards see the gap and ask for a snapshot.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from .sequence import numbered
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class Broadcaster:
         self.failed = 0
         self.dropped = 0
         self._queue: deque[tuple[str, dict]] = deque()
+        self._lost: dict[str, int] = {}  # per group, dropped since its last send
         self._wakeup = asyncio.Event()
         self._task = loop.create_task(self._run(), name="group-broadcasts")
 
@@ -66,7 +72,8 @@ class Broadcaster:
     def _enqueue(self, group: str, message: dict) -> None:
         self._queue.append((group, message))
         while len(self._queue) > self.max_queued:
-            self._queue.popleft()
+            lost_group, _ = self._queue.popleft()
+            self._lost[lost_group] = self._lost.get(lost_group, 0) + 1
             self.dropped += 1
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 log.warning(
@@ -89,7 +96,14 @@ class Broadcaster:
 
     async def _send(self, group: str, messages: list[dict]) -> None:
         """Everything waiting for one group at once where the layer can (``group_send_many``:
-        two Redis round trips for all, where ``group_send`` takes four per message)."""
+        two Redis round trips for all, where ``group_send`` takes four per message), each
+        numbered (``sequence``: one more round trip for the batch)."""
+        try:
+            messages = await numbered(self.layer, group, messages, self._lost.pop(group, 0))
+        except Exception:
+            self.failed += len(messages)
+            log.exception("could not number %d messages to %s", len(messages), group)
+            return
         send_many = getattr(self.layer, "group_send_many", None)
         if send_many is None:  # one message at a time (the in-memory layer)
             sends = [(1, self.layer.group_send(group, m)) for m in messages]
@@ -117,16 +131,29 @@ def runs_by_group(items: list[tuple[str, dict]]) -> list[tuple[str, list[dict]]]
 
 def latest_updates(messages: list[dict]) -> list[dict]:
     """``messages`` in order, less each ``alert.updated`` that a later one in the list
-    supersedes (every update carries the whole alert, so only the newest tells anything)."""
-    last = {}
+    supersedes (every update carries the whole alert, so only the newest tells anything).
+
+    The sequence numbers of the dropped ones (``seq``) go with the one kept, in its
+    ``also_seq``: a dashboard sees them accounted for, not as a gap."""
+    last: dict = {}
+    folded: dict = {}
     for index, message in enumerate(messages):
         if message.get("type") == "alert.updated":
-            last[_alert_id(message)] = index
-    return [
-        message
-        for index, message in enumerate(messages)
-        if message.get("type") != "alert.updated" or last[_alert_id(message)] == index
-    ]
+            key = _alert_id(message)
+            if key in last and "seq" in messages[last[key]]:
+                earlier = messages[last[key]]
+                folded.setdefault(key, []).extend([*earlier.get("also_seq", []), earlier["seq"]])
+            last[key] = index
+    kept = []
+    for index, message in enumerate(messages):
+        if message.get("type") != "alert.updated":
+            kept.append(message)
+        elif last[_alert_id(message)] == index:
+            also = folded.get(_alert_id(message))
+            kept.append(
+                {**message, "also_seq": [*message.get("also_seq", []), *also]} if also else message
+            )
+    return kept
 
 
 def _alert_id(message: dict):
@@ -180,4 +207,9 @@ def send_to_group(group: str, message: dict) -> None:
     broadcaster = _BROADCASTERS.get(layer)
     if broadcaster is not None and broadcaster.put(group, message):
         return
-    async_to_sync(layer.group_send)(group, message)
+    async_to_sync(_send_numbered)(layer, group, message)
+
+
+async def _send_numbered(layer, group: str, message: dict) -> None:
+    [message] = await numbered(layer, group, [message])
+    await layer.group_send(group, message)

@@ -1,8 +1,16 @@
-"""The dashboard WebSocket ``/ws/alerts/``: live alerts for operators and admins.
+"""The dashboard WebSocket ``/ws/alerts/``: live alerts and device states for operators and
+admins.
 
-Joins the channel-layer group ``alerts`` and forwards what ``alerts.services`` broadcasts
-after commit: ``alert.created``, ``alert.updated`` (``{"type", "alert"}``) and
-``devices.offline`` (``{"type", "device_ids"}``).
+Joins the channel-layer group ``alerts`` and forwards what is broadcast there after commit:
+``alert.created``, ``alert.updated`` (``{"type", "alert"}``), ``device.updated``
+(``{"type", "device"}``), ``device.removed`` (``{"type", "device_id"}``) and ``devices.offline``
+(``{"type", "device_ids"}``), each with its sequence number ``seq`` (``alerts.sequence``) and,
+where superseded updates of the same alert were left out, their numbers in ``also_seq``.
+
+A page sends ``{"type": "sync", "since_id", "known"}`` on every connect and when it sees a gap
+in the numbers; it gets ``{"type": "snapshot", "seq", ...}`` (``live_state.snapshot``): the
+state as of number ``seq``, so it applies only the broadcasts numbered after it.
+``{"type": "ping"}`` gets ``{"type": "pong"}``.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from accounts.permissions import is_operator
 
 from .broadcasting import latest_updates
+from .live_state import MAX_KNOWN, snapshot
+from .sequence import current
 from .services import ALERTS_GROUP
 
 UNAUTHENTICATED = 4401
@@ -21,7 +31,10 @@ BROADCASTS = {
     "alert.created": "alert_created",
     "alert.updated": "alert_updated",
     "devices.offline": "devices_offline",
+    "device.updated": "forward",
+    "device.removed": "forward",
 }
+FORWARDED = ("alert", "device", "device_id", "device_ids", "seq", "also_seq")
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -66,14 +79,29 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         return take(self.channel_name) if take is not None else []
 
     async def receive_json(self, content, **kwargs) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+        elif content.get("type") == "sync":
+            await self.send_snapshot(content)
 
-    async def alert_created(self, event) -> None:
-        await self.send_json({"type": "alert.created", "alert": event["alert"]})
+    async def send_snapshot(self, request: dict) -> None:
+        """The number first, then the database: whatever is numbered up to it is in the rows.
 
-    async def alert_updated(self, event) -> None:
-        await self.send_json({"type": "alert.updated", "alert": event["alert"]})
+        Broadcasts that arrive meanwhile wait for this handler, so they follow the snapshot.
+        """
+        since_id = request.get("since_id")
+        known = request.get("known")
+        since_id = since_id if isinstance(since_id, int) and since_id > 0 else 0
+        if not isinstance(known, list):
+            known = []
+        known = [k for k in known[:MAX_KNOWN] if isinstance(k, int) and not isinstance(k, bool)]
+        seq = await current(self.channel_layer, ALERTS_GROUP)
+        state = await database_sync_to_async(snapshot)(since_id, known)
+        await self.send_json({"type": "snapshot", "seq": seq, **state})
 
-    async def devices_offline(self, event) -> None:
-        await self.send_json({"type": "devices.offline", "device_ids": event["device_ids"]})
+    async def forward(self, event) -> None:
+        await self.send_json({k: v for k, v in event.items() if k == "type" or k in FORWARDED})
+
+    alert_created = alert_updated = devices_offline = forward

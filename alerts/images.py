@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 from detection.artifacts import ArtifactError, feature_config, read_model_config
 from detection.features import FeatureConfig, file_columns
 
-WIDTH, HEIGHT = 800, 360
-LEFT, RIGHT = 64, 790  # x of the panels' left and right edges
+from .picture_layout import HEIGHT, LEFT, RIGHT, WIDTH
+
 SPEC_TOP, SPEC_BOTTOM = 26, 240  # spectrogram panel
 CURVE_TOP, CURVE_BOTTOM = 250, 312  # score panel
 DYNAMIC_RANGE_DB = 80.0  # colours span the loudest band down to this many dB below it

@@ -63,9 +63,15 @@ class Alert(models.Model):
 
 
 class Review(models.Model):
-    """An operator's verdict on an alert, in the data set's label scheme."""
+    """An operator's verdict on an alert, in the data set's label scheme.
+
+    A verdict is never edited or deleted: changing it adds a row, and withdrawing it (undo) adds
+    a row with the label ``WITHDRAWN`` that puts the alert back to ``new``. The newest row is
+    the alert's verdict; the rows before it are the history of who decided what, and when.
+    """
 
     SCREAM = "1"
+    WITHDRAWN = ""
     LABELS = [
         ("1", "scream"),
         ("0_0", "human sound, not a scream (cheering, shouting, laughing, singing)"),
@@ -77,7 +83,9 @@ class Review(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    label = models.CharField(max_length=3, choices=LABELS)
+    label = models.CharField(
+        max_length=3, choices=[*LABELS, (WITHDRAWN, "verdict withdrawn")], blank=True
+    )
     note = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
 

@@ -6,6 +6,7 @@ arrive over ``/ws/alerts/`` and decisions go through ``POST /api/alerts/<id>/rev
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -13,55 +14,49 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.permissions import is_admin, operator_required
 from devices.map_data import map_settings, site_dict
-from devices.models import Device, Site
-from devices.positions import location_latlng
+from devices.models import Site
 
 from .api import filter_alerts
+from .live_state import RECENT_ALERTS, device_states
 from .models import Alert, Review
-from .reviews import alert_payload
+from .picture_layout import time_axis
+from .reviews import alert_payload, alert_payloads, latest_reviews
 
-RECENT_ALERTS = 50
 PAGE_SIZE = 100
+
+
+def console_settings() -> dict:
+    """The alarm: repeated every ``EYESCREAM_ALARM_REPEAT_S`` seconds while alerts wait for
+    review (0: once per alert)."""
+    return {"alarm_repeat_s": float(getattr(settings, "EYESCREAM_ALARM_REPEAT_S", 30))}
 
 
 def last_alert_id() -> int:
     return Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def device_dict(device: Device, new_alerts: list[int]) -> dict:
-    location = device.location
-    lat, lng = location_latlng(location, location.site)
-    return {
-        "id": device.pk,
-        "name": device.name,
-        "site": location.site.name,
-        "location": location.name,
-        "latitude": lat,
-        "longitude": lng,
-        "enabled": device.enabled,
-        "state": device.connection_state,
-        "last_seen": device.last_seen.isoformat() if device.last_seen else None,
-        "level_dbfs": device.level_dbfs,
-        "new_alerts": new_alerts,
-        "alerting": bool(new_alerts),
-    }
-
-
 @operator_required
 def live_map(request):
     recent = list(Alert.objects.all()[:RECENT_ALERTS])
-    new_by_device: dict[int, list[int]] = {}
-    for device_id, alert_id in Alert.objects.filter(status=Alert.NEW).values_list("device", "pk"):
-        new_by_device.setdefault(device_id, []).append(alert_id)
-    devices = Device.objects.select_related("location__site")
     data = {
         **map_settings(),
+        **console_settings(),
         "sites": [site_dict(s) for s in Site.objects.all()],
-        "devices": [device_dict(d, new_by_device.get(d.pk, [])) for d in devices],
-        "alerts": [alert_payload(a) for a in recent],
+        "devices": device_states(),
+        "alerts": alert_payloads(recent),
         "last_id": last_alert_id(),
     }
     return render(request, "alerts/map.html", {"data": data})
+
+
+def in_words(detail) -> str:
+    """A filter's validation errors as a sentence: "Status: unknown status ['x']."."""
+    if isinstance(detail, dict):
+        return " ".join(f"{str(k).capitalize()}: {in_words(v)}" for k, v in detail.items())
+    if isinstance(detail, list | tuple):
+        return " ".join(in_words(item) for item in detail)
+    text = str(detail)
+    return text if text.endswith(".") else text + "."
 
 
 @operator_required
@@ -75,8 +70,11 @@ def alert_list(request):
         alerts = filter_alerts(params)
         error = ""
     except ValidationError as bad:
-        alerts, error = Alert.objects.none(), str(bad.detail)
+        alerts, error = Alert.objects.none(), in_words(bad.detail)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    verdicts = latest_reviews([a.pk for a in page.object_list])
+    for a in page.object_list:
+        a.verdict = verdicts.get(a.pk)
     context = {
         "page": page,
         "error": error,
@@ -86,7 +84,7 @@ def alert_list(request):
         "until": params.get("until", ""),
         "statuses": ["new", "confirmed", "dismissed", "all"],
         "sites": Site.objects.values_list("name", flat=True),
-        "data": {**map_settings(), "last_id": last_alert_id()},
+        "data": {**map_settings(), **console_settings(), "last_id": last_alert_id()},
     }
     return render(request, "alerts/review_list.html", context)
 
@@ -104,7 +102,9 @@ def alert_detail(request, alert_id: int):
     following = next_new_alert(alert)
     data = {
         **map_settings(),
+        **console_settings(),
         "alert": alert_payload(alert),
+        "picture_time_axis": time_axis(),
         "next_url": reverse("alert-detail", args=[following.pk]) if following else None,
         "list_url": reverse("alert-list"),
         "last_id": last_alert_id(),
@@ -117,7 +117,7 @@ def alert_detail(request, alert_id: int):
             "payload": data["alert"],
             "data": data,
             "labels": Review.LABELS[1:],
-            "reviews": alert.reviews.select_related("user"),
+            "reviews": alert.reviews.select_related("user").order_by("-created", "-id"),
             "can_admin": is_admin(request.user),
         },
     )

@@ -4,6 +4,11 @@ The status moves from ``new`` with a conditional UPDATE (``... WHERE status = 'n
 transaction as the Review row, so of two operators deciding at once exactly one succeeds (the
 database serialises the two UPDATEs; the second matches no row) and the other gets
 ``AlreadyReviewed`` naming who decided. ``alert.updated`` goes to every dashboard after commit.
+
+A verdict can be changed or withdrawn (undo: back to ``new``) with ``revise_review``, which
+names the verdict it replaces: if another operator changed it meanwhile, the revision is
+refused the same way. Each revision is a new Review row; none is edited or deleted, so the
+rows are the history of who decided what and when.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ class ReviewError(ValueError):
     """The request itself is wrong (unknown label, missing alert)."""
 
 
+class NothingToRevise(ReviewError):
+    """The alert has no verdict in force to change or withdraw."""
+
+
 class AlreadyReviewed(Exception):
     """Someone decided first; ``review`` is their Review (None if the status was set otherwise)."""
 
@@ -46,6 +55,8 @@ def review_user(review: Review) -> str:
 
 
 def status_for(label: str) -> str:
+    if label == Review.WITHDRAWN:
+        return Alert.NEW
     if label == Review.SCREAM:
         return Alert.CONFIRMED
     if label in DISMISS_LABELS:
@@ -57,9 +68,10 @@ def review_dict(review: Review | None) -> dict | None:
     if review is None:
         return None
     return {
+        "id": review.pk,
         "user": review_user(review),
         "label": review.label,
-        "label_name": LABELS.get(review.label, review.label),
+        "label_name": LABELS.get(review.label, "verdict withdrawn"),
         "note": review.note,
         "created": review.created.isoformat(),
     }
@@ -72,6 +84,21 @@ def latest_review(alert: Alert) -> Review | None:
 def alert_payload(alert: Alert) -> dict:
     """``serialize_alert`` plus the deciding review (who, label, note, when) if any."""
     return {**serialize_alert(alert), "review": review_dict(latest_review(alert))}
+
+
+def latest_reviews(alert_ids: list[int]) -> dict[int, Review]:
+    """The newest review of each alert that has one (one query)."""
+    latest: dict[int, Review] = {}
+    reviews = Review.objects.filter(alert__in=alert_ids).select_related("user")
+    for review in reviews.order_by("created", "id"):
+        latest[review.alert_id] = review
+    return latest
+
+
+def alert_payloads(alerts: list[Alert]) -> list[dict]:
+    """``alert_payload`` of each, with one query for all their reviews."""
+    latest = latest_reviews([a.pk for a in alerts])
+    return [{**serialize_alert(a), "review": review_dict(latest.get(a.pk))} for a in alerts]
 
 
 def broadcast_review(alert: Alert) -> None:
@@ -119,4 +146,38 @@ def review_alert(
             "user_id": getattr(user, "pk", None),
         },
     )
+    return alert
+
+
+def revise_review(
+    alert_id: int,
+    user,
+    label: str,
+    replaces: int | None,
+    note: str = "",
+    address: str | None = None,
+) -> Alert:
+    """Change the verdict ``replaces`` (a Review id: the alert's newest) to ``label``, or
+    withdraw it (``Review.WITHDRAWN``: the alert is ``new`` again). Raises ``AlreadyReviewed``
+    if the alert's newest review is another one by now (someone else revised it first).
+
+    Audited as ``review`` like a first verdict, with the review it ``replaces`` in the details."""
+    status = status_for(label)
+    note = (note or "").strip()[:MAX_NOTE]
+    with transaction.atomic():
+        try:
+            alert = Alert.objects.select_for_update().get(pk=alert_id)
+        except Alert.DoesNotExist:
+            raise ReviewError(f"no alert {alert_id}") from None
+        current = latest_review(alert)
+        if current is None or current.pk != replaces or current.label == Review.WITHDRAWN:
+            if current is None or current.label == Review.WITHDRAWN:
+                raise NothingToRevise(f"alert {alert_id} has no verdict to change")
+            raise AlreadyReviewed(alert, current)
+        Review.objects.create(alert=alert, user=user, label=label, note=note)
+        alert.status = status
+        alert.save(update_fields=["status", "updated"])
+        details = {"label": label, "status": status, "note": note, "replaces": replaces}
+        record(Actor.of_user(user, address), "review", alert, details=details)
+        transaction.on_commit(lambda: broadcast_review(alert))
     return alert

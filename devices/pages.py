@@ -1,9 +1,11 @@
 """Admin pages for sites, locations and devices (``/manage/``), without the Django admin.
 
 Locations are placed by clicking on the map or on the site's floor plan. Registering a device or
-rotating its token shows the token once (only its hash is stored); revoke and disable close a
-live stream at once (the save signal of ``devices.services``). Floor-plan images are served to
-operators too, for the live map.
+rotating its token shows the token once (only its hash is stored), on a page of its own after a
+redirect (POST-redirect-GET): the token waits in the admin's session until that page takes it,
+so reloading the page neither registers nor rotates again and shows the token no more; revoke
+and disable close a live stream at once (the save signal of ``devices.services``). Floor-plan
+images are served to operators too, for the live map.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.static import serve
 
 from accounts.audit import Actor
@@ -129,10 +132,30 @@ def device_new(request):
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             device = form.save()
-            actor = Actor.of_request(request)
-            token = services.issue_token(device, device.token_expires, actor, action="create")
-        return render(request, "devices/manage/token.html", {"device": device, "token": token})
+            response = show_token_once(request, device, action="create")
+        return response
     return render(request, "devices/manage/device_new.html", {"form": form})
+
+
+def _token_key(device_id: int) -> str:
+    return f"devices:new-token:{device_id}"
+
+
+def show_token_once(request, device: Device, action: str = "rotate_token"):
+    """Issue a token (audited as ``action``) and redirect to the page that shows it (once)."""
+    actor = Actor.of_request(request)
+    token = services.issue_token(device, device.token_expires, actor, action=action)
+    request.session[_token_key(device.pk)] = token
+    return redirect("devices:device-token", device_id=device.pk)
+
+
+@never_cache
+@admin_required
+def device_token(request, device_id: int):
+    """The token just issued, taken out of the session: a reload finds none."""
+    device = get_object_or_404(Device, pk=device_id)
+    token = request.session.pop(_token_key(device.pk), None)
+    return render(request, "devices/manage/token.html", {"device": device, "token": token})
 
 
 DEVICE_ACTIONS = ("rotate", "revoke", "disable", "enable")
@@ -147,8 +170,7 @@ def device_detail(request, device_id: int):
         if action not in DEVICE_ACTIONS:
             messages.error(request, f"unknown action {action!r}")
         elif action == "rotate":
-            token = services.issue_token(device, device.token_expires, actor)
-            return render(request, "devices/manage/token.html", {"device": device, "token": token})
+            return show_token_once(request, device)
         elif action == "revoke":
             services.revoke_token(device, actor)
             messages.success(request, f"Revoked the token of {device.name}.")

@@ -13,5 +13,6 @@ urlpatterns = [
     path("manage/locations/<int:location_id>/", pages.location_edit, name="location"),
     path("manage/devices/new/", pages.device_new, name="device-new"),
     path("manage/devices/<int:device_id>/", pages.device_detail, name="device"),
+    path("manage/devices/<int:device_id>/token/", pages.device_token, name="device-token"),
     path("sites/<int:site_id>/floor-plan/", pages.floor_plan, name="floor-plan"),
 ]

@@ -265,6 +265,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "eyescream@localhost")
+# Operators' pages: the alarm repeats this often while alerts wait for review (0: once each).
+EYESCREAM_ALARM_REPEAT_S = float(os.environ.get("EYESCREAM_ALARM_REPEAT_S", 30))
 # Devices: when an online device that sends nothing is marked offline.
 EYESCREAM_DEVICE_OFFLINE_AFTER_S = float(os.environ.get("EYESCREAM_DEVICE_OFFLINE_AFTER_S", 60))
 EYESCREAM_PURGE_INTERVAL_S = float(os.environ.get("EYESCREAM_PURGE_INTERVAL_S", 3600))

@@ -215,7 +215,9 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
     )
     config, _ = model_defaults(settings.EYESCREAM_MODEL_DIR)
-    second_opinion = await asyncio.to_thread(shared_second_opinion, config.get("second_stage"))
+    second_opinion = await asyncio.to_thread(
+        shared_second_opinion, config.get("second_stage"), decision.on_threshold
+    )
     _freeze_loaded_objects()
     return StreamScoring(
         consumer.stream,

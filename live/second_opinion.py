@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
 
-from detection.second_stage import SecondStage, SecondStageConfig, cascade
+from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
 from detection.yamnet_weights import load_yamnet
 
 
@@ -69,9 +70,17 @@ def _yamnet():
     return load_yamnet()
 
 
-def shared_second_opinion(config: dict | None) -> SecondOpinion | None:
-    """The process's ``SecondOpinion`` for a model's ``second_stage`` block (None without one)."""
+def shared_second_opinion(
+    config: dict | None, on_threshold: float | None = None
+) -> SecondOpinion | None:
+    """A ``SecondOpinion`` for a model's ``second_stage`` block (None without one), on the
+    process's YAMNet and thread. A stream whose site or device is more sensitive than the model's
+    defaults opens incidents below the model's on threshold: its gate is lowered to match
+    (``gate_for``), so that no window that could open one goes unheard by YAMNet."""
     if not config:
         return None
-    stage = SecondStage(SecondStageConfig.from_dict(config), _yamnet())
-    return SecondOpinion(stage, _executor())
+    stage_config = SecondStageConfig.from_dict(config)
+    if on_threshold is not None:
+        gate = min(stage_config.gate, gate_for(on_threshold, stage_config.weight))
+        stage_config = replace(stage_config, gate=gate)
+    return SecondOpinion(SecondStage(stage_config, _yamnet()), _executor())

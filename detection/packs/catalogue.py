@@ -113,6 +113,15 @@ FDS = r"usr/share/sounds/freedesktop/stereo/"
 OSFX_CAT = (r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat",)
 OSFX = r"usr/share/games/openttd/baseset/opensfx/opensfx\.cat!"
 OSFX_LICENCE = "per sample CC-BY-3.0, CC-BY-SA-3.0 or CC0 (named in opensfx.cat)"
+UFO_PK3 = (r"usr/share/games/ufoai/base/0snd\.pk3",)
+UFO = r"usr/share/games/ufoai/base/0snd\.pk3!sound/"
+WMX = r"usr/share/games/warmux/sound/default/voices/"
+WWV = r"usr/share/wordwarvi/sounds/"
+BTK = r"usr/share/games/btanks/data/sounds/"
+TW = r"usr/share/games/teeworlds/data/audio/vo_teefault_"
+S3D = r"usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/"
+S3DB = r"usr/share/games/scorched3d/data/globalmods/none/data/wav/misc/"
+HAN = r"usr/share/games/hannah/sounds/"
 
 
 def _openarena_rules(voice: str = "{voice}") -> tuple[Rule, ...]:
@@ -305,6 +314,145 @@ VOCAL = Pack(
                 ),
                 Rule(
                     SCR + r"Human/Sneeze-(?P<voice>female|male)\.wav", "0_2", "sneezing", "{voice}"
+                ),
+            ),
+        ),
+        # UFO: Alien Invasion: the soldiers' and civilians' death and hurt cries (and two
+        # civilian women's screams); each named voice set is a group.
+        PackageSpec(
+            "ufoai-sound",
+            archives=UFO_PK3,
+            rules=(
+                Rule(
+                    UFO
+                    + r"civilians/(?P<voice>civfem|civmale|male)(?:death|hurt|scream)\d+a?\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "civilian_{voice}",
+                    screen=True,
+                ),
+                Rule(
+                    UFO + r"soldiers/(?P<voice>female|male)(?:death|hurt)\d+\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "soldier_{voice}",
+                    screen=True,
+                ),
+            ),
+        ),
+        # WarMUX's one voice set (cartoon, pitched up like Hedgewars'): pain, death, falling out
+        # of the map and hit-by-a-teammate cries go to the screen; jumps are grunts.
+        PackageSpec(
+            "warmux-data",
+            rules=(
+                Rule(
+                    WMX + r"(?:death\d|injured_(?:light|medium|high)\d|out|friendly_fire\d)\.ogg",
+                    "1",
+                    "pain_cry_cartoon",
+                    "default",
+                    screen=True,
+                ),
+                Rule(WMX + r"(?:back|super)?jump\.ogg", "0_0", "yell_grunt", "default"),
+            ),
+        ),
+        # Wordwarvi's voices are band-limited (about 2 kHz, with aliasing above): the cries go
+        # to the screen, the calls for help are shouts, "woohoo" a cheer, "hohoho" a laugh.
+        PackageSpec(
+            "wordwarvi-sound",
+            rules=(
+                Rule(
+                    WWV + r"(?P<name>fallingscreamhi|abducted|aaaah_it_burns|ow_my_spine|ooooof)"
+                    r"\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "{name}",
+                    screen=True,
+                ),
+                Rule(WWV + r"help_(?:down|up)_here\.ogg", "0_0", "shouting", "help"),
+                Rule(WWV + r"(?:woohoo|yay_santa)\.ogg", "0_0", "applause_cheering", "{stem}"),
+                Rule(WWV + r"hohoho(?:_merry_xmas)?\.ogg", "0_0", "laughing", "hohoho"),
+            ),
+        ),
+        PackageSpec(
+            "btanks-data",
+            rules=(
+                Rule(
+                    BTK + r"(?P<name>kamikaze-scream|deadman\d)\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "{name}",
+                    screen=True,
+                ),
+                # A crowd laughing: many overlapping voices, no single pitch.
+                Rule(BTK + r"laugh0\d\.ogg", "0_0", "laughing", "crowd"),
+            ),
+        ),
+        # Teeworlds' one voice, a high cartoon voice (f0 800-1,000 Hz), in WavPack: pain and
+        # crying to the screen; the spawn, ninja and hammer-hit exclamations are shouts.
+        PackageSpec(
+            "teeworlds-data",
+            license_stanza="datasrc/*",
+            rules=(
+                Rule(
+                    TW + r"(?:pain_short|pain_long|cry)-\d+\.wv",
+                    "1",
+                    "pain_cry_cartoon",
+                    "teefault",
+                    screen=True,
+                ),
+                Rule(TW + r"(?:spawn|ninja|sledge)-\d+\.wv", "0_0", "shouting", "teefault"),
+            ),
+        ),
+        # Scorched 3D's Apocalypse mod: screams (its own sound files) and a cheering crowd.
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(
+                    S3D + r"(?P<name>scream\d|screaming)\.wav",
+                    "1",
+                    "scream",
+                    "{name}",
+                    screen=True,
+                ),
+                Rule(S3D + r"cheeringloop\.wav", "0_0", "applause_cheering", "crowd"),
+            ),
+        ),
+        PackageSpec(
+            "starfighter-data",
+            rules=(
+                Rule(
+                    r"usr/share/starfighter/sound/maledeath\.ogg",
+                    "1",
+                    "pain_death_cry",
+                    "male",
+                    screen=True,
+                ),
+            ),
+        ),
+        PackageSpec(
+            "hannah-data",
+            rules=(
+                Rule(HAN + r"scream\.wav", "1", "scream", "hannah", screen=True),
+                Rule(HAN + r"yeah\.wav", "0_0", "applause_cheering", "hannah"),
+                Rule(HAN + r"uh-oh\.wav", "0_0", "shouting", "hannah"),
+            ),
+        ),
+        # Cube 2 (Sauerbraten)'s "aard" player voice: pain and death cries; the grunts are grunts.
+        PackageSpec(
+            "cube2-data",
+            rules=(
+                Rule(
+                    r"usr/share/games/cube2/packages/sounds/aard/(?:pain|die)\d\.wav",
+                    "1",
+                    "pain_death_cry",
+                    "aard",
+                    screen=True,
+                ),
+                Rule(
+                    r"usr/share/games/cube2/packages/sounds/aard/grunt\d\.wav",
+                    "0_0",
+                    "yell_grunt",
+                    "aard",
                 ),
             ),
         ),
@@ -579,6 +727,24 @@ NONHUMAN = Pack(
                 ),
             ),
         ),
+        # Scorched 3D's ambience sounds (the base set GPL-2+, the Apocalypse mod's CC-BY-SA-3.0);
+        # "birdchirp2" is a broadband buzz and is left out.
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(S3DB + r"birdchirp2\.wav", None),
+                Rule(S3DB + r"(?P<name>gull|birdchirp)\d\.wav", "0_1", "bird", "{name}"),
+                Rule(S3D + r"rooster\.wav", "0_1", "bird", "rooster"),
+                Rule(S3DB + r"birds\d\.wav", "0_1", "birdsong", "birds"),
+                # Frogs: a chorus of chirps with bands at 2 and 4 kHz.
+                Rule(S3DB + r"(?P<name>bats|wolf|frogs)\d?\.wav", "0_1", "animal_call", "{name}"),
+                Rule(S3D + r"(?P<name>policecar|firetruck)\.wav", "0_1", "siren", "{name}"),
+                Rule(S3D + r"carhorn\d\.wav", "0_1", "horn", "carhorn"),
+                Rule(S3D + r"dog\d?\.wav", "0_2", "dog_bark", "dog"),
+                Rule(S3D + r"(?:cows|moo)\.wav", "0_2", "animal_low", "cow"),
+                Rule(S3D + r"sheep\.wav", "0_2", "animal_low", "sheep"),
+            ),
+        ),
         # MegaGlest's tileset ambiences, by what they hold (the other tilesets' files are
         # symbolic links to these, left out): day loops are birdsong, night loops crickets
         # (cicadas in the Mediterranean day), except birch_forest's night, which is bird calls.
@@ -698,6 +864,17 @@ BACKGROUNDS = Pack(
                     "water",
                     "{stem}",
                 ),
+            ),
+        ),
+        PackageSpec(
+            "scorched3d-data",
+            rules=(
+                Rule(S3DB + r"rain\.wav", "0_2", "rain", "rain"),
+                Rule(S3DB + r"oceanwaves\.wav", "0_2", "water", "ocean"),
+                Rule(S3DB + r"thunder\d?\.wav", "0_2", "thunder", "thunder"),
+                Rule(S3D + r"citysounds\.wav", "0_2", "traffic", "city"),
+                Rule(S3D + r"factoryloop\d\.wav", "0_2", "machine", "factory"),
+                Rule(S3D + r"helicopter\.wav", "0_2", "engine", "helicopter"),
             ),
         ),
         PackageSpec(

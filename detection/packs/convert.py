@@ -1,4 +1,5 @@
-"""Decode any packaged sound (ogg, wav, flac, mp3) to mono 22,050 Hz 16-bit PCM and FLAC."""
+"""Decode any packaged sound (ogg, wav, flac, mp3; WavPack through ``wvunpack``) to mono
+22,050 Hz 16-bit PCM and FLAC."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import hashlib
 import io
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -25,8 +28,29 @@ class DecodeError(ValueError):
     """A member that is not decodable audio (truncated, garbage, unknown format)."""
 
 
+WAVPACK_MAGIC = b"wvpk"
+WVUNPACK = "wvunpack"
+
+
+def unpack_wavpack(data: bytes, name: str = "<member>") -> bytes:
+    """The WAV file a WavPack (``.wv``) file holds, decoded by ``wvunpack`` (Debian package
+    ``wavpack``; libsndfile does not read WavPack)."""
+    tool = shutil.which(WVUNPACK)
+    if tool is None:
+        raise DecodeError(f"{name}: WavPack needs {WVUNPACK} (Debian package wavpack)")
+    result = subprocess.run(
+        [tool, "-q", "-y", "-", "-o", "-"], input=data, capture_output=True, check=False
+    )
+    if result.returncode != 0 or result.stdout[:4] != b"RIFF":
+        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise DecodeError(f"{name}: cannot decode WavPack: {reason[-1] if reason else 'no WAV'}")
+    return result.stdout
+
+
 def decode(data: bytes, name: str = "<member>") -> tuple[np.ndarray, int]:
     """Samples (float32, mono, -1..1) and rate of an encoded sound file held in ``data``."""
+    if data[:4] == WAVPACK_MAGIC:
+        data = unpack_wavpack(data, name)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types (LibsndfileError, RuntimeError)

@@ -34,6 +34,10 @@ class SlowLayer(InMemoryChannelLayer):
         await super().group_send(group, message)
 
 
+def numbered(message, seq):
+    return {**message, "seq": seq}
+
+
 def created(alert_id):
     return {"type": "alert.created", "alert": {"id": alert_id}}
 
@@ -67,7 +71,7 @@ def test_put_from_threads_returns_at_once_and_messages_arrive_in_order():
 
     took, got, broadcaster = asyncio.run(main())
     assert max(took) < 0.02  # the layer takes 0.05 s per send: nobody waited for it
-    assert got == [created(1), updated(1, 1), created(2)]
+    assert got == [numbered(created(1), 1), numbered(updated(1, 1), 2), numbered(created(2), 3)]
     assert (broadcaster.sent, broadcaster.failed, broadcaster.dropped) == (3, 0, 0)
 
 
@@ -85,7 +89,13 @@ def test_updates_that_waited_together_are_sent_once_the_newest():
         return got, layer.calls
 
     got, calls = asyncio.run(main())
-    assert got == [created(1), created(2), updated(2, 1), updated(1, 3)]
+    # Numbered as sent: the superseded updates got no number (no gap for a dashboard).
+    assert got == [
+        numbered(created(1), 1),
+        numbered(created(2), 2),
+        numbered(updated(2, 1), 3),
+        numbered(updated(1, 3), 4),
+    ]
     assert calls == 4
 
 
@@ -101,7 +111,8 @@ def test_a_failed_send_is_counted_and_later_messages_still_go():
         return got, broadcaster
 
     got, broadcaster = asyncio.run(main())
-    assert got == [created(2)]
+    # The failed message had number 1: a dashboard sees the gap before 2.
+    assert got == [numbered(created(2), 2)]
     assert (broadcaster.sent, broadcaster.failed) == (1, 1)
 
 
@@ -118,7 +129,13 @@ def test_past_the_cap_the_oldest_waiting_messages_are_dropped_and_counted():
         return got, broadcaster
 
     got, broadcaster = asyncio.run(main())
-    assert got == [created(0), created(4), created(5), created(6)]
+    # The three dropped ones leave their numbers (2, 3, 4) unused: a gap, not a silent loss.
+    assert got == [
+        numbered(created(0), 1),
+        numbered(created(4), 5),
+        numbered(created(5), 6),
+        numbered(created(6), 7),
+    ]
     assert broadcaster.dropped == 3
 
 
@@ -135,12 +152,14 @@ def test_send_to_group_queues_on_a_running_broadcaster_and_waits_without_one():
         return got, broadcaster.sent
 
     got, sent = asyncio.run(main())
-    assert got == [created(11)] and sent == 1
+    assert [{k: v for k, v in m.items() if k != "seq"} for m in got] == [created(11)]
+    assert sent == 1
+    first = got[0]["seq"]
 
     # That loop has closed: a sync caller now sends and waits, as in a Celery worker.
     async_to_sync(layer.group_add)("alerts", "dash-direct")
     send_to_group("alerts", created(12))
-    assert async_to_sync(layer.receive)("dash-direct") == created(12)
+    assert async_to_sync(layer.receive)("dash-direct") == numbered(created(12), first + 1)
     async_to_sync(layer.group_discard)("alerts", "dash-direct")
 
 
@@ -159,6 +178,11 @@ def test_latest_updates_keeps_creates_and_order_and_the_newest_update_of_each_al
         updated(1, 2),
     ]
     assert latest_updates([]) == []
+    # Numbered updates left out hand their numbers to the one kept (a dashboard's view).
+    kept = latest_updates(
+        [numbered(updated(1, 1), 7), numbered(created(2), 8), numbered(updated(1, 2), 9)]
+    )
+    assert kept == [numbered(created(2), 8), {**numbered(updated(1, 2), 9), "also_seq": [7]}]
 
 
 def test_runs_by_group_keeps_the_order_of_groups():

@@ -190,6 +190,7 @@ def test_offline_sweep_marks_silent_online_devices_offline(device, settings):
     assert states == {device.pk: "offline", live.pk: "online", idle.pk: "offline"}
     assert Device.objects.get(pk=device.pk).connection == ""
     message = async_to_sync(layer.receive)(channel)
+    assert isinstance(message.pop("seq"), int)  # numbered, as every broadcast
     assert message == {"type": "devices.offline", "device_ids": [device.pk]}
     assert sweep_offline_devices() == []
 

@@ -76,6 +76,13 @@ def test_a_hostile_device_name_in_the_map_popup_is_text(server, browser):
     )
     assert "Mic " + HOSTILE in popup and "Site " + HOSTILE in popup
     assert js(browser, "return document.querySelectorAll('.leaflet-popup-content img').length") == 0
+    # The marker's label and the device list show the name as text too.
+    label = js(browser, "return document.querySelector('.dev-label').textContent")
+    assert label == "Mic " + HOSTILE
+    assert (
+        js(browser, "return document.querySelectorAll('.dev-label img, #device-list img').length")
+        == 0
+    )
     assert js(browser, "return window.__xss || 0") == 0
 
 

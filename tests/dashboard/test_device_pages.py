@@ -13,7 +13,11 @@ from devices.protocol import ProtocolError
 from devices.tokens import hash_token
 
 
-def shown_token(response) -> str:
+def shown_token(response, client=None) -> str:
+    """The token on the page a POST redirected to (fetched with ``client``)."""
+    if client is not None:
+        assert response.status_code == 302, response.status_code
+        response = client.get(response["Location"])
     match = re.search(rb'id="token" class="token">(esd_[^<]+)<', response.content)
     assert match, response.content[:2000]
     return match.group(1).decode()
@@ -25,9 +29,15 @@ def test_register_shows_a_working_token_once_and_stores_only_its_hash(client, us
     response = client.post(
         "/manage/devices/new/", {"location": device.location.pk, "name": "mic-new", "enabled": "on"}
     )
-    assert response.status_code == 200
-    token = shown_token(response)
     created = Device.objects.get(name="mic-new")
+    assert response["Location"] == f"/manage/devices/{created.pk}/token/"  # POST-redirect-GET
+    token = shown_token(response, client)
+    # The page shown again (a reload): no token, nothing registered or rotated again.
+    again = client.get(response["Location"])
+    assert again.status_code == 200 and b'id="token-gone"' in again.content
+    assert token.encode() not in again.content
+    assert "no-store" in again["Cache-Control"]
+    assert Device.objects.filter(name="mic-new").count() == 1
     assert created.token_hash == hash_token(token, settings.DEVICE_TOKEN_KEY)
     assert services.authenticate(token) == created
     page = client.get(f"/manage/devices/{created.pk}/")
@@ -38,8 +48,14 @@ def test_register_shows_a_working_token_once_and_stores_only_its_hash(client, us
 def test_rotate_revoke_disable_and_enable(client, users, device):
     client.force_login(users["admin"])
     url = f"/manage/devices/{device.pk}/"
-    first = shown_token(client.post(url, {"action": "rotate"}))
-    second = shown_token(client.post(url, {"action": "rotate"}))
+    first = shown_token(client.post(url, {"action": "rotate"}), client)
+    second = shown_token(client.post(url, {"action": "rotate"}), client)
+    device.refresh_from_db()
+    rotated = device.token_hash
+    reloaded = client.get(f"{url}token/")
+    assert b'id="token-gone"' in reloaded.content
+    device.refresh_from_db()
+    assert device.token_hash == rotated  # the reload rotated nothing
     assert first != second
     with pytest.raises(ProtocolError, match="unknown or revoked"):
         services.authenticate(first)

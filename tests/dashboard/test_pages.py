@@ -84,6 +84,9 @@ def test_queue_filters_and_the_next_alert(client, users, device):
     between = oldest.started_at + timedelta(minutes=5)  # UTC is the site's time zone here
     since = between.replace(tzinfo=None).isoformat(timespec="minutes")  # naive, like the form
     assert rows(f"/alerts/?status=all&since={since}") == [done.pk, newest.pk, middle.pk]
+    bad = client.get("/alerts/?status=all&since=yesterday").content.decode()
+    assert '<p class="error">Since: must be an ISO 8601 date and time.</p>' in bad
+    assert "ErrorDetail" not in bad
     assert next_new_alert(newest) == middle
     assert next_new_alert(oldest) == newest  # nothing older pending: back to the newest
     data = page_data(client.get(f"/alerts/{middle.pk}/"))

@@ -55,6 +55,7 @@ def admin_pages(w) -> list[str]:
         f"/manage/locations/{location.pk}/",
         "/manage/devices/new/",
         f"/manage/devices/{w['device'].pk}/",
+        f"/manage/devices/{w['device'].pk}/token/",
     ]
 
 

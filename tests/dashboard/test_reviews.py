@@ -9,8 +9,15 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from accounts.models import AuditEvent
 from alerts.models import Alert, Review
-from alerts.reviews import AlreadyReviewed, ReviewError, review_alert
+from alerts.reviews import (
+    AlreadyReviewed,
+    NothingToRevise,
+    ReviewError,
+    review_alert,
+    revise_review,
+)
 from alerts.services import ALERTS_GROUP
 
 from .conftest import make_alert
@@ -129,3 +136,80 @@ def test_openapi_schema_lists_alerts_devices_and_review(client, users):
     ]:
         assert path in paths, sorted(paths)
     assert "tokenAuth" in response.json()["components"]["securitySchemes"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_verdict_is_changed_then_withdrawn_each_a_new_row_and_broadcast(users, device):
+    alert = make_alert(device)
+    first = review_alert(alert.pk, users["operator"], "1", "scream")
+    receive = listen()
+    first_review = Review.objects.get(alert=alert)
+    changed = revise_review(alert.pk, users["operator2"], "0_1", first_review.pk, "a siren")
+    assert changed.status == Alert.DISMISSED
+    event = receive()
+    assert event["alert"]["status"] == "dismissed"
+    assert event["alert"]["review"]["user"] == "op2"
+    assert event["alert"]["review"]["label"] == "0_1"
+    second_review = Review.objects.get(pk=event["alert"]["review"]["id"])
+
+    # A revision naming a verdict no longer in force is refused, naming who changed it.
+    with pytest.raises(AlreadyReviewed, match="already dismissed by op2"):
+        revise_review(alert.pk, users["operator"], "1", first_review.pk)
+
+    withdrawn = revise_review(alert.pk, users["operator"], Review.WITHDRAWN, second_review.pk)
+    assert withdrawn.status == Alert.NEW
+    assert receive()["alert"]["review"]["label_name"] == "verdict withdrawn"
+    history = Review.objects.filter(alert=alert).order_by("created", "id")
+    assert [(r.user.username, r.label, r.note) for r in history] == [
+        ("op1", "1", "scream"),
+        ("op2", "0_1", "a siren"),
+        ("op1", "", ""),
+    ]
+    with pytest.raises(NothingToRevise):  # withdrawn: nothing in force to change
+        revise_review(alert.pk, users["operator"], "1", history.last().pk)
+    # New again: decided as any new alert.
+    assert review_alert(alert.pk, users["operator2"], "0_2").status == Alert.DISMISSED
+    assert first.pk == alert.pk
+
+
+@pytest.mark.django_db
+def test_api_changes_and_withdraws_a_verdict_with_the_review_it_replaces(client, users, device):
+    alert = make_alert(device)
+    client.force_login(users["operator"])
+    url = f"/api/alerts/{alert.pk}/review/"
+    decided = client.post(url, {"label": "1"}, content_type="application/json").json()
+    first = decided["review"]["id"]
+    no_replaces = client.post(url, {"label": ""}, content_type="application/json")
+    assert no_replaces.status_code == 400
+    changed = client.post(
+        url,
+        {"label": "0_0", "replaces": first, "note": "cheering"},
+        content_type="application/json",
+    )
+    assert changed.status_code == 200
+    assert changed.json()["status"] == "dismissed"
+    stale = client.post(url, {"label": "", "replaces": first}, content_type="application/json")
+    assert stale.status_code == 409 and "already dismissed by op1" in stale.json()["detail"]
+    undone = client.post(
+        url,
+        {"label": "", "replaces": changed.json()["review"]["id"]},
+        content_type="application/json",
+    )
+    assert undone.status_code == 200 and undone.json()["status"] == "new"
+    again = client.post(url, {"label": "", "replaces": first}, content_type="application/json")
+    assert again.status_code == 409 and "no verdict to change" in again.json()["detail"]
+    assert Review.objects.filter(alert=alert).count() == 3
+    # Each verdict, change and withdrawal is audited, with the verdict it replaced.
+    audited = AuditEvent.objects.filter(action="review", object_id=str(alert.pk)).order_by("id")
+    assert [(e.actor_name, e.details["label"], e.details.get("replaces")) for e in audited] == [
+        ("op1", "1", None),
+        ("op1", "0_0", first),
+        ("op1", "", changed.json()["review"]["id"]),
+    ]
+    assert all(e.source_ip == "127.0.0.1" for e in audited)
+    # The queue shows who decided, why, and when; the alert page keeps every verdict.
+    client.post(url, {"label": "0_2", "note": "traffic"}, content_type="application/json")
+    queue = client.get("/alerts/?status=all").content.decode()
+    assert "op1" in queue and "traffic" in queue and "anything else" in queue
+    page = client.get(f"/alerts/{alert.pk}/").content.decode()
+    assert page.count("data-review-id=") == 4 and "verdict withdrawn" in page

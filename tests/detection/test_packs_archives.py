@@ -1,13 +1,19 @@
-"""Reading OpenClonk C4Group archives (nested groups, packed or unpacked on disk) and OpenSFX
-sample catalogues, on archives the tests make."""
+"""Reading OpenClonk C4Group archives (nested groups, packed or unpacked on disk), OpenSFX
+sample catalogues and WavPack sounds, on files the tests make; the catalogue's rules."""
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
 import struct
+import subprocess
 
+import numpy as np
 import pytest
+import soundfile as sf
 
+from detection.packs import convert
 from detection.packs.c4group import (
     C4GroupError,
     group_entries,
@@ -17,6 +23,7 @@ from detection.packs.c4group import (
     unpack_stream,
 )
 from detection.packs.catalogue import decide, select
+from detection.packs.convert import DecodeError, decode
 from detection.packs.extract import iter_members, member_licence, sample_cat_files
 
 from .packs_fixtures import c4group_body, c4group_file
@@ -140,6 +147,12 @@ OC = "usr/share/games/openclonk/Sound.ocg"
 OSFX = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!"
 SCR = "usr/share/scratch/Media/Sounds/"
 MGT = "usr/share/games/megaglest/tilesets/"
+UFO = "usr/share/games/ufoai/base/0snd.pk3!sound/"
+WMX = "usr/share/games/warmux/sound/default/voices/"
+WWV = "usr/share/wordwarvi/sounds/"
+TW = "usr/share/games/teeworlds/data/audio/"
+S3D = "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/"
+S3DB = "usr/share/games/scorched3d/data/globalmods/none/data/wav/misc/"
 
 
 @pytest.mark.parametrize(
@@ -193,6 +206,58 @@ MGT = "usr/share/games/megaglest/tilesets/"
          ("0_1", "bird", "hawk", False)),
         ("nonhuman", "megaglest-data", f"{MGT}forest/sounds/day.ogg", None),
         ("nonhuman", "megaglest-data", f"{MGT}desert2/sounds/day.ogg", None),
+        # UFO: Alien Invasion's soldiers and civilians, WarMUX, Wordwarvi, Battle Tanks, Cube 2.
+        ("vocal", "ufoai-sound", f"{UFO}civilians/civfemscream02a.ogg",
+         ("1", "pain_death_cry", "civilian_civfem", True)),
+        ("vocal", "ufoai-sound", f"{UFO}civilians/maledeath03.ogg",
+         ("1", "pain_death_cry", "civilian_male", True)),
+        ("vocal", "ufoai-sound", f"{UFO}soldiers/femalehurt04.ogg",
+         ("1", "pain_death_cry", "soldier_female", True)),
+        ("vocal", "ufoai-sound", f"{UFO}aliens/ortnok/die1.ogg", None),
+        ("vocal", "warmux-data", f"{WMX}injured_high5.ogg",
+         ("1", "pain_cry_cartoon", "default", True)),
+        ("vocal", "warmux-data", f"{WMX}superjump.ogg", ("0_0", "yell_grunt", "default", False)),
+        ("vocal", "warmux-data", f"{WMX}theme3.ogg", None),
+        ("vocal", "wordwarvi-sound", f"{WWV}fallingscreamhi.ogg",
+         ("1", "pain_death_cry", "fallingscreamhi", True)),
+        ("vocal", "wordwarvi-sound", f"{WWV}help_up_here.ogg",
+         ("0_0", "shouting", "help", False)),
+        ("vocal", "wordwarvi-sound", f"{WWV}hohoho_merry_xmas.ogg",
+         ("0_0", "laughing", "hohoho", False)),
+        ("vocal", "btanks-data", "usr/share/games/btanks/data/sounds/kamikaze-scream.ogg",
+         ("1", "pain_death_cry", "kamikaze-scream", True)),
+        ("vocal", "btanks-data", "usr/share/games/btanks/data/sounds/laugh02.ogg",
+         ("0_0", "laughing", "crowd", False)),
+        ("vocal", "cube2-data", "usr/share/games/cube2/packages/sounds/aard/die2.wav",
+         ("1", "pain_death_cry", "aard", True)),
+        ("vocal", "cube2-data", "usr/share/games/cube2/packages/sounds/0ad/death_11.ogg", None),
+        ("vocal", "teeworlds-data", f"{TW}vo_teefault_pain_long-02.wv",
+         ("1", "pain_cry_cartoon", "teefault", True)),
+        ("vocal", "teeworlds-data", f"{TW}vo_teefault_spawn-07.wv",
+         ("0_0", "shouting", "teefault", False)),
+        ("vocal", "teeworlds-data", f"{TW}wp_hammer_swing-02.wv", None),
+        ("vocal", "scorched3d-data",
+         "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/scream3.wav",
+         ("1", "scream", "scream3", True)),
+        ("vocal", "scorched3d-data",
+         "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc/cheeringloop.wav",
+         ("0_0", "applause_cheering", "crowd", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}gull4.wav", ("0_1", "bird", "gull", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}birdchirp2.wav",
+         (None, "", "birdchirp2", False)),
+        ("nonhuman", "scorched3d-data", f"{S3DB}frogs.wav",
+         ("0_1", "animal_call", "frogs", False)),
+        ("nonhuman", "scorched3d-data", f"{S3D}policecar.wav",
+         ("0_1", "siren", "policecar", False)),
+        ("nonhuman", "scorched3d-data", f"{S3D}moo.wav", ("0_2", "animal_low", "cow", False)),
+        ("backgrounds", "scorched3d-data", f"{S3DB}thunder3.wav",
+         ("0_2", "thunder", "thunder", False)),
+        ("backgrounds", "scorched3d-data", f"{S3D}citysounds.wav",
+         ("0_2", "traffic", "city", False)),
+        ("vocal", "starfighter-data", "usr/share/starfighter/sound/maledeath.ogg",
+         ("1", "pain_death_cry", "male", True)),
+        ("vocal", "hannah-data", "usr/share/games/hannah/sounds/scream.wav",
+         ("1", "scream", "hannah", True)),
     ],
 )  # fmt: skip
 def test_catalogue_rules_for_the_new_packages(pack, package, member, expected):
@@ -213,3 +278,34 @@ def test_openclonk_and_opensfx_read_their_archives_with_their_licences():
     assert member_licence(text, f"{OSFX}03_factory_whistle.wav", sfx.license_stanza) == (
         "CC-BY-SA-3.0"
     )
+
+
+def _sine_wav(seconds: float = 0.5, rate: int = 22_050) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.5 * np.sin(2 * np.pi * 700 * t)).astype(np.float32), rate,
+             format="WAV", subtype="PCM_16")  # fmt: skip
+    return buffer.getvalue()
+
+
+def test_wavpack_members_decode_through_wvunpack(tmp_path):
+    # The Debian package wavpack (.ci/run installs it): the packs decode Teeworlds' sounds with it.
+    assert shutil.which("wavpack") and shutil.which("wvunpack"), "apt-get install wavpack"
+    source = tmp_path / "tone.wav"
+    source.write_bytes(_sine_wav())
+    subprocess.run(["wavpack", "-q", "-y", str(source), "-o", str(tmp_path / "tone.wv")],
+                   check=True)  # fmt: skip
+    packed = (tmp_path / "tone.wv").read_bytes()
+    assert packed[:4] == b"wvpk"
+    samples, rate = decode(packed, "tone.wv")
+    expected, _ = decode(source.read_bytes(), "tone.wav")
+    assert rate == 22_050
+    np.testing.assert_array_equal(samples, expected)  # lossless
+    with pytest.raises(DecodeError, match="cannot decode WavPack"):
+        decode(packed[: len(packed) // 3], "cut.wv")
+
+
+def test_wavpack_without_wvunpack_is_a_decode_error(monkeypatch):
+    monkeypatch.setattr(convert.shutil, "which", lambda name: None)
+    with pytest.raises(DecodeError, match="needs wvunpack"):
+        decode(b"wvpk" + bytes(60), "x.wv")

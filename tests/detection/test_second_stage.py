@@ -213,3 +213,14 @@ def test_evaluate_scores_what_the_second_stage_decides(tmp_path, real_v1):
     screams = [lift for name, lift in lifts.items() if fused[name][0]]
     others = [lift for name, lift in lifts.items() if not fused[name][0]]
     assert screams and others and min(screams) > max(others)
+
+
+def test_a_more_sensitive_stream_lowers_its_gate():
+    from live.second_opinion import shared_second_opinion
+
+    config = {"weight": 0.3, "gate": 0.6}
+    assert shared_second_opinion(None) is None
+    assert shared_second_opinion(config).stage.config.gate == 0.6
+    assert shared_second_opinion(config, on_threshold=0.9).stage.config.gate == 0.6
+    lower = shared_second_opinion(config, on_threshold=0.5).stage.config
+    assert lower.gate == pytest.approx(gate_for(0.5, 0.3)) and lower.weight == 0.3

@@ -50,3 +50,27 @@ def test_figures_by_input_recompute_with_the_training_folds(shipped, real_v1):
     assert [int(np.sum(folds == k)) for k in range(5)] == [
         f["n_files"] for f in metrics["cv"]["per_fold"]
     ]
+
+
+def test_the_shipped_second_stage_is_the_out_of_source_choice():
+    """``config.json``'s second stage, threshold and decision are what ``second_stage`` chooses
+    from the saved leave-one-source-out scores (network and YAMNet, ``second_stage/``)."""
+    from detection.second_stage_choice import compare, run_config
+    from eyescream_site.management.commands.second_stage import reuse_scores
+
+    config = json.loads((SHIPPED / "config.json").read_text())
+    folder = SHIPPED / "second_stage"
+    scored = Scored.from_npz(folder / "loso_out_of_fold.npz")
+    second = reuse_scores(folder / "yamnet_window_scores.npz", scored)
+    assert second is not None
+    cfg, stride_s = run_config(folder, SHIPPED)
+    result = compare(scored, second, cfg, stride_s)
+    best = result[result["best"]]
+    assert config["second_stage"] == best["second_stage"]
+    assert config["threshold"] == pytest.approx(best["threshold"], abs=1e-9)
+    assert config["decision"] == pytest.approx(best["decision"])
+    published = json.loads((folder / "second_stage.json").read_text())
+    assert published["best"] == result["best"]
+    assert published[result["best"]]["file"]["f1"] == pytest.approx(best["file"]["f1"])
+    # Out of source the fusion beats the network alone by a wide margin.
+    assert best["file"]["f1"] > result["network"]["file"]["f1"] + 0.15

@@ -18,11 +18,9 @@
   const alerts = new Map();    // id -> alert
   const list = document.getElementById("alert-list");
   const deviceList = document.getElementById("device-list");
-  const sound = document.getElementById("sound-on");
-  sound.checked = localStorage.getItem("eyescream-sound") === "1";
-  sound.addEventListener("change", () => localStorage.setItem("eyescream-sound", sound.checked ? "1" : "0"));
 
   function stateOf(dev) {
+    if (dev.info.enabled === false) return "disabled";
     if (dev.newAlerts.size) return "alerting";
     return dev.info.state === "online" ? "online" : "offline";
   }
@@ -54,23 +52,73 @@
     return box;
   }
 
-  const bounds = [];
-  for (const info of data.devices) {
-    const dev = {info, marker: null, newAlerts: new Set(), row: null};
-    if (info.latitude !== null && info.longitude !== null) {
-      dev.marker = L.marker([info.latitude, info.longitude], {icon: icon("offline"), title: info.name})
-        .bindPopup(devicePopup(info)).addTo(map);
-      bounds.push([info.latitude, info.longitude]);
+  // The device's name next to its marker, as text (never HTML).
+  function markerLabel(info) {
+    const label = document.createElement("span");
+    label.textContent = info.name;
+    return label;
+  }
+
+  // What the marker colours mean.
+  const legend = L.control({position: "bottomleft"});
+  legend.onAdd = () => {
+    const box = L.DomUtil.create("div", "map-legend");
+    box.id = "legend";
+    for (const state of ["online", "offline", "alerting", "disabled"]) {
+      const row = L.DomUtil.create("div", "dev-" + state, box);
+      L.DomUtil.create("span", "swatch", row);
+      row.append(" " + state);
     }
-    const row = document.createElement("li");
-    row.className = "device";
-    row.dataset.deviceId = info.id;
-    row.innerHTML = `<span class="state"></span> <b></b> <small></small>`;
-    row.querySelector("b").textContent = info.name;
-    row.querySelector("small").textContent = `${info.site} / ${info.location}`;
-    deviceList.appendChild(row);
-    dev.row = row;
-    devices.set(info.id, dev);
+    return box;
+  };
+  legend.addTo(map);
+
+  const bounds = [];
+
+  // A device's marker (where it has a place) and its row in the list, kept to its latest info.
+  function placeDevice(info) {
+    let dev = devices.get(info.id);
+    if (!dev) {
+      dev = {info, marker: null, newAlerts: new Set(info.new_alerts || []), row: null};
+      const row = document.createElement("li");
+      row.className = "device";
+      row.dataset.deviceId = info.id;
+      row.innerHTML = `<span class="state"></span> <b></b> <small></small>`;
+      deviceList.appendChild(row);
+      dev.row = row;
+      devices.set(info.id, dev);
+    }
+    dev.info = info;
+    dev.newAlerts = new Set(info.new_alerts || []);
+    dev.row.querySelector("b").textContent = info.name;
+    dev.row.querySelector("small").textContent = `${info.site} / ${info.location}`;
+    const placed = info.latitude !== null && info.longitude !== null;
+    if (placed && !dev.marker) {
+      dev.marker = L.marker([info.latitude, info.longitude], {icon: icon(stateOf(dev)), title: info.name})
+        .bindPopup(devicePopup(info))
+        .bindTooltip(markerLabel(info), {permanent: true, direction: "right", offset: [12, 0], className: "dev-label"})
+        .addTo(map);
+    } else if (placed) {
+      dev.marker.setLatLng([info.latitude, info.longitude]).setPopupContent(devicePopup(info))
+        .setTooltipContent(markerLabel(info));
+    } else if (dev.marker) {
+      dev.marker.remove(); dev.marker = null;
+    }
+    refreshDevice(dev);
+    return dev;
+  }
+
+  function removeDevice(id) {
+    const dev = devices.get(id);
+    if (!dev) return;
+    if (dev.marker) dev.marker.remove();
+    dev.row.remove();
+    devices.delete(id);
+  }
+
+  for (const info of data.devices) {
+    placeDevice(info);
+    if (info.latitude !== null && info.longitude !== null) bounds.push([info.latitude, info.longitude]);
   }
   for (const site of data.sites) {
     if (site.floor_plan_bounds) bounds.push(...site.floor_plan_bounds);
@@ -79,9 +127,7 @@
   if (bounds.length) map.fitBounds(bounds, {padding: [40, 40], maxZoom: 18});
   else map.setView([20, 0], 2);
 
-  function fmtTime(iso) {
-    return iso ? new Date(iso).toLocaleTimeString() : "";
-  }
+  const fmtTime = (iso) => EyeLive.formatTime(iso);
 
   function renderAlert(alert, fresh) {
     let li = list.querySelector(`li[data-id="${alert.id}"]`);
@@ -98,7 +144,8 @@
     li.querySelector(".when").textContent = fmtTime(alert.started_at);
     li.querySelector(".where").textContent = `${alert.location} (${alert.device.name})`;
     li.querySelector(".score").textContent = (alert.peak_score * 100).toFixed(0) + "%";
-    li.querySelector(".status").textContent = alert.status;
+    li.dataset.open = alert.open ? "1" : "0";
+    li.querySelector(".status").textContent = alert.status + (alert.open ? " · ongoing" : "");
     while (list.children.length > 100) list.lastElementChild.remove();
   }
 
@@ -112,17 +159,6 @@
     return before !== stateOf(dev);
   }
 
-  function beep() {
-    if (!sound.checked) return;
-    try {
-      const ctx = new (window.AudioContext || window.webkitAudioContext)();
-      const osc = ctx.createOscillator(), gain = ctx.createGain();
-      osc.frequency.value = 880; gain.gain.value = 0.15;
-      osc.connect(gain).connect(ctx.destination);
-      osc.start(); osc.stop(ctx.currentTime + 0.4);
-    } catch (e) { /* no audio output */ }
-  }
-
   function pulse(alert) {
     const dev = devices.get(alert.device.id);
     if (dev && dev.marker) {
@@ -132,9 +168,6 @@
   }
 
   for (const alert of data.alerts.slice().reverse()) { alerts.set(alert.id, alert); renderAlert(alert, false); }
-  // Which devices are alerting: every new alert, not only the recent ones shown in the list.
-  for (const info of data.devices) for (const id of info.new_alerts) devices.get(info.id).newAlerts.add(id);
-  for (const dev of devices.values()) refreshDevice(dev);
 
   const arrivals = {};  // alert id -> Date.now() when it first reached this page
 
@@ -144,9 +177,8 @@
     alerts.set(alert.id, alert);
     renderAlert(alert, isNew);
     trackStatus(alert);
-    if (isNew && alert.status === "new") {
+    if (isNew && alert.status === "new" && kind !== "snapshot") {
       pulse(alert);
-      beep();
       EyeLive.toast(`Scream at ${alert.location} (${alert.device.name}) ${fmtTime(alert.started_at)}` +
         (kind === "missed" ? " — missed while offline" : ""), "/alerts/" + alert.id + "/");
     }
@@ -159,22 +191,25 @@
     }
   }
 
-  // Online/offline comes from the devices' health rows (written about once a second).
-  async function refreshDevices() {
-    try {
-      const r = await fetch("/api/devices/", {credentials: "same-origin"});
-      if (!r.ok) return;
-      for (const row of await r.json()) {
-        const dev = devices.get(row.id);
-        if (dev && dev.info.state !== row.connection_state) {
-          dev.info.state = row.connection_state;
-          refreshDevice(dev);
-        }
-      }
-    } catch (e) { /* offline: the next round tries again */ }
+  // The server's state as of the snapshot: every device (which alerts it still waits on), the
+  // alerts that need attention, and the page's own alerts as they are now.
+  function onSnapshot(snap, kindOf) {
+    const listed = new Set();
+    for (const info of snap.devices) { placeDevice(info); listed.add(info.id); }
+    for (const id of [...devices.keys()]) if (!listed.has(id)) removeDevice(id);
+    for (const alert of snap.alerts.slice().reverse()) onAlert(alert, kindOf(alert));
+    for (const id of snap.removed) {
+      alerts.delete(id);
+      const li = list.querySelector(`li[data-id="${id}"]`);
+      if (li) li.remove();
+    }
   }
-  setInterval(refreshDevices, 15000);
+
+  function knownIds() {
+    return [...list.children].map((li) => Number(li.dataset.id));
+  }
 
   window.eyescreamMap = {map, devices, alerts, arrivals,
-    live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path, onAlert, onDevicesOffline})};
+    live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path, alarmRepeatS: data.alarm_repeat_s,
+      onAlert, onSnapshot, knownIds, onDevicesOffline, onDevice: placeDevice, onDeviceRemoved: removeDevice})};
 })();

@@ -16,10 +16,11 @@
       if (empty) empty.remove();
       tr = document.createElement("tr");
       tr.dataset.id = alert.id;
-      tr.innerHTML = "<td><a></a></td><td><time></time></td><td></td><td></td><td></td><td></td><td class=status></td>";
+      tr.innerHTML = "<td><a></a></td><td><time></time></td><td></td><td></td><td></td><td></td><td class=status></td>" +
+        "<td class=reviewer></td><td class=reason></td><td class=reviewed></td>";
       tr.querySelector("a").href = "/alerts/" + alert.id + "/";
       tr.querySelector("a").textContent = alert.id;
-      tr.querySelector("time").textContent = new Date(alert.started_at).toLocaleString();
+      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true);
       const cells = tr.children;
       cells[2].textContent = alert.site; cells[3].textContent = alert.location;
       cells[4].textContent = alert.device.name; cells[5].textContent = alert.peak_score.toFixed(2);
@@ -27,16 +28,96 @@
       tr.classList.add("fresh");
     }
     tr.className = tr.className.replace(/status-\w+/, "") + " status-" + alert.status;
-    tr.querySelector(".status").textContent = alert.status +
-      (alert.review ? " by " + alert.review.user : "");
+    tr.querySelector(".status").textContent = alert.status;
+    const r = alert.review;
+    tr.querySelector(".reviewer").textContent = r ? r.user : "";
+    tr.querySelector(".reason").textContent = r ? r.label_name + (r.note ? `: “${r.note}”` : "") : "";
+    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true) : "";
   }
+
+  /* Undo: the last verdict given in this tab can be withdrawn for UNDO_S seconds, also from the
+   * next page (auto-advance must not make a mis-key permanent). */
+  const UNDO_S = 10;
+
+  function csrf() {
+    return EyeLive.cookie("csrftoken") ||
+      (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value;
+  }
+
+  async function postReview(alertId, body) {
+    const r = await fetch(`/api/alerts/${alertId}/review/`, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
+      body: JSON.stringify(body),
+    });
+    return {r, body: await r.json().catch(() => ({}))};
+  }
+
+  function offerUndo(alert) {
+    const offer = {alertId: alert.id, reviewId: alert.review.id, until: Date.now() + UNDO_S * 1000,
+      text: `Alert ${alert.id}: ${alert.status} (${alert.review.label_name}).`};
+    sessionStorage.setItem("eyescream-undo", JSON.stringify(offer));
+    showUndo(offer);
+  }
+
+  let undoOffer = null;
+
+  function showUndo(offer) {
+    const left = offer.until - Date.now();
+    let bar = document.getElementById("undo");
+    if (left <= 0) { sessionStorage.removeItem("eyescream-undo"); if (bar) bar.remove(); return; }
+    if (!bar) {
+      bar = document.createElement("div");
+      bar.id = "undo";
+      bar.className = "undo";
+      bar.innerHTML = '<span class="text"></span> <button type="button" id="undo-button"><kbd>U</kbd> Undo</button>';
+      document.body.appendChild(bar);
+      bar.querySelector("button").addEventListener("click", () => undo());
+    }
+    undoOffer = offer;
+    bar.querySelector(".text").textContent = offer.text;
+    clearTimeout(showUndo.timer);
+    showUndo.timer = setTimeout(() => { undoOffer = null; bar.remove(); sessionStorage.removeItem("eyescream-undo"); }, left);
+  }
+
+  async function undo() {
+    const offer = undoOffer;
+    if (!offer) return;
+    const bar = document.getElementById("undo");
+    const {r, body} = await postReview(offer.alertId, {label: "", replaces: offer.reviewId});
+    sessionStorage.removeItem("eyescream-undo");
+    undoOffer = null;
+    if (r.ok) {
+      if (review && Number(review.dataset.id) === offer.alertId) {
+        bar.remove();
+        window.eyescreamReview.showDecision(body);
+      } else {
+        location.href = `/alerts/${offer.alertId}/`;
+      }
+    } else {
+      bar.querySelector(".text").textContent = body.detail || ("could not undo: HTTP " + r.status);
+      bar.querySelector("button").disabled = true;
+    }
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target.tagName === "INPUT" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key.toLowerCase() === "u" && undoOffer) { event.preventDefault(); undo(); }
+  });
+
+  try {
+    const saved = JSON.parse(sessionStorage.getItem("eyescream-undo") || "null");
+    if (saved) showUndo(saved);
+  } catch (e) { sessionStorage.removeItem("eyescream-undo"); }
 
   if (table) {
     const tbody = table.querySelector("tbody");
     window.eyescreamReview = {live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
+      alarmRepeatS: data.alarm_repeat_s,
+      knownIds: () => [...tbody.querySelectorAll("tr[data-id]")].map((tr) => Number(tr.dataset.id)),
       onAlert: (alert, kind) => {
         statusRow(tbody, alert);
-        if (kind !== "updated" && alert.status === "new") {
+        if ((kind === "created" || kind === "missed") && alert.status === "new") {
           EyeLive.toast(`New alert at ${alert.location} (${alert.device.name})`, "/alerts/" + alert.id + "/");
         }
       }})};
@@ -53,6 +134,9 @@
   const badge = document.getElementById("status");
   const note = document.getElementById("note");
   const next = document.getElementById("next");
+  const change = document.getElementById("change-verdict");
+  const history = document.querySelector("#history tbody");
+  let replacing = null;  // the verdict being changed (its review id), or null for a first one
   const names = {"1": "scream", "0_0": "human sound", "0_1": "siren/bird/machine", "0_2": "other background"};
 
   function drawCurve() {
@@ -84,11 +168,58 @@
   }
   drawCurve();
 
+  // The playhead over the picture's time axis (snippet start .. end), and click to seek there.
+  const playhead = document.getElementById("playhead");
+  const [axisStart, axisEnd] = data.picture_time_axis || [0, 1];
+
+  function movePlayhead() {
+    const ready = audio && audio.duration > 0 && isFinite(audio.duration) && !img.hidden && img.clientWidth;
+    playhead.hidden = !ready;
+    if (!ready) return;
+    const fraction = axisStart + (axisEnd - axisStart) * Math.min(1, audio.currentTime / audio.duration);
+    playhead.style.left = (fraction * img.clientWidth) + "px";
+    playhead.style.height = img.clientHeight + "px";
+    if (!audio.paused) requestAnimationFrame(movePlayhead);
+  }
+
+  if (audio) {
+    for (const name of ["loadedmetadata", "timeupdate", "seeked", "play"]) audio.addEventListener(name, movePlayhead);
+    img.addEventListener("load", movePlayhead);
+    window.addEventListener("resize", movePlayhead);
+    img.addEventListener("click", (event) => {
+      if (!(audio.duration > 0)) return;
+      const box = img.getBoundingClientRect();
+      const fraction = ((event.clientX - box.left) / box.width - axisStart) / (axisEnd - axisStart);
+      audio.currentTime = Math.max(0, Math.min(1, fraction)) * audio.duration;
+      movePlayhead();
+    });
+  }
+
+  function addHistory(r) {
+    if (!r || history.querySelector(`tr[data-review-id="${r.id}"]`)) return;
+    const empty = history.querySelector("tr.empty");
+    if (empty) empty.remove();
+    const tr = document.createElement("tr");
+    tr.dataset.reviewId = r.id;
+    tr.innerHTML = "<td><time></time></td><td></td><td></td><td></td>";
+    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true);
+    tr.children[1].textContent = r.user;
+    tr.children[2].textContent = r.label_name;
+    tr.children[3].textContent = r.note;
+    history.insertBefore(tr, history.firstChild);
+  }
+
   function showDecision(a) {
     alert = a;
     badge.textContent = a.status;
     badge.className = "badge status-" + a.status;
-    if (a.status !== "new") {
+    addHistory(a.review);
+    change.hidden = a.status === "new";
+    if (a.status === "new") {
+      replacing = null;
+      decided.hidden = true;
+      buttons.disabled = false;
+    } else {
       buttons.disabled = true;
       decided.hidden = false;
       const r = a.review;
@@ -111,17 +242,16 @@
     if (buttons.disabled) return;
     buttons.disabled = true;
     conflict.hidden = true;
-    const r = await fetch(`/api/alerts/${id}/review/`, {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": EyeLive.cookie("csrftoken") ||
-        (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value},
-      body: JSON.stringify({label, note: note.value}),
-    });
-    const body = await r.json().catch(() => ({}));
+    const revising = replacing;
+    const {r, body} = await postReview(id, revising === null ? {label, note: note.value} :
+      {label, note: note.value, replaces: revising});
     if (r.ok) {
+      replacing = null;
       showDecision(body);
-      if (data.next_url) setTimeout(() => { location.href = data.next_url; }, 600);
+      offerUndo(body);
+      if (data.next_url && revising === null) setTimeout(() => { location.href = data.next_url; }, 600);
     } else if (r.status === 409) {
+      replacing = null;
       conflict.textContent = body.detail;
       conflict.hidden = false;
       if (body.alert) showDecision(body.alert);
@@ -131,6 +261,14 @@
       buttons.disabled = false;
     }
   }
+
+  change.addEventListener("click", () => {
+    if (!alert.review) return;
+    replacing = alert.review.id;
+    buttons.disabled = false;
+    change.hidden = true;
+    note.focus();
+  });
 
   for (const button of buttons.querySelectorAll("button[data-label]")) {
     button.addEventListener("click", () => decide(button.dataset.label));
@@ -144,7 +282,8 @@
     else if (key === " " && audio) { event.preventDefault(); if (audio.paused) audio.play(); else audio.pause(); }
   });
 
-  window.eyescreamReview = {live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
+  window.eyescreamReview = {showDecision, live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
+    alarmRepeatS: data.alarm_repeat_s, knownIds: () => [id],
     onAlert: (a, kind) => {
       if (a.id === id) {
         if (kind === "updated" && a.status !== "new" && alert.status === "new" && buttons.disabled === false) {
@@ -152,7 +291,7 @@
           conflict.hidden = false;
         }
         showDecision(a);
-      } else if (kind !== "updated" && a.status === "new") {
+      } else if ((kind === "created" || kind === "missed") && a.status === "new") {
         EyeLive.toast(`New alert at ${a.location} (${a.device.name})`, "/alerts/" + a.id + "/");
       }
     }})};
