@@ -34,6 +34,7 @@ from accounts.permissions import OPERATORS
 from alerts.models import Review
 from devices import services
 from devices.protocol import CODES
+from notifications.models import Delivery, Destination, EscalationPolicy
 from tests.devices.live import LiveServer
 from tests.devices.wsutil import hello
 
@@ -68,8 +69,8 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "sites/<int:site_id>/floor-plan/": [("GET", "/sites/{site}/floor-plan/", OPERATOR_PAGE)],
     "^media/(?P<folder>snippets|spectrograms)/(?P<path>.+)$": [
         ("GET", "/media/snippets/{snippet}", OPERATOR_PAGE),
-        # A path out of its folder is refused (Django's safe_join: 400), never served.
-        ("GET", "/media/spectrograms/../snippets/{snippet}", roles(LOGIN, 400, 400, LOGIN)),
+        # A path out of its folder is refused (safe_join: not found), never served.
+        ("GET", "/media/spectrograms/../snippets/{snippet}", roles(LOGIN, 404, 404, LOGIN)),
     ],
     "device/": [("GET", "/device/", PUBLIC)],  # the browser microphone: the token is typed in
     # Admin pages
@@ -82,6 +83,10 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "manage/devices/<int:device_id>/": [
         ("GET", "/manage/devices/{device}/", ADMIN_PAGE),
         ("POST", "/manage/devices/{device}/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    # The token just issued, shown once from the session (here: none to show)
+    "manage/devices/<int:device_id>/token/": [
+        ("GET", "/manage/devices/{device}/token/", ADMIN_PAGE)
     ],
     # API
     "api/schema/": [("GET", "/api/schema/", OPERATOR_API)],
@@ -130,6 +135,14 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "healthz": [("GET", "/healthz", PUBLIC)],
     "readyz": [("GET", "/readyz", PUBLIC)],
     "metrics": [("GET", "/metrics", PUBLIC)],
+    # Notifications (docs/integrations.md): destinations for admins, deliveries for operators.
+    "api/^destinations/$": [("GET", "/api/destinations/", ADMIN_API)],
+    "api/^destinations/(?P<pk>[^/.]+)/$": [("GET", "/api/destinations/{destination}/", ADMIN_API)],
+    "api/^deliveries/$": [("GET", "/api/deliveries/", OPERATOR_API)],
+    "api/^deliveries/(?P<pk>[^/.]+)/$": [("GET", "/api/deliveries/{delivery}/", OPERATOR_API)],
+    "api/alerts/<int:alert_id>/deliveries/": [
+        ("GET", "/api/alerts/{alert}/deliveries/", OPERATOR_API)
+    ],
     "api/^audit/$": [
         ("GET", "/api/audit/", ADMIN_API),
         ("POST", "/api/audit/", roles(401, 403, 405, 401)),
@@ -159,7 +172,7 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "admin/r/<path:content_type_id>/<path:object_id>/": [
         ("GET", "/admin/r/{site_type}/{site}/", {**ADMIN_SITE, "admin": 404})
     ],
-    "admin/^(?P<app_label>devices|alerts|auth|accounts)/$": [
+    "admin/^(?P<app_label>devices|alerts|notifications|auth|accounts)/$": [
         ("GET", "/admin/devices/", ADMIN_SITE)
     ],
     "admin/auth/user/<id>/password/": [
@@ -183,6 +196,9 @@ ADMIN_MODELS = {
     "auth.user": SUPERUSER_ONLY,
     "auth.group": SUPERUSER_ONLY,
     "accounts.auditevent": READ_ONLY,
+    "notifications.destination": FULL,
+    "notifications.delivery": NO_ADD,
+    "notifications.escalationpolicy": FULL,
 }
 ADMIN_MODEL_URLS = {
     "changelist": "/admin/{app}/{model}/",
@@ -267,6 +283,19 @@ def world(users, device, alert, settings, tmp_path):
     Review.objects.create(alert=alert, user=users["operator2"], label="1")
     review = alert.reviews.get()
     event = record(Actor.of_user(users["admin"]), "disable", device)
+    destination = Destination.objects.create(
+        site=site, name="hub", kind="webhook", url="https://hub.invalid/hook", secret="s" * 32
+    )
+    delivery = Delivery.objects.create(
+        destination=destination,
+        alert=alert,
+        event="alert.opened",
+        message_id="m-1",
+        attempt=1,
+        status=Delivery.DELIVERED,
+        duration_ms=1.0,
+    )
+    policy = EscalationPolicy.objects.create(site=site, after_minutes=10)
     ids = {
         "site": site.pk,
         "location": device.location.pk,
@@ -274,6 +303,8 @@ def world(users, device, alert, settings, tmp_path):
         "alert": alert.pk,
         "snippet": alert.snippet.name.removeprefix("snippets/"),
         "audit": event.pk,
+        "destination": destination.pk,
+        "delivery": delivery.pk,
         "user": users["operator"].pk,
         "site_type": ContentType.objects.get_for_model(site).pk,
     }
@@ -286,6 +317,9 @@ def world(users, device, alert, settings, tmp_path):
         "auth.user": users["operator"],
         "auth.group": Group.objects.get(name=OPERATORS),
         "accounts.auditevent": event,
+        "notifications.destination": destination,
+        "notifications.delivery": delivery,
+        "notifications.escalationpolicy": policy,
     }
     return {"ids": ids, "objects": objects, "token": token, "users": users, "alert": alert}
 
