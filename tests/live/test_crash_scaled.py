@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 from functools import partial
 
 import numpy as np
@@ -173,6 +174,24 @@ def pictures(dashboard, device_id: int) -> list[str]:
     return [a["spectrogram_url"] for _, a in updates if a.get("spectrogram_url")]
 
 
+async def newest_picture(dashboard, server, device_id: int, session: str) -> bytes:
+    """The alert's newest picture. A picture of the final snippet replaces (and removes) the one
+    drawn while the incident ran, just before its own update is broadcast: a URL that is gone
+    is followed by a newer one."""
+    gone: set[str] = set()
+    while True:
+        url = pictures(dashboard, device_id)[-1]
+        try:
+            return await asyncio.to_thread(fetch, server, url, session)
+        except urllib.error.HTTPError as error:
+            if error.code != 404 or url in gone:
+                raise
+            gone.add(url)
+            await dashboard.wait_for(
+                lambda: pictures(dashboard, device_id)[-1] not in gone, 30, "a newer picture"
+            )
+
+
 @pytest.mark.parametrize("target", ["scoring_worker", "daphne", "celery_worker", "redis"])
 def test_a_scream_after_a_crash_becomes_exactly_one_alert_with_its_snippet(scaled, real_v1, target):
     server, device = scaled["server"], scaled["device"]
@@ -208,9 +227,7 @@ def test_a_scream_after_a_crash_becomes_exactly_one_alert_with_its_snippet(scale
             await dashboard.wait_for(
                 lambda: pictures(dashboard, device["id"]), 60, "the alert's picture"
             )
-            picture = await asyncio.to_thread(
-                fetch, server, pictures(dashboard, device["id"])[-1], scaled["session"]
-            )
+            picture = await newest_picture(dashboard, server, device["id"], scaled["session"])
             snippets.extend(dashboard.snippets)
         return report, alert, picture
 
