@@ -56,7 +56,7 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(tmp_path, real_v1
     device = server.make_devices({"pi": {}})["pi"]
     server.start()
     try:
-        proc = client(server, device["token"], "--file", str(path), "--speed", "2", "-v")
+        proc = client(server, device["token"], "--file", str(path), "--speed", "1", "-v")
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
@@ -64,7 +64,8 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(tmp_path, real_v1
         while not any("streaming from sample" in line for line in lines):
             assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
             time.sleep(0.05)
-        # Mid-stream: some audio stored and acked (however slow the host), more in flight.
+        # Mid-stream: some audio stored and acked (however slow the host), more in flight; at
+        # real time (--speed 1) the stream still runs seconds after its first ack on a busy host.
         while server.device_row(device["id"])["stream_samples"] == 0:
             assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
         server.stop(kill=True)  # SIGKILL: nothing is flushed on the way out
