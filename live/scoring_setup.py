@@ -28,6 +28,7 @@ from detection.decision import DecisionConfig
 from detection.scoring import features_key, model_defaults, shared_scorer
 from devices.models import Device
 
+from .model_choice import shared_resolver
 from .running_updates import RunningUpdates
 from .scoring_client import ScoringClient
 from .second_opinion import shared_second_opinion
@@ -36,8 +37,9 @@ from .stream_scoring import StreamScoring, UpdateAlert
 log = logging.getLogger(__name__)
 
 
-def live_decision_config(device_id: int) -> DecisionConfig:
-    """The active model's decision defaults, then settings, site and device overrides.
+def live_decision_config(device_id: int, model_dir=None) -> DecisionConfig:
+    """The decision defaults of the model at ``model_dir`` (default ``EYESCREAM_MODEL_DIR``),
+    then settings, site and device overrides.
 
     ``settings.EYESCREAM_DECISION`` (a dict of ``DecisionConfig`` fields) applies to every
     stream; a ``sensitivity`` (0..1) or ``decision`` dict on the site or device row, where the
@@ -45,7 +47,7 @@ def live_decision_config(device_id: int) -> DecisionConfig:
     """
 
     try:
-        _, decision = model_defaults(settings.EYESCREAM_MODEL_DIR)
+        _, decision = model_defaults(model_dir or settings.EYESCREAM_MODEL_DIR)
     except ArtifactError:
         decision = DecisionConfig()
     decision = decision.with_overrides(**getattr(settings, "EYESCREAM_DECISION", {}))
@@ -178,10 +180,15 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     ``False`` (windows are only counted, one warning per process) when there is no model.
     """
 
-    try:
-        read_model_config(settings.EYESCREAM_MODEL_DIR)
-    except ArtifactError as exc:
-        _warn_no_model(str(exc))
+    resolver = shared_resolver()
+    await resolver.ready()
+    site_id = getattr(consumer, "site_id", None)
+    choice = resolver.current(site_id)
+    if choice is None:
+        try:
+            read_model_config(settings.EYESCREAM_MODEL_DIR)
+        except ArtifactError as exc:
+            _warn_no_model(str(exc))
         return False
     # Threads, or the writer processes (started by the first stream this process scores).
     open_alert, update_in_db, write_running = _alert_writes()
@@ -199,22 +206,24 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         await running.settle(alert_id)  # no older batched scores after the final ones
         await update_in_db(alert_id, **kwargs)
 
-    decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
+    decision = await database_sync_to_async(live_decision_config)(consumer.device_id, choice.path)
     # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
     if not scaled:  # load the network now (in the scoring thread), not at the first windows
         try:
-            await shared_scorer(settings.EYESCREAM_MODEL_DIR).ensure_loaded()
+            await shared_scorer(choice.path).ensure_loaded()
         except Exception as exc:  # counted per request as failures; the stream goes on
-            _warn_no_model(f"cannot load {settings.EYESCREAM_MODEL_DIR}: {exc}")
+            _warn_no_model(f"cannot load {choice.path}: {exc}")
     client = ScoringClient(
         None,
         features_key(consumer.stream.cfg),
         channel_layer=consumer.channel_layer if scaled else None,
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
+        model_dir=choice.path,
+        model_number=choice.number,
     )
-    config, _ = model_defaults(settings.EYESCREAM_MODEL_DIR)
+    config, _ = model_defaults(choice.path)
     second_opinion = await asyncio.to_thread(
         shared_second_opinion, config.get("second_stage"), decision.on_threshold
     )
@@ -228,4 +237,5 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         consumer.device_id,
         owner=consumer.channel_name,
         second_opinion=second_opinion,
+        model_choice=lambda: resolver.current(site_id),
     )

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0004_review_withdrawn'),
+        ("alerts", "0004_review_withdrawn"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alert',
-            name='model_number',
+            model_name="alert",
+            name="model_number",
             field=models.PositiveIntegerField(blank=True, db_index=True, null=True),
         ),
     ]
