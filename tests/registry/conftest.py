@@ -10,6 +10,10 @@ import pytest
 from django.conf import settings
 
 from devices.models import Site
+from tests.dashboard import conftest as dashboard
+
+users = dashboard.users  # the roles' users and a placed device, as the dashboard tests have
+device = dashboard.device
 
 
 def artifact_copy(folder: Path, *, threshold: float | None = None, **features) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from accounts.models import AuditEvent
 from registry import services
@@ -71,3 +72,50 @@ def test_a_version_whose_files_are_gone_is_not_promoted(versions):
     with pytest.raises(services.PromotionError, match="files are missing"):
         services.promote(v2)
     assert services.active_version().number == 1
+
+
+# ---------------------------------------------------------------------- API and page
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_api_promote_and_rollback_for_admins_only(versions, users, site):
+    v1, v2, _ = versions
+    operator, admin = logged_in(users["operator"]), logged_in(users["admin"])
+    assert operator.post("/api/models/2/promote/").status_code == 403
+    assert services.active_version() == v1
+
+    response = admin.post("/api/models/2/promote/", REMOTE_ADDR="10.0.0.7")
+    assert response.status_code == 200, response.content
+    assert response.json()["active"]["number"] == 2
+    assert response.json()["active"]["active_for"] == ["global"]
+    event = AuditEvent.objects.get(action="promote", object_id=str(v2.pk))
+    assert (event.actor_user, event.source_ip) == (users["admin"], "10.0.0.7")
+
+    response = admin.post("/api/models/3/promote/", {"site": site.pk})
+    assert response.json() == {"site": site.pk, "active": response.json()["active"]}
+    assert services.active_version(site).number == 3
+    assert admin.post("/api/models/3/promote/", {"site": site.pk}).status_code == 409
+    assert admin.post("/api/models/3/promote/", {"site": 999999}).status_code == 400
+
+    assert admin.post("/api/models/rollback/", {"site": site.pk}).json()["active"]["number"] == 2
+    assert admin.post("/api/models/rollback/").json()["active"]["number"] == 1
+    listed = {v["number"]: v["active_for"] for v in operator.get("/api/models/").json()}
+    assert listed == {3: [], 2: [], 1: ["global"]}
+
+
+def test_the_models_page_promotes_and_rolls_back(versions, users, site):
+    admin = logged_in(users["admin"])
+    response = admin.post("/models/3/promote/", {"site": site.pk}, follow=True)
+    assert "Version 3 is active at Harbour." in response.content.decode()
+    assert services.active_version(site).number == 3
+    assert services.active_version().number == 1
+    response = admin.post("/models/1/promote/", follow=True)
+    assert "Not promoted: version 1 is already active there" in response.content.decode()
+    response = admin.post("/models/rollback/", {"site": site.pk}, follow=True)
+    assert "Rolled back: version 1 is active at Harbour." in response.content.decode()
+    assert AuditEvent.objects.filter(actor_user=users["admin"]).count() == 2
