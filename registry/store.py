@@ -23,6 +23,12 @@ def store_root() -> Path:
     return Path(configured) if configured else Path(settings.MEDIA_ROOT) / "models"
 
 
+def version_dir(number: int) -> Path:
+    """Where version ``number``'s files are (``alerts.tasks.model_dir_of`` follows this
+    layout: ``alerts`` sits below the registry)."""
+    return store_root() / f"v{number}"
+
+
 def artifact_checksum(folder: str | os.PathLike) -> str:
     """sha256 (hex) of ``weights.pt`` followed by ``config.json``: what registration checks."""
     digest = hashlib.sha256()
@@ -41,7 +47,7 @@ def copy_into_store(source: Path, number: int, checksum: str) -> Path:
     """
     root = store_root()
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"v{number}"
+    target = version_dir(number)
     if target.exists():
         try:
             if artifact_checksum(target) == checksum:
