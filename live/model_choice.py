@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from channels.db import database_sync_to_async
@@ -32,6 +32,8 @@ from detection.artifacts import ArtifactError, read_model_config
 from detection.features import FeatureConfig
 from detection.scoring import features_key, shared_scorer
 from registry.services import active_choices
+
+from .second_opinion import prepare_second_opinion
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,13 @@ class ModelChoice:
     number: int | None  # registry version; None: the unregistered EYESCREAM_MODEL_DIR
     path: Path
     features_key: str  # what a stream's windows must have been computed with
+    config: dict = field(default_factory=dict, compare=False)  # its config.json
 
     @classmethod
     def of(cls, number: int | None, path: str | Path) -> ModelChoice:
         config = read_model_config(path)
-        return cls(number, Path(path), features_key(FeatureConfig.from_dict(config["features"])))
+        key = features_key(FeatureConfig.from_dict(config["features"]))
+        return cls(number, Path(path), key, config)
 
 
 def fallback_choice() -> ModelChoice | None:
@@ -108,6 +112,8 @@ class ModelResolver:
                     choice = await asyncio.to_thread(ModelChoice.of, number, path)
                     if self.embedded:  # load the network before any stream asks for it
                         await shared_scorer(choice.path).ensure_loaded()
+                    if choice.config.get("second_stage"):  # streams switch without waiting
+                        await asyncio.to_thread(prepare_second_opinion)
                 except Exception as exc:
                     log.error("model version %s at %s cannot be used: %s", number, path, exc)
                     continue

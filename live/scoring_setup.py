@@ -25,7 +25,7 @@ from alerts.broadcasting import start_broadcaster
 from alerts.writer_process import AlertWriter
 from detection.artifacts import ArtifactError, read_model_config
 from detection.decision import DecisionConfig
-from detection.scoring import features_key, model_defaults, shared_scorer
+from detection.scoring import decision_defaults, features_key, shared_scorer
 from devices.models import Device
 
 from .model_choice import shared_resolver
@@ -37,25 +37,30 @@ from .stream_scoring import StreamScoring, UpdateAlert
 log = logging.getLogger(__name__)
 
 
-def live_decision_config(device_id: int, model_dir=None) -> DecisionConfig:
-    """The decision defaults of the model at ``model_dir`` (default ``EYESCREAM_MODEL_DIR``),
-    then settings, site and device overrides.
+def decision_overrides(device_id: int) -> list[dict]:
+    """The overrides of a stream's decision, in the order they apply to the model version's
+    defaults (``with_overrides``).
 
     ``settings.EYESCREAM_DECISION`` (a dict of ``DecisionConfig`` fields) applies to every
     stream; a ``sensitivity`` (0..1) or ``decision`` dict on the site or device row, where the
-    data model has them, applies to that site or device.
+    data model has them, applies to that site or device. Kept for the stream's life: a newly
+    promoted version's defaults get the same overrides.
     """
-
-    try:
-        _, decision = model_defaults(model_dir or settings.EYESCREAM_MODEL_DIR)
-    except ArtifactError:
-        decision = DecisionConfig()
-    decision = decision.with_overrides(**getattr(settings, "EYESCREAM_DECISION", {}))
+    overrides = [dict(getattr(settings, "EYESCREAM_DECISION", {}))]
     device = Device.objects.select_related("location__site").get(pk=device_id)
     for row in (device.location.site, device):
-        decision = decision.with_overrides(
-            **(getattr(row, "decision", None) or {}), sensitivity=getattr(row, "sensitivity", None)
+        overrides.append(
+            {
+                **(getattr(row, "decision", None) or {}),
+                "sensitivity": getattr(row, "sensitivity", None),
+            }
         )
+    return overrides
+
+
+def with_overrides(decision: DecisionConfig, overrides: list[dict]) -> DecisionConfig:
+    for values in overrides:
+        decision = decision.with_overrides(**values)
     return decision
 
 
@@ -206,7 +211,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         await running.settle(alert_id)  # no older batched scores after the final ones
         await update_in_db(alert_id, **kwargs)
 
-    decision = await database_sync_to_async(live_decision_config)(consumer.device_id, choice.path)
+    overrides = await database_sync_to_async(decision_overrides)(consumer.device_id)
+    decision = with_overrides(decision_defaults(choice.config), overrides)
     # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
@@ -223,10 +229,19 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         model_dir=choice.path,
         model_number=choice.number,
     )
-    config, _ = model_defaults(choice.path)
     second_opinion = await asyncio.to_thread(
-        shared_second_opinion, config.get("second_stage"), decision.on_threshold
+        shared_second_opinion, choice.config.get("second_stage"), decision.on_threshold
     )
+
+    def model_changed(new_choice):
+        """A promotion or rollback: the new version's decision defaults under the same
+        overrides, and its second stage (YAMNet is loaded by the resolver beforehand)."""
+        new_decision = with_overrides(decision_defaults(new_choice.config), overrides)
+        stage = shared_second_opinion(
+            new_choice.config.get("second_stage"), new_decision.on_threshold
+        )
+        return new_decision, stage
+
     _freeze_loaded_objects()
     return StreamScoring(
         consumer.stream,
@@ -238,4 +253,5 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         owner=consumer.channel_name,
         second_opinion=second_opinion,
         model_choice=lambda: resolver.current(site_id),
+        model_changed=model_changed,
     )

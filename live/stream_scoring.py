@@ -60,6 +60,7 @@ class StreamScoring:
         owner: str = "",
         second_opinion=None,
         model_choice: Callable[[], object] | None = None,
+        model_changed: Callable[[object], tuple] | None = None,
     ) -> None:
         self.stream = stream
         self.client = client
@@ -80,6 +81,8 @@ class StreamScoring:
         # where the stream's current version comes from (``live.model_choice``).
         self.model_number: int | None = getattr(client, "model_number", None)
         self.model_choice = model_choice
+        # ``(DecisionConfig, SecondOpinion | None)`` of a newly chosen version.
+        self.model_changed = model_changed
         self.model_switches = 0
         self.alert_id: int | None = None
         self.alerts_opened = 0
@@ -116,8 +119,9 @@ class StreamScoring:
         self._submit(run_cols, run_windows, run_scored)
 
     def _follow_model_choice(self) -> None:
-        """Switch to the version now active for the stream's site, between two windows; a
-        version computing other features than the stream's waits for the next connection."""
+        """Switch to the version now active for the stream's site, between two windows, with
+        its decision defaults and second stage (``model_changed``); a version computing other
+        features than the stream's waits for the next connection."""
         if self.model_choice is None:
             return
         choice = self.model_choice()
@@ -135,6 +139,15 @@ class StreamScoring:
             choice.number,
             extra={"device_id": self.device_id},
         )
+        if self.model_changed is not None:
+            try:
+                decision, second_opinion = self.model_changed(choice)
+            except Exception:  # keep the version the stream has: it still works
+                log.exception("device %s: model version %s not taken", self.device_id, choice)
+                return
+            self.tracker.set_config(decision)
+            self.gate = LevelGate(decision.level_gate_dbfs)
+            self.second_opinion = second_opinion
         self.client.model_dir, self.client.model_number = choice.path, choice.number
         self.model_switches += 1
 
