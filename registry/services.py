@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -40,7 +40,7 @@ from detection.networks import build_network
 from devices.models import Site
 
 from .models import Activation, ModelVersion
-from .store import artifact_checksum, copy_into_store
+from .store import artifact_checksum, copy_into_store, store_lock
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def register_version(
     Raises ``RegistrationError``; never changes the active version."""
     folder = Path(artifact_dir).resolve()
     config, checksum = _validate(folder, expected_checksum, check_features)
-    for attempt in range(3):  # two registrations at once: the second takes the next number
+    with store_lock():  # the number and the folder: one registration at a time
         number = (ModelVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
         try:
             stored = copy_into_store(folder, number, checksum)
@@ -149,30 +149,24 @@ def register_version(
             report = str(Path(report_dir).resolve())
         elif (stored / "report.md").is_file():
             report = str(stored)
-        try:
-            with transaction.atomic():
-                version = ModelVersion.objects.create(
-                    number=number,
-                    path=str(stored),
-                    checksum=checksum,
-                    digest=weights_digest(stored),
-                    source=source,
-                    created_by=created_by,
-                    parent=parent,
-                    data_description=data_description,
-                    config=config,
-                    metrics=metrics or {},
-                    report_path=report,
-                )
-                actor = Actor.of_user(created_by) if created_by is not None else SYSTEM
-                record(actor, "register", version, details={"checksum": checksum})
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            continue
-        log.info("model version %s registered from %s", number, folder)
-        return version
-    raise AssertionError("unreachable")
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                number=number,
+                path=str(stored),
+                checksum=checksum,
+                digest=weights_digest(stored),
+                source=source,
+                created_by=created_by,
+                parent=parent,
+                data_description=data_description,
+                config=config,
+                metrics=metrics or {},
+                report_path=report,
+            )
+            actor = Actor.of_user(created_by) if created_by is not None else SYSTEM
+            record(actor, "register", version, details={"checksum": checksum})
+    log.info("model version %s registered from %s", number, folder)
+    return version
 
 
 # ---------------------------------------------------------------------- the active version

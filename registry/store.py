@@ -7,10 +7,12 @@ other hosts need the same store at the same path (a shared volume).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -27,6 +29,20 @@ def version_dir(number: int) -> Path:
     """Where version ``number``'s files are (``alerts.tasks.model_dir_of`` follows this
     layout: ``alerts`` sits below the registry)."""
     return store_root() / f"v{number}"
+
+
+@contextmanager
+def store_lock():
+    """One registration at a time in this store (an exclusive lock on ``store/.lock``), so
+    two never copy into the same ``v<N>``."""
+    root = store_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def artifact_checksum(folder: str | os.PathLike) -> str:
