@@ -6,6 +6,7 @@ that reconnects can fetch what it missed with ``?since_id=<last id seen>`` and t
 
 from __future__ import annotations
 
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -126,8 +127,24 @@ def _time_param(params, name: str):
     return parsed
 
 
+VERDICT_LABELS = {label for label, _ in Review.LABELS}
+NOT_REVIEWED = "none"
+
+
+def with_verdict(alerts):
+    """Each alert annotated with its verdict in force: ``verdict_label`` and ``verdict_user``
+    (the newest Review row's; a withdrawn verdict counts as none)."""
+    newest = Review.objects.filter(alert=OuterRef("pk")).order_by("-created", "-id")
+    return alerts.annotate(
+        verdict_label=Subquery(newest.values("label")[:1]),
+        verdict_user=Subquery(newest.values("user__username")[:1]),
+    )
+
+
 def filter_alerts(params):
-    """Alerts matching ``status``, ``site``, ``device``, ``since``/``until``, ``since_id``."""
+    """Alerts matching ``status``, ``site``, ``device`` (id), ``device_name`` (part of the
+    name), ``label`` (the verdict in force, or ``none``), ``reviewer`` (who gave it),
+    ``since``/``until``, ``since_id``."""
     alerts = Alert.objects.all()
     if params.get("status"):
         statuses = params["status"].split(",")
@@ -140,6 +157,20 @@ def filter_alerts(params):
     device = _int_param(params, "device")
     if device is not None:
         alerts = alerts.filter(device_id=device)
+    if params.get("device_name"):
+        alerts = alerts.filter(device_name__icontains=params["device_name"].strip())
+    label, reviewer = params.get("label"), (params.get("reviewer") or "").strip()
+    if label or reviewer:
+        alerts = with_verdict(alerts)
+    if label == NOT_REVIEWED:
+        alerts = alerts.filter(Q(verdict_label="") | Q(verdict_label__isnull=True))
+    elif label:
+        if label not in VERDICT_LABELS:
+            choices = ", ".join(sorted(VERDICT_LABELS | {NOT_REVIEWED}))
+            raise ValidationError({"label": f"unknown label {label!r}: use one of {choices}"})
+        alerts = alerts.filter(verdict_label=label)
+    if reviewer:
+        alerts = alerts.filter(verdict_user__iexact=reviewer)
     since, until = _time_param(params, "since"), _time_param(params, "until")
     if since is not None:
         alerts = alerts.filter(started_at__gte=since)
@@ -156,6 +187,11 @@ LIST_PARAMETERS = [
     OpenApiParameter("status", str, description="new, confirmed, dismissed (comma-separated)"),
     OpenApiParameter("site", str, description="site name"),
     OpenApiParameter("device", int, description="device id"),
+    OpenApiParameter("device_name", str, description="part of the device's name"),
+    OpenApiParameter(
+        "label", str, description="the verdict in force: 1, 0_0, 0_1, 0_2, or none (no verdict)"
+    ),
+    OpenApiParameter("reviewer", str, description="user name of who gave the verdict in force"),
     OpenApiParameter("since", str, description="started at or after (ISO 8601)"),
     OpenApiParameter("until", str, description="started at or before (ISO 8601)"),
     OpenApiParameter("since_id", int, description="only alerts with a larger id, oldest first"),

@@ -66,6 +66,12 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "": [("GET", "/", OPERATOR_PAGE)],
     "alerts/": [("GET", "/alerts/", OPERATOR_PAGE)],
     "alerts/<int:alert_id>/": [("GET", "/alerts/{alert}/", OPERATOR_PAGE)],
+    "alerts/export.csv": [("GET", "/alerts/export.csv?status=all", OPERATOR_PAGE)],
+    # Bulk acknowledge: back to the queue (302) for both roles; a GET is not allowed.
+    "alerts/acknowledge/": [
+        ("POST", "/alerts/acknowledge/", roles(LOGIN, 302, 302, LOGIN)),
+        ("GET", "/alerts/acknowledge/", same(405)),
+    ],
     "sites/<int:site_id>/floor-plan/": [("GET", "/sites/{site}/floor-plan/", OPERATOR_PAGE)],
     "^media/(?P<folder>snippets|spectrograms)/(?P<path>.+)$": [
         ("GET", "/media/snippets/{snippet}", OPERATOR_PAGE),
