@@ -24,6 +24,7 @@ from .reviews import (
     NothingToRevise,
     ReviewError,
     alert_payload,
+    alert_payloads,
     review_alert,
     review_dict,
     revise_review,
@@ -77,6 +78,9 @@ class AlertSerializer(serializers.Serializer):
     spectrogram_url = serializers.CharField(allow_null=True)
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
+    time_zone = serializers.CharField(
+        help_text="the site's IANA time zone, in which the pages show these times"
+    )
     review = ReviewOutSerializer(allow_null=True)
 
     def to_representation(self, instance: Alert) -> dict:
@@ -216,7 +220,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     def list(self, request, *args, **kwargs):
         limit = _int_param(request.query_params, "limit") or DEFAULT_LIMIT
         alerts = list(self.get_queryset()[: max(1, min(limit, MAX_LIMIT))])
-        return Response([alert_payload(a) for a in alerts])
+        return Response(alert_payloads(alerts))
 
     @extend_schema(
         request=ReviewInSerializer,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+from devices.local_time import site_zones
 
 from .models import Review
 from .reviews import latest_reviews, review_user
@@ -14,6 +17,8 @@ CHUNK = 500
 COLUMNS = [
     "id",
     "started_at",
+    "started_local",
+    "time_zone",
     "ended_at",
     "site",
     "location",
@@ -40,11 +45,15 @@ def _iso(value) -> str:
     return value.isoformat() if value else ""
 
 
-def alert_row(alert, review: Review | None) -> list:
+def alert_row(alert, review: Review | None, zone: str) -> list:
+    """``started_at`` and the other instants ISO 8601 with offset; ``started_local`` the same
+    instant on the site's clock (``time_zone``), as the pages show it."""
     verdict = review if review is not None and review.label != Review.WITHDRAWN else None
     return [
         alert.pk,
         _iso(alert.started_at),
+        alert.started_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z"),
+        zone,
         _iso(alert.ended_at),
         alert.site_name,
         alert.location_name,
@@ -75,5 +84,6 @@ def csv_lines(alerts: Iterable) -> Iterator[str]:
 
 def _chunk_lines(writer, chunk: list) -> Iterator[str]:
     reviews = latest_reviews([a.pk for a in chunk])
+    zones = site_zones(a.site_name for a in chunk)
     for alert in chunk:
-        yield writer.writerow(alert_row(alert, reviews.get(alert.pk)))
+        yield writer.writerow(alert_row(alert, reviews.get(alert.pk), zones[alert.site_name]))

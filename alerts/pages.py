@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from accounts.permissions import is_admin, operator_required
+from devices.local_time import site_zones
 from devices.map_data import map_settings, site_dict
 from devices.models import Site
 
@@ -93,8 +94,10 @@ def alert_list(request):
     alerts, error = queue_alerts(request)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
     verdicts = latest_reviews([a.pk for a in page.object_list])
+    zones = site_zones(a.site_name for a in page.object_list)
     for a in page.object_list:
         a.verdict = verdicts.get(a.pk)
+        a.time_zone = zones[a.site_name]
     context = {
         "page": page,
         "error": error,
@@ -104,6 +107,7 @@ def alert_list(request):
         "sites": Site.objects.values_list("name", flat=True),
         "labels": Review.LABELS,
         "not_reviewed": NOT_REVIEWED,
+        "server_time_zone": settings.TIME_ZONE,
         "query": request.GET.urlencode(),
         "data": {**map_settings(), **console_settings(), "last_id": last_alert_id()},
     }
@@ -187,6 +191,7 @@ def alert_detail(request, alert_id: int):
             "labels": Review.LABELS[1:],
             "reviews": alert.reviews.select_related("user").order_by("-created", "-id"),
             "can_admin": is_admin(request.user),
+            "time_zone": data["alert"]["time_zone"],
         },
     )
 

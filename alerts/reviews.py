@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, record
+from devices.local_time import site_zones
 
 from .broadcasting import send_to_group
 from .models import Alert, Review
@@ -98,7 +99,11 @@ def latest_reviews(alert_ids: list[int]) -> dict[int, Review]:
 def alert_payloads(alerts: list[Alert]) -> list[dict]:
     """``alert_payload`` of each, with one query for all their reviews."""
     latest = latest_reviews([a.pk for a in alerts])
-    return [{**serialize_alert(a), "review": review_dict(latest.get(a.pk))} for a in alerts]
+    zones = site_zones(a.site_name for a in alerts)
+    return [
+        {**serialize_alert(a, zones[a.site_name]), "review": review_dict(latest.get(a.pk))}
+        for a in alerts
+    ]
 
 
 def broadcast_review(alert: Alert) -> None:

@@ -26,9 +26,15 @@ from . import services
 from .map_data import map_settings, site_dict
 from .models import Device, Location, Site
 from .positions import location_latlng, valid_bounds
+from .time_zones import default_time_zone, zone_names
 
 
 class SiteForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=lambda: [(name, name) for name in zone_names()],
+        initial=default_time_zone,
+        help_text="The site's local time: its alerts' times are shown in this zone",
+    )
     floor_plan_bounds = forms.JSONField(
         required=False,
         help_text="Where the floor plan lies on the map: [[south, west], [north, east]]",
@@ -36,8 +42,22 @@ class SiteForm(forms.ModelForm):
 
     class Meta:
         model = Site
-        fields = ["name", "address", "latitude", "longitude", "floor_plan", "floor_plan_bounds"]
+        fields = [
+            "name",
+            "address",
+            "time_zone",
+            "latitude",
+            "longitude",
+            "floor_plan",
+            "floor_plan_bounds",
+        ]
         widgets = {"address": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, data=None, *args, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        if data is not None and not data.get("time_zone"):  # a form without it keeps the zone
+            self.data = data.copy()
+            self.data["time_zone"] = self.instance.time_zone or default_time_zone()
 
     def clean_floor_plan_bounds(self):
         bounds = self.cleaned_data.get("floor_plan_bounds")

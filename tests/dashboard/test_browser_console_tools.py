@@ -153,3 +153,41 @@ def test_the_queue_is_searched_exported_and_acknowledged_in_bulk(server, browser
     wait_for(lambda: browser.find_elements(By.ID, "alert-table"), what="the queue")
     assert sorted(row_ids(browser)) == sorted([stairs_a, stairs_b])
     shot(browser, "queue-bulk.png")
+
+
+def test_times_show_in_the_sites_zone_with_the_zone_named(server, browser):
+    from selenium.webdriver.common.by import By
+
+    run(
+        server,
+        "from devices.models import Site\n"
+        f"Site.objects.filter(pk={server.world['site']}).update(time_zone='Asia/Seoul')\n"
+        "print('RESULT1')",
+    )
+    (alert,) = make_alerts(server, (5, "stairs-mic"))
+    started = run(
+        server,
+        f"import json\nfrom alerts.models import Alert\na = Alert.objects.get(pk={alert})\n"
+        "from zoneinfo import ZoneInfo\n"
+        "print('RESULT' + json.dumps(a.started_at.astimezone(ZoneInfo('Asia/Seoul'))"
+        ".strftime('%Y-%m-%d %H:%M:%S')))",
+    )
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/")
+    when = wait_for(
+        lambda: js(
+            browser,
+            f"const li = document.querySelector('#alert-list li[data-id=\"{alert}\"] .when');"
+            "return li && li.textContent",
+        ),
+        10,
+        "the alert on the map",
+    )
+    assert when.startswith(started[11:]) and ("GMT+9" in when or "KST" in when), when
+    browser.get(f"{server.http_url}/alerts/?status=all")
+    cell = browser.find_element(By.CSS_SELECTOR, f"tr[data-id='{alert}'] time")
+    assert cell.text == f"{started} KST" and cell.get_attribute("title") == "Asia/Seoul"
+    browser.get(f"{server.http_url}/alerts/{alert}/")
+    zone = wait_for(lambda: browser.find_elements(By.ID, "time-zone"), what="the alert page")
+    assert zone[0].text == "Asia/Seoul, the site's local time"
+    assert f"{started} KST" in browser.find_element(By.CSS_SELECTOR, ".facts").text

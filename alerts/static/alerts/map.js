@@ -127,7 +127,7 @@
   if (bounds.length) map.fitBounds(bounds, {padding: [40, 40], maxZoom: 18});
   else map.setView([20, 0], 2);
 
-  const fmtTime = (iso) => EyeLive.formatTime(iso);
+  const fmtTime = (iso, zone) => EyeLive.formatTime(iso, false, zone);
 
   function renderAlert(alert, fresh) {
     let li = list.querySelector(`li[data-id="${alert.id}"]`);
@@ -141,7 +141,7 @@
     }
     li.className = "alert status-" + alert.status + (fresh ? " fresh" : "");
     li.querySelector("a").href = "/alerts/" + alert.id + "/";
-    li.querySelector(".when").textContent = fmtTime(alert.started_at);
+    li.querySelector(".when").textContent = fmtTime(alert.started_at, alert.time_zone);
     li.querySelector(".where").textContent = `${alert.location} (${alert.device.name})`;
     li.querySelector(".score").textContent = (alert.peak_score * 100).toFixed(0) + "%";
     li.dataset.open = alert.open ? "1" : "0";
@@ -179,7 +179,7 @@
     trackStatus(alert);
     if (isNew && alert.status === "new" && kind !== "snapshot") {
       pulse(alert);
-      EyeLive.toast(`Scream at ${alert.location} (${alert.device.name}) ${fmtTime(alert.started_at)}` +
+      EyeLive.toast(`Scream at ${alert.location} (${alert.device.name}) ${fmtTime(alert.started_at, alert.time_zone)}` +
         (kind === "missed" ? " — missed while offline" : ""), "/alerts/" + alert.id + "/");
     }
   }

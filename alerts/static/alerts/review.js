@@ -27,7 +27,8 @@
       tr.querySelector(".pick").setAttribute("aria-label", "select alert " + alert.id);
       tr.querySelector("a").href = "/alerts/" + alert.id + "/";
       tr.querySelector("a").textContent = alert.id;
-      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true);
+      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true, alert.time_zone);
+      tr.querySelector("time").title = alert.time_zone;
       const cells = tr.children;
       cells[3].textContent = alert.site; cells[4].textContent = alert.location;
       cells[5].textContent = alert.device.name; cells[6].textContent = alert.peak_score.toFixed(2);
@@ -39,7 +40,7 @@
     const r = alert.review;
     tr.querySelector(".reviewer").textContent = r ? r.user : "";
     tr.querySelector(".reason").textContent = r ? r.label_name + (r.note ? `: “${r.note}”` : "") : "";
-    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true) : "";
+    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true, alert.time_zone) : "";
   }
 
   /* Undo: the last verdict given in this tab can be withdrawn for UNDO_S seconds, also from the
@@ -226,7 +227,7 @@
     const tr = document.createElement("tr");
     tr.dataset.reviewId = r.id;
     tr.innerHTML = "<td><time></time></td><td></td><td></td><td></td>";
-    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true);
+    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true, alert.time_zone);
     tr.children[1].textContent = r.user;
     tr.children[2].textContent = r.label_name;
     tr.children[3].textContent = r.note;
