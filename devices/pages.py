@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.static import serve
 
@@ -37,6 +38,7 @@ class SiteForm(forms.ModelForm):
     )
     floor_plan_bounds = forms.JSONField(
         required=False,
+        widget=forms.HiddenInput,  # set on the map: two corners to drag (alerts/place.js)
         help_text="Where the floor plan lies on the map: [[south, west], [north, east]]",
     )
 
@@ -93,6 +95,18 @@ class DeviceForm(forms.ModelForm):
         widgets = {"token_expires": forms.DateTimeInput(attrs={"type": "datetime-local"})}
 
 
+class DeviceEditForm(forms.ModelForm):
+    """Rename or move a device (its token and enabled state have their own actions)."""
+
+    class Meta:
+        model = Device
+        fields = ["location", "name"]
+        help_texts = {
+            "location": "Moving a device moves its marker; its past alerts keep the "
+            "place they happened at."
+        }
+
+
 @admin_required
 def manage_home(request):
     return render(
@@ -116,7 +130,17 @@ def site_edit(request, site_id: int | None = None):
     return render(
         request,
         "devices/manage/site_form.html",
-        {"form": form, "site": site, "data": {**map_settings(), "site": site and site_dict(site)}},
+        {
+            "form": form,
+            "site": site,
+            "data": {
+                **map_settings(),
+                "site": site and site_dict(site),
+                "plan_url": reverse("devices:floor-plan", args=[site.pk])
+                if site and site.floor_plan
+                else None,
+            },
+        },
     )
 
 
@@ -201,6 +225,47 @@ def device_detail(request, device_id: int):
     recent = device.alerts.all()[:20]
     return render(
         request, "devices/manage/device_detail.html", {"device": device, "alerts": recent}
+    )
+
+
+@admin_required
+def device_edit(request, device_id: int):
+    device = get_object_or_404(Device.objects.select_related("location__site"), pk=device_id)
+    form = DeviceEditForm(request.POST or None, instance=device)
+    if request.method == "POST" and form.is_valid():
+        device = services.save_audited(form, Actor.of_request(request))
+        messages.success(request, f"Saved device {device.name} at {device.location}.")
+        return redirect("devices:device", device_id=device.pk)
+    return render(request, "devices/manage/device_edit.html", {"form": form, "device": device})
+
+
+DELETABLE = {"site": Site, "location": Location, "device": Device}
+CONFIRM = "delete"
+
+
+@admin_required
+def delete(request, kind: str, object_id: int):
+    """Delete a site, location or device: GET shows what would go (or what stands in the way),
+    POST from that page (``confirm=delete``) deletes, audited, then back to ``/manage/``."""
+    model = DELETABLE[kind]
+    obj = get_object_or_404(model, pk=object_id)
+    deletion = services.deletion_of(obj)
+    if request.method == "POST":
+        if request.POST.get("confirm") != CONFIRM:
+            messages.error(request, "Nothing deleted: confirm on this page.")
+            return redirect(request.path)
+        name = str(obj)
+        try:
+            services.delete_audited(obj, Actor.of_request(request))
+        except services.DeleteRefused as refused:
+            messages.error(request, f"{name} was not deleted: {refused} must go first.")
+            return redirect(request.path)
+        messages.success(request, f"Deleted {model._meta.verbose_name} {name}.")
+        return redirect("devices:manage")
+    return render(
+        request,
+        "devices/manage/confirm_delete.html",
+        {"obj": obj, "kind": model._meta.verbose_name, "deletion": deletion, "confirm": CONFIRM},
     )
 
 

@@ -191,3 +191,94 @@ def test_times_show_in_the_sites_zone_with_the_zone_named(server, browser):
     zone = wait_for(lambda: browser.find_elements(By.ID, "time-zone"), what="the alert page")
     assert zone[0].text == "Asia/Seoul, the site's local time"
     assert f"{started} KST" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+
+
+def audit_actions(server, object_type: str) -> list[list[str]]:
+    return run(
+        server,
+        "import json\nfrom accounts.models import AuditEvent\n"
+        f"rows = AuditEvent.objects.filter(object_type={object_type!r}).order_by('pk')\n"
+        "print('RESULT' + json.dumps([[e.actor_name, e.action, e.object_name] for e in rows]))",
+    )
+
+
+def test_an_admin_places_a_floor_plan_moves_and_deletes_a_device_with_confirmation(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    site = server.world["site"]
+    made = run(
+        server,
+        "import json\nfrom devices.models import Device, Location\n"
+        f"loc = Location.objects.create(site_id={site}, name='Spare room')\n"
+        "d = Device.objects.create(location=Location.objects.get(name='Exit 9 stairs'),"
+        " name='spare-mic')\n"
+        "print('RESULT' + json.dumps([loc.pk, d.pk]))",
+    )
+    spare_room, spare_mic = made
+    login(browser, server, "boss", "/manage/")
+
+    # Floor-plan bounds on the map: placed over the view, one corner dragged, no JSON typed.
+    browser.get(f"{server.http_url}/manage/sites/{site}/")
+    wait_for(lambda: js(browser, "return !!window.eyescreamPlace"), what="the site's map")
+    browser.find_element(By.ID, "bounds-fit").click()
+    placed = json.loads(browser.find_element(By.ID, "id_floor_plan_bounds").get_attribute("value"))
+    (south, west), (north, east) = placed
+    assert north > south and east > west
+    corner = browser.find_elements(By.CSS_SELECTOR, ".corner-marker")[1]  # north-east
+    ActionChains(browser).drag_and_drop_by_offset(corner, 60, -40).perform()
+    dragged = wait_for(
+        lambda: (
+            json.loads(browser.find_element(By.ID, "id_floor_plan_bounds").get_attribute("value"))
+            != placed
+            and json.loads(
+                browser.find_element(By.ID, "id_floor_plan_bounds").get_attribute("value")
+            )
+        ),
+        5,
+        "the dragged corner to change the bounds",
+    )
+    assert dragged[0] == placed[0]  # the south-west corner stayed
+    assert dragged[1][0] > north and dragged[1][1] > east  # dragged up and right
+    assert "north" in browser.find_element(By.ID, "bounds-text").text
+    shot(browser, "manage-floor-plan-bounds.png")
+    browser.find_element(By.ID, "save").click()
+    wait_for(lambda: js(browser, "return location.pathname") == "/manage/", what="the save")
+    stored = run(
+        server,
+        "import json\nfrom devices.models import Site\n"
+        f"print('RESULT' + json.dumps(Site.objects.get(pk={site}).floor_plan_bounds))",
+    )
+    assert stored == dragged
+
+    # Move the device, then delete it from its confirmation page.
+    browser.get(f"{server.http_url}/manage/devices/{spare_mic}/")
+    browser.find_element(By.ID, "edit").click()
+    wait_for(lambda: browser.find_elements(By.ID, "device-form"), what="the edit page")
+    Select(browser.find_element(By.ID, "id_location")).select_by_value(str(spare_room))
+    browser.find_element(By.ID, "save").click()
+    wait_for(lambda: "Spare room" in browser.find_element(By.ID, "health").text, what="the move")
+    browser.find_element(By.ID, "delete").click()
+    wait_for(lambda: browser.find_elements(By.ID, "confirm-delete"), what="the confirmation")
+    assert js(browser, "return location.pathname") == f"/manage/devices/{spare_mic}/delete/"
+    assert "Delete device spare-mic?" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.ID, "confirm").click()
+    wait_for(lambda: js(browser, "return location.pathname") == "/manage/", what="the delete")
+    assert "Deleted device spare-mic." in browser.find_element(By.CSS_SELECTOR, ".messages").text
+    browser.refresh()  # POST-redirect-GET: a reload deletes nothing more and says nothing again
+    assert "spare-mic" not in browser.find_element(By.TAG_NAME, "main").text
+    # The empty room is deleted the same way.
+    browser.get(f"{server.http_url}/manage/locations/{spare_room}/delete/")
+    browser.find_element(By.ID, "confirm").click()
+    wait_for(lambda: js(browser, "return location.pathname") == "/manage/", what="the delete")
+    assert audit_actions(server, "devices.device") == [
+        ["boss", "change", "spare-mic"],
+        ["boss", "delete", "spare-mic"],
+    ]
+    assert audit_actions(server, "devices.location")[-1] == [
+        "boss",
+        "delete",
+        "Hongdae station / Spare room",
+    ]
+    assert ["boss", "change", "Hongdae station"] in audit_actions(server, "devices.site")

@@ -94,6 +94,25 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "manage/devices/<int:device_id>/token/": [
         ("GET", "/manage/devices/{device}/token/", ADMIN_PAGE)
     ],
+    # Edit or move a device: a POST without its fields is the form again with errors (200).
+    "manage/devices/<int:device_id>/edit/": [
+        ("GET", "/manage/devices/{device}/edit/", ADMIN_PAGE),
+        ("POST", "/manage/devices/{device}/edit/", roles(LOGIN, 403, 200, LOGIN)),
+    ],
+    # Delete: GET is the confirmation page; a POST not from it (no confirm=delete) deletes
+    # nothing and goes back to it (302).
+    "manage/sites/<int:object_id>/delete/": [
+        ("GET", "/manage/sites/{site}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/sites/{site}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    "manage/locations/<int:object_id>/delete/": [
+        ("GET", "/manage/locations/{location}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/locations/{location}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    "manage/devices/<int:object_id>/delete/": [
+        ("GET", "/manage/devices/{device}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/devices/{device}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
     # API
     "api/schema/": [("GET", "/api/schema/", OPERATOR_API)],
     "api/docs/": [("GET", "/api/docs/", OPERATOR_PAGE)],
