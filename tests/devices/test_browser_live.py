@@ -78,3 +78,41 @@ def test_browser_page_streams_the_microphone_at_the_files_level(live, browser):
     assert len(levels) >= 8
     assert power_db(levels) == pytest.approx(expected_db, abs=3.0)
     assert -60.0 < page_level < 0.0  # the live meter shows the newest 200 ms frame
+
+
+def wait_state(drv, state: str, timeout: float) -> None:
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while drv.find_element(By.ID, "state").text != state:
+        assert time.monotonic() < deadline, (
+            drv.find_element(By.ID, "state").text,
+            drv.find_element(By.ID, "detail").text,
+        )
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_disabled_device_says_so_and_streams_once_enabled_again(live, browser):
+    from selenium.webdriver.common.by import By
+
+    drv, _ = browser
+    device = live.make_devices({"browser-disabled": {}})["browser-disabled"]
+    switch = (
+        "from devices.models import Device\nd = Device.objects.get(pk={})\nd.enabled = {}\nd.save()"
+    )
+    drv.get(f"{live.http_url}/device/")
+    drv.find_element(By.ID, "token").send_keys(device["token"])
+    drv.find_element(By.ID, "start").click()
+    wait_state(drv, "streaming", 20)
+    live.shell(switch.format(device["id"], False))  # the server closes the stream with 4013
+    wait_state(drv, "disabled", 10)
+    notice = drv.find_element(By.ID, "notice")
+    assert notice.is_displayed() and "An admin has disabled this device" in notice.text
+    assert "starts streaming by itself" in notice.text
+    assert drv.find_element(By.ID, "stop").is_enabled()  # still on: it has not given up
+    live.shell(switch.format(device["id"], True))
+    wait_state(drv, "streaming", 30)  # the next try (5 s, then 10 s) finds it enabled
+    assert not drv.find_element(By.ID, "notice").is_displayed()
+    drv.find_element(By.ID, "stop").click()
+    assert live.device_row(device["id"])["samples_received"] > 0

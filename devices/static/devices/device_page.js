@@ -5,7 +5,9 @@
   const config = JSON.parse(document.getElementById("device-config").textContent);
   const RATE = 16000; // the AudioContext resamples the microphone to this rate
   const FRAME_S = 0.2;
-  const FATAL = (code) => code >= 4000 && code < 4100; // client or admin must act
+  const DISABLED = 4013; // an admin disabled the device: wait, it may be enabled again
+  const FATAL = (code) => code >= 4000 && code < 4100 && code !== DISABLED; // someone must act
+  const DISABLED_RETRY_MS = [5000, 60000]; // first wait, longest wait (doubling)
   const $ = (id) => document.getElementById(id);
 
   let audio = null; // {context, stream, node}
@@ -13,6 +15,12 @@
   let ready = false;
   let wanted = false;
   let backoff = 500;
+  let disabledWait = DISABLED_RETRY_MS[0];
+
+  function notice(text) {
+    $("notice").textContent = text || "";
+    $("notice").hidden = !text;
+  }
 
   function setState(state, detail) {
     $("state").textContent = state;
@@ -70,16 +78,29 @@
       if (message.type === "ready") {
         ready = true;
         backoff = 500;
+        disabledWait = DISABLED_RETRY_MS[0];
+        notice("");
         setState("streaming", "as " + message.device.name);
       } else if (message.type === "ack") {
         $("stored").textContent = (message.samples / audio.context.sampleRate).toFixed(1);
-      } else if (message.type === "error") {
+      } else if (message.type === "error" && message.code !== DISABLED) {
         setState("error", message.code + " " + message.error + ": " + message.message);
       }
     };
     ws.onclose = (event) => {
       ready = false;
       if (!wanted) return setState("idle");
+      if (event.code === DISABLED) {
+        // Not the end: the microphone stays on (nothing is sent) and the page asks again.
+        const wait = disabledWait;
+        disabledWait = Math.min(disabledWait * 2, DISABLED_RETRY_MS[1]);
+        setState("disabled", "asking again in " + Math.round(wait / 1000) + " s");
+        notice("An admin has disabled this device, so the server takes no audio from it. " +
+          "Keep this page open: it asks again every so often (now in " + Math.round(wait / 1000) +
+          " s) and starts streaming by itself as soon as the device is enabled.");
+        setTimeout(() => wanted && connect(), wait);
+        return;
+      }
       if (FATAL(event.code)) {
         wanted = false;
         $("start").disabled = false;
@@ -111,6 +132,7 @@
 
   $("stop").addEventListener("click", () => {
     wanted = false;
+    notice("");
     if (ws) ws.close(1000);
     if (audio) {
       audio.stream.getTracks().forEach((track) => track.stop());
