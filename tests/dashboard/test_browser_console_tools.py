@@ -36,7 +36,10 @@ def server(tmp_path_factory):
     except redis.exceptions.ConnectionError:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     flush_redis()
-    live = LiveServer(tmp_path_factory.mktemp("console-tools"), {"REDIS_URL": REDIS_URL})
+    # Tiles from this server, where there are none (404): a tile server that fails, with no
+    # request leaving the machine.
+    env = {"REDIS_URL": REDIS_URL, "EYESCREAM_TILE_URL": "/tiles-missing/{z}/{x}/{y}.png"}
+    live = LiveServer(tmp_path_factory.mktemp("console-tools"), env)
     live.migrate()
     live.world = json.loads(live.shell(SETUP).split("RESULT", 1)[1])
     live.start()
@@ -282,3 +285,31 @@ def test_an_admin_places_a_floor_plan_moves_and_deletes_a_device_with_confirmati
         "Hongdae station / Spare room",
     ]
     assert ["boss", "change", "Hongdae station"] in audit_actions(server, "devices.site")
+
+
+def test_when_tiles_fail_the_map_says_so_and_still_shows_every_device(server, browser):
+    login(browser, server, "op1")
+    open_live(browser, f"{server.http_url}/")
+    status = wait_for(
+        lambda: js(
+            browser,
+            "const s = document.getElementById('tile-status');"
+            "return s && !s.hidden && s.textContent",
+        ),
+        15,
+        "the tiles-unavailable notice",
+    )
+    assert "Map tiles are unavailable" in status and "plain grid" in status
+    assert js(browser, "return document.getElementById('map').classList.contains('no-tiles')")
+    boxes = js(
+        browser,
+        "const m = document.getElementById('map').getBoundingClientRect();"
+        "return [...document.querySelectorAll('.dev-marker')].map(e => {"
+        " const r = e.getBoundingClientRect();"
+        " return r.left >= m.left && r.right <= m.right && r.top >= m.top && r.bottom <= m.bottom;"
+        "})",
+    )
+    assert len(boxes) == len(server.world["devices"]) and all(boxes)  # placed, in view
+    grid = js(browser, "return getComputedStyle(document.getElementById('map')).backgroundImage")
+    assert "linear-gradient" in grid
+    shot(browser, "map-no-tiles.png")

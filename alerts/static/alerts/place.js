@@ -8,8 +8,17 @@
   const y = document.getElementById("id_y");
   const siteSelect = document.getElementById("id_site");
   const map = L.map("place-map");
-  if (data.tile_url) L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution}).addTo(map);
-  else document.getElementById("place-map").classList.add("no-tiles");
+  const mapBox = document.getElementById("place-map");
+  if (data.tile_url) {  // tiles that fail leave the plain grid (as on the live map)
+    const tiles = L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution});
+    let ok = 0;
+    tiles.on("loading", () => { ok = 0; });
+    tiles.on("tileload", () => { ok += 1; mapBox.classList.remove("no-tiles"); });
+    tiles.on("tileerror", () => { if (!ok) mapBox.classList.add("no-tiles"); });
+    tiles.addTo(map);
+  } else {
+    mapBox.classList.add("no-tiles");
+  }
   let marker = null;
   let overlay = null;
 
