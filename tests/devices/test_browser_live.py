@@ -116,3 +116,72 @@ def test_a_disabled_device_says_so_and_streams_once_enabled_again(live, browser)
     assert not drv.find_element(By.ID, "notice").is_displayed()
     drv.find_element(By.ID, "stop").click()
     assert live.device_row(device["id"])["samples_received"] > 0
+
+
+@pytest.mark.slow
+def test_the_page_remembers_the_token_until_forgotten(live, browser):
+    from selenium.webdriver.common.by import By
+
+    drv, _ = browser
+    device = live.make_devices({"browser-remembered": {}})["browser-remembered"]
+    drv.get(f"{live.http_url}/device/")
+    assert not drv.find_element(By.ID, "remembered").is_displayed()
+    drv.find_element(By.ID, "token").send_keys(device["token"])
+    drv.find_element(By.ID, "start").click()
+    wait_state(drv, "streaming", 20)  # remembered once the server accepted it
+    drv.find_element(By.ID, "stop").click()
+    drv.refresh()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == device["token"]
+    assert drv.find_element(By.ID, "remembered").is_displayed()
+    drv.find_element(By.ID, "start").click()  # no pasting after a reload
+    wait_state(drv, "streaming", 20)
+    drv.find_element(By.ID, "stop").click()
+    drv.find_element(By.ID, "forget").click()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == ""
+    assert drv.execute_script("return localStorage.getItem('eyescream-device-token')") is None
+    drv.refresh()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == ""
+    assert not drv.find_element(By.ID, "remembered").is_displayed()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fake_device", "expected"),
+    [
+        (True, "The microphone was not allowed for this page."),  # a microphone, refused
+        (False, "No microphone was found."),  # none at all
+    ],
+)
+def test_a_refused_or_missing_microphone_is_explained_in_words(live, fake_device, expected):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("chromium and chromedriver are not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    if fake_device:
+        flags.append("--use-fake-device-for-media-stream")
+    for flag in flags:
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        drv.get(f"{live.http_url}/device/")
+        # The user (or a policy) said no to the microphone for this site.
+        drv.execute_cdp_cmd(
+            "Browser.setPermission",
+            {"permission": {"name": "microphone"}, "setting": "denied", "origin": live.http_url},
+        )
+        drv.find_element(By.ID, "token").send_keys("esd_" + "x" * 43)
+        drv.find_element(By.ID, "start").click()
+        wait_state(drv, "error", 10)
+        notice = drv.find_element(By.ID, "notice")
+        assert notice.is_displayed()
+        assert notice.text.startswith(expected), notice.text
+        assert "press Start again" in notice.text and "Error" not in notice.text
+        assert drv.find_element(By.ID, "start").is_enabled()
+    finally:
+        drv.quit()

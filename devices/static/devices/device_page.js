@@ -36,7 +36,65 @@
     $("level-db").textContent = db.toFixed(1);
   }
 
+  /* The token is remembered in this browser (localStorage) once the server accepted it, so a
+   * reload or a restarted phone does not need it pasted again; "Forget" removes it. */
+  const TOKEN_KEY = "eyescream-device-token";
+
+  function storage() {
+    try { return window.localStorage; } catch (e) { return null; } // storage blocked
+  }
+
+  function showRemembered() {
+    const store = storage();
+    const saved = store && store.getItem(TOKEN_KEY);
+    $("remembered").hidden = !saved;
+    return saved;
+  }
+
+  function remember(token) {
+    const store = storage();
+    if (store) { store.setItem(TOKEN_KEY, token); showRemembered(); }
+  }
+
+  $("forget").addEventListener("click", () => {
+    const store = storage();
+    if (store) store.removeItem(TOKEN_KEY);
+    $("token").value = "";
+    showRemembered();
+  });
+
+  const saved = showRemembered();
+  if (saved) $("token").value = saved;
+
+  /* getUserMedia's errors, in words: what happened and what to do. */
+  function microphoneProblem(error) {
+    const name = error && error.name;
+    if (name === "NotAllowedError" || name === "PermissionDeniedError" || name === "SecurityError") {
+      return "The microphone was not allowed for this page. Allow it (the microphone or lock " +
+        "icon in the address bar, or the browser's site settings), then press Start again.";
+    }
+    if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+      return "No microphone was found. Connect one (or enable it in the system's sound " +
+        "settings), then press Start again.";
+    }
+    if (name === "NotReadableError" || name === "TrackStartError") {
+      return "The microphone could not be started: another app may be using it. Close that " +
+        "app, then press Start again.";
+    }
+    if (name === "InsecureContext") {
+      return "Browsers allow the microphone only on secure pages: open this page over " +
+        "https:// (or on this machine as http://localhost).";
+    }
+    return "The microphone could not be started (" + (name || "error") + ": " +
+      ((error && error.message) || "no details") + ").";
+  }
+
   async function startAudio() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      const error = new Error("no navigator.mediaDevices");
+      error.name = "InsecureContext";
+      throw error;
+    }
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
     });
@@ -80,6 +138,7 @@
         backoff = 500;
         disabledWait = DISABLED_RETRY_MS[0];
         notice("");
+        remember($("token").value.trim());
         setState("streaming", "as " + message.device.name);
       } else if (message.type === "ack") {
         $("stored").textContent = (message.samples / audio.context.sampleRate).toFixed(1);
@@ -116,6 +175,7 @@
 
   $("device-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    notice("");
     $("start").disabled = true;
     $("stop").disabled = false;
     wanted = true;
@@ -125,7 +185,8 @@
       wanted = false;
       $("start").disabled = false;
       $("stop").disabled = true;
-      return setState("error", "microphone: " + error.message);
+      setState("error", "microphone");
+      return notice(microphoneProblem(error));
     }
     connect();
   });
