@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.dashboard.test_browser_console import chromium
-from tests.dashboard.test_browser_live import SETUP, js, login, open_live, shot, wait_for
+from tests.dashboard.test_browser_live import SCREAM, SETUP, js, login, open_live, shot, wait_for
 from tests.devices.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -313,3 +313,53 @@ def test_when_tiles_fail_the_map_says_so_and_still_shows_every_device(server, br
     grid = js(browser, "return getComputedStyle(document.getElementById('map')).backgroundImage")
     assert "linear-gradient" in grid
     shot(browser, "map-no-tiles.png")
+
+
+LONG_ALERT = """
+import json, numpy as np, soundfile
+from datetime import timedelta
+from django.utils import timezone
+from alerts.services import open_alert
+audio, rate = soundfile.read({path!r}, dtype="float32")
+audio = audio if audio.ndim == 1 else audio.mean(axis=1)
+snippet = np.tile(audio, int(np.ceil({seconds} * rate / len(audio))))[: int({seconds} * rate)]
+now = timezone.now()
+alert = open_alert(device_id={device}, started_at=now - timedelta(seconds={seconds} - 3),
+    peak_score=0.97, mean_score=0.86, score_curve=[[2.0, 0.9], [{seconds} - 1.5, 0.9]],
+    model_version="browser-test", snippet=snippet, snippet_rate=rate,
+    snippet_started_at=now - timedelta(seconds={seconds}))
+print("RESULT" + json.dumps(alert.pk))
+"""
+
+
+def test_a_long_incidents_snippet_plays_whole_on_the_review_page(server, browser, real_v1):
+    seconds = 34.0  # a 31 s incident with its pre- and post-roll: past the old 20 s cap
+    alert = run(
+        server,
+        LONG_ALERT.format(
+            path=str(real_v1 / SCREAM),
+            seconds=seconds,
+            device=server.world["devices"]["stairs-mic"],
+        ),
+    )
+    login(browser, server, "op1", f"/alerts/{alert}/")
+    duration = wait_for(
+        lambda: js(
+            browser,
+            "const a = document.getElementById('snippet');"
+            "return a && a.readyState >= 1 && a.duration > 0 ? a.duration : 0",
+        ),
+        15,
+        "the snippet to load",
+    )
+    assert duration == pytest.approx(seconds, abs=0.05)
+    js(browser, f"document.getElementById('snippet').currentTime = {seconds - 2}")
+    wait_for(
+        lambda: js(
+            browser,
+            "const a = document.getElementById('snippet');"
+            f"return !a.seeking && a.currentTime > {seconds - 2.5}",
+        ),
+        5,
+        "a seek into the incident's last seconds",
+    )
