@@ -4,8 +4,8 @@ daphne runs with its own SQLite file and the Redis channel layer (a database num
 alerts are stored by a separate ``manage.py shell`` process through ``alerts.services.open_alert``
 (with a real scream cut from the real recordings), so their broadcast reaches the pages exactly
 as one from a scoring worker would. Tiles cannot load here (no internet): the map must still work.
-Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); `make screenshots`
-writes them to docs/screenshots/ (committed, shown in the README).
+Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); the README's own
+come from `make screenshots` (tools/screenshots.py).
 """
 
 from __future__ import annotations

@@ -40,7 +40,11 @@
     const r = alert.review;
     tr.querySelector(".reviewer").textContent = r ? r.user : "";
     tr.querySelector(".reason").textContent = r ? r.label_name + (r.note ? `: “${r.note}”` : "") : "";
-    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true, alert.time_zone) : "";
+    const reviewed = tr.querySelector(".reviewed");
+    if ((reviewed.dataset.iso || "") !== (r ? r.created : "")) {  // keep the server's text if same
+      reviewed.textContent = r ? EyeLive.formatTime(r.created, true, alert.time_zone) : "";
+      reviewed.dataset.iso = r ? r.created : "";
+    }
   }
 
   /* Undo: the last verdict given in this tab can be withdrawn for UNDO_S seconds, also from the
