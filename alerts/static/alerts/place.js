@@ -97,6 +97,7 @@
    * JSON; the hidden field holds [[south, west], [north, east]]. */
   const boundsInput = document.getElementById("id_floor_plan_bounds");
   let corners = null;
+  let setBounds = null;
   if (boundsInput) {
     const text = document.getElementById("bounds-text");
     const fileInput = document.getElementById("id_floor_plan");
@@ -141,9 +142,11 @@
         draw(current());
       });
     }
+    setBounds = draw;
     const start = current();
     draw(start);
     if (start) map.fitBounds(start, {padding: [30, 30]});
   }
-  window.eyescreamPlace = {map, corners: () => corners};
+  // setBounds: the picker's corners put where given (what a drag ends with), for scripts.
+  window.eyescreamPlace = {map, corners: () => corners, setBounds};
 })();
