@@ -20,6 +20,7 @@ from accounts.permissions import IsOperator
 
 from .models import Alert, Review
 from .reviews import (
+    MAX_BULK,
     AlreadyReviewed,
     NothingToRevise,
     ReviewError,
@@ -27,6 +28,7 @@ from .reviews import (
     alert_payloads,
     review_alert,
     review_dict,
+    review_many,
     revise_review,
 )
 
@@ -104,6 +106,21 @@ class ReviewInSerializer(serializers.Serializer):
         if data["label"] == Review.WITHDRAWN and "replaces" not in data:
             raise ValidationError({"label": "withdrawing needs the verdict it replaces"})
         return data
+
+
+class BulkReviewSerializer(serializers.Serializer):
+    alerts = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=MAX_BULK, help_text="alert ids"
+    )
+    label = serializers.ChoiceField(choices=Review.LABELS)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    reviewed = serializers.ListField(child=serializers.IntegerField())
+    skipped = serializers.DictField(
+        child=serializers.CharField(), help_text="alert id -> why it was skipped"
+    )
 
 
 def _int_param(params, name: str) -> int | None:
@@ -221,6 +238,30 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         limit = _int_param(request.query_params, "limit") or DEFAULT_LIMIT
         alerts = list(self.get_queryset()[: max(1, min(limit, MAX_LIMIT))])
         return Response(alert_payloads(alerts))
+
+    @extend_schema(
+        request=BulkReviewSerializer,
+        responses={200: BulkResultSerializer, 400: None},
+        description="Bulk acknowledge: one verdict (label 1, 0_0, 0_1 or 0_2) and note for "
+        "several new alerts. Each gets its own review row and audit event; an alert decided "
+        "meanwhile is skipped, with the reason.",
+    )
+    @action(detail=False, methods=["post"])
+    def acknowledge(self, request):
+        form = BulkReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            decided, skipped = review_many(
+                data["alerts"],
+                request.user,
+                data["label"],
+                data.get("note", ""),
+                address=request.META.get("REMOTE_ADDR"),
+            )
+        except ReviewError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"reviewed": decided, "skipped": {str(k): v for k, v in skipped.items()}})
 
     @extend_schema(
         request=ReviewInSerializer,

@@ -124,6 +124,11 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "api/^alerts/(?P<pk>[^/.]+)/review/$": [
         ("POST", "/api/alerts/{alert}/review/", roles(401, 200, 409, 401)),
     ],
+    # Bulk acknowledge: the matrix's body names no alerts (400) for both roles.
+    "api/^alerts/acknowledge/$": [
+        ("POST", "/api/alerts/acknowledge/", roles(401, 400, 400, 401)),
+        ("GET", "/api/alerts/acknowledge/", roles(401, 405, 405, 401)),
+    ],
     "api/^sites/$": [("GET", "/api/sites/", OPERATOR_API)],
     "api/^sites/(?P<pk>[^/.]+)/$": [("GET", "/api/sites/{site}/", OPERATOR_API)],
     "api/^devices/$": [("GET", "/api/devices/", OPERATOR_API)],

@@ -132,3 +132,18 @@ def test_a_bad_filter_says_so_in_words_and_exports_nothing(client, users, three)
     assert "Nothing exported" in client.get(response["Location"]).content.decode()
     assert client.get("/api/alerts/?label=maybe").status_code == 400
     assert client.get("/api/alerts/?reviewer=nobody").json() == []
+
+
+@pytest.mark.django_db
+def test_the_api_acknowledges_in_bulk_and_names_what_it_skipped(client, users, three):
+    review_alert(three[1].pk, users["operator2"], "1")
+    client.force_login(users["operator"])
+    body = {"alerts": [a.pk for a in three], "label": "0_2", "note": "wind"}
+    response = client.post("/api/alerts/acknowledge/", body, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["reviewed"] == [three[0].pk, three[2].pk]
+    assert "already confirmed by op2" in response.json()["skipped"][str(three[1].pk)]
+    assert AuditEvent.objects.filter(action="review", actor_name="op1").count() == 2
+    for bad in ({"alerts": [], "label": "1"}, {"alerts": [three[0].pk], "label": ""}):
+        answer = client.post("/api/alerts/acknowledge/", bad, content_type="application/json")
+        assert answer.status_code == 400, bad

@@ -80,3 +80,22 @@ def test_pages_show_an_alerts_times_in_its_sites_zone_with_the_zone_named(
     assert "Asia/Seoul, the site's local time" in detail
     export = b"".join(client.get("/alerts/export.csv?status=all").streaming_content).decode()
     assert "2026-03-01T12:00:00+00:00,2026-03-01 21:00:00 KST,Asia/Seoul" in export
+
+
+@pytest.mark.django_db
+def test_the_admin_site_refuses_an_unknown_zone(client, users, device):
+    client.force_login(users["superuser"])
+    site = device.location.site
+    url = f"/admin/devices/site/{site.pk}/change/"
+    form = {
+        "name": site.name,
+        "time_zone": "Moon/Base",
+        "locations-TOTAL_FORMS": "0",
+        "locations-INITIAL_FORMS": "0",
+    }
+    bad = client.post(url, form)
+    assert bad.status_code == 200 and "is not a time zone this server knows" in bad.content.decode()
+    good = client.post(url, {**form, "time_zone": "Europe/Lisbon"})
+    assert good.status_code == 302
+    site.refresh_from_db()
+    assert site.time_zone == "Europe/Lisbon"
