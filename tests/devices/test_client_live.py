@@ -125,3 +125,45 @@ def test_a_disabled_device_waits_and_resumes_when_enabled_losing_nothing(live, r
     assert summary["acked_samples"] == total and summary["dropped_samples"] == 0
     row = live.device_row(device["id"])
     assert row["samples_received"] == total  # the audio captured while disabled was kept
+
+
+@pytest.mark.slow
+def test_a_device_disabled_mid_stream_waits_then_resumes_where_the_server_left_off(live, real_v1):
+    device = live.make_devices({"pi-paused": {}})["pi-paused"]
+    proc = client(
+        live,
+        device["token"],
+        "--file",
+        str(real_v1 / CLIP),
+        "--loop",
+        "--disabled-retry-s",
+        "1",
+        "-v",
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    switch = (
+        "from devices.models import Device\nd = Device.objects.get(pk={})\nd.enabled = {}\nd.save()"
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while live.device_row(device["id"])["stream_samples"] == 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        live.shell(switch.format(device["id"], False))  # closes the live stream with 4013
+        while not any("4013 device_disabled" in line for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            assert proc.poll() is None, "the client gave up\n" + "".join(lines)
+            time.sleep(0.1)
+        stored = live.device_row(device["id"])["stream_samples"]
+        live.shell(switch.format(device["id"], True))
+        while live.device_row(device["id"])["stream_samples"] <= stored:
+            assert time.monotonic() < deadline, "".join(lines)
+            assert proc.poll() is None, "".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    err = "".join(lines)
+    resumed = [int(x) for x in re.findall(r"streaming from sample (\d+)", err)]
+    assert len(resumed) >= 2 and resumed[-1] >= stored > 0, err  # resumed, not restarted
