@@ -36,10 +36,9 @@ def server(tmp_path_factory):
     except redis.exceptions.ConnectionError:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     flush_redis()
-    # Tiles from this server, where there are none (404): a tile server that fails, with no
-    # request leaving the machine.
-    env = {"REDIS_URL": REDIS_URL, "EYESCREAM_TILE_URL": "/tiles-missing/{z}/{x}/{y}.png"}
-    live = LiveServer(tmp_path_factory.mktemp("console-tools"), env)
+    # LiveServer's tiles come from itself, where there are none (404): a tile server that
+    # fails, with no request leaving the machine.
+    live = LiveServer(tmp_path_factory.mktemp("console-tools"), {"REDIS_URL": REDIS_URL})
     live.migrate()
     live.world = json.loads(live.shell(SETUP).split("RESULT", 1)[1])
     live.start()

@@ -3,7 +3,8 @@
 daphne runs with its own SQLite file and the Redis channel layer (a database number of its own);
 alerts are stored by a separate ``manage.py shell`` process through ``alerts.services.open_alert``
 (with a real scream cut from the real recordings), so their broadcast reaches the pages exactly
-as one from a scoring worker would. Tiles cannot load here (no internet): the map must still work.
+as one from a scoring worker would. Tiles cannot load (the server has none; nothing is fetched
+from the internet): the map must still work.
 Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); the README's own
 come from `make screenshots` (tools/screenshots.py).
 """
