@@ -10,14 +10,18 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from devices.models import Device, Location, Site
-from eyescream_site import readiness
+from eyescream_site import health_views, readiness
 from eyescream_site.log_format import JsonLinesFormatter
+from registry import services
+from registry.models import Activation
+from tests.registry.conftest import artifact_copy
 
 
 @pytest.fixture(autouse=True)
 def fresh_readiness(monkeypatch):
     """Each test's /readyz runs its checks (no answer shared with an earlier test)."""
     monkeypatch.setattr(readiness, "CACHE_S", 0.0)
+    monkeypatch.setattr(health_views, "_last_reasons", [])
 
 
 def metric(text: str, line_start: str) -> float:
@@ -43,9 +47,7 @@ def test_readyz_is_ready_with_the_database_and_the_model(client):
     assert all(check["ok"] for check in body["checks"].values())
 
 
-@pytest.mark.django_db
-def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp_path):
-    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+def assert_not_ready_for_the_model(client) -> None:
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 503
@@ -54,6 +56,46 @@ def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp
     assert any(
         reason.startswith("model: ") and "config.json" in reason for reason in body["reasons"]
     )
+
+
+@pytest.mark.django_db(transaction=True)  # /readyz reads in a thread of its own
+def test_readyz_names_the_active_version_and_says_503_when_its_files_are_gone(
+    client, settings, tmp_path
+):
+    assert client.get("/readyz").json()["checks"]["model"]["detail"].startswith("version 1 (")
+    settings.EYESCREAM_MODEL_STORE = tmp_path / "store"
+    version = services.register_version(artifact_copy(tmp_path / "v2", threshold=0.5))
+    services.promote(version)
+    assert client.get("/readyz").json()["checks"]["model"]["detail"].startswith("version 2 (")
+    (version.model_dir / "config.json").unlink()
+    assert_not_ready_for_the_model(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp_path):
+    Activation.objects.all().delete()  # an empty registry: the shipped folder is checked
+    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+    assert_not_ready_for_the_model(client)
+
+
+@pytest.mark.django_db
+def test_readyz_logs_a_change_of_state_once_and_no_request_error(
+    client, settings, tmp_path, caplog
+):
+    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+    with caplog.at_level(logging.INFO):
+        codes = [client.get("/readyz").status_code for _ in range(3)]
+    assert codes == [503, 503, 503]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("not ready: model: ")
+    settings.EYESCREAM_MODEL_DIR = Path(__file__).parents[2] / "detection/shipped/default"
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert client.get("/readyz").status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("health_views")] == [
+        "ready again"
+    ]
 
 
 @pytest.mark.django_db
