@@ -42,9 +42,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Browser tests that also refresh the README's screenshots in docs/screenshots/.
+## The README's screenshots (desktop, phone 390x844, dark) in docs/screenshots/: the app with
+## the demo data in headless Chromium (tools/screenshots.py).
 screenshots: install
-	EYESCREAM_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/dashboard/test_browser_live.py
+	$(BIN)/python -m tools.screenshots --out $(CURDIR)/docs/screenshots
 
 ## Benchmarks (print numbers; not tests).
 bench: install

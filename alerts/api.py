@@ -6,6 +6,7 @@ that reconnects can fetch what it missed with ``?since_id=<last id seen>`` and t
 
 from __future__ import annotations
 
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,12 +20,15 @@ from accounts.permissions import IsOperator
 
 from .models import Alert, Review
 from .reviews import (
+    MAX_BULK,
     AlreadyReviewed,
     NothingToRevise,
     ReviewError,
     alert_payload,
+    alert_payloads,
     review_alert,
     review_dict,
+    review_many,
     revise_review,
 )
 
@@ -79,6 +83,9 @@ class AlertSerializer(serializers.Serializer):
     spectrogram_url = serializers.CharField(allow_null=True)
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
+    time_zone = serializers.CharField(
+        help_text="the site's IANA time zone, in which the pages show these times"
+    )
     review = ReviewOutSerializer(allow_null=True)
 
     def to_representation(self, instance: Alert) -> dict:
@@ -102,6 +109,21 @@ class ReviewInSerializer(serializers.Serializer):
         if data["label"] == Review.WITHDRAWN and "replaces" not in data:
             raise ValidationError({"label": "withdrawing needs the verdict it replaces"})
         return data
+
+
+class BulkReviewSerializer(serializers.Serializer):
+    alerts = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=MAX_BULK, help_text="alert ids"
+    )
+    label = serializers.ChoiceField(choices=Review.LABELS)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    reviewed = serializers.ListField(child=serializers.IntegerField())
+    skipped = serializers.DictField(
+        child=serializers.CharField(), help_text="alert id -> why it was skipped"
+    )
 
 
 def _int_param(params, name: str) -> int | None:
@@ -129,8 +151,24 @@ def _time_param(params, name: str):
     return parsed
 
 
+VERDICT_LABELS = {label for label, _ in Review.LABELS}
+NOT_REVIEWED = "none"
+
+
+def with_verdict(alerts):
+    """Each alert annotated with its verdict in force: ``verdict_label`` and ``verdict_user``
+    (the newest Review row's; a withdrawn verdict counts as none)."""
+    newest = Review.objects.filter(alert=OuterRef("pk")).order_by("-created", "-id")
+    return alerts.annotate(
+        verdict_label=Subquery(newest.values("label")[:1]),
+        verdict_user=Subquery(newest.values("user__username")[:1]),
+    )
+
+
 def filter_alerts(params):
-    """Alerts matching ``status``, ``site``, ``device``, ``since``/``until``, ``since_id``."""
+    """Alerts matching ``status``, ``site``, ``device`` (id), ``device_name`` (part of the
+    name), ``label`` (the verdict in force, or ``none``), ``reviewer`` (who gave it),
+    ``since``/``until``, ``since_id``."""
     alerts = Alert.objects.all()
     if params.get("status"):
         statuses = params["status"].split(",")
@@ -143,6 +181,20 @@ def filter_alerts(params):
     device = _int_param(params, "device")
     if device is not None:
         alerts = alerts.filter(device_id=device)
+    if params.get("device_name"):
+        alerts = alerts.filter(device_name__icontains=params["device_name"].strip())
+    label, reviewer = params.get("label"), (params.get("reviewer") or "").strip()
+    if label or reviewer:
+        alerts = with_verdict(alerts)
+    if label == NOT_REVIEWED:
+        alerts = alerts.filter(Q(verdict_label="") | Q(verdict_label__isnull=True))
+    elif label:
+        if label not in VERDICT_LABELS:
+            choices = ", ".join(sorted(VERDICT_LABELS | {NOT_REVIEWED}))
+            raise ValidationError({"label": f"unknown label {label!r}: use one of {choices}"})
+        alerts = alerts.filter(verdict_label=label)
+    if reviewer:
+        alerts = alerts.filter(verdict_user__iexact=reviewer)
     since, until = _time_param(params, "since"), _time_param(params, "until")
     if since is not None:
         alerts = alerts.filter(started_at__gte=since)
@@ -159,6 +211,11 @@ LIST_PARAMETERS = [
     OpenApiParameter("status", str, description="new, confirmed, dismissed (comma-separated)"),
     OpenApiParameter("site", str, description="site name"),
     OpenApiParameter("device", int, description="device id"),
+    OpenApiParameter("device_name", str, description="part of the device's name"),
+    OpenApiParameter(
+        "label", str, description="the verdict in force: 1, 0_0, 0_1, 0_2, or none (no verdict)"
+    ),
+    OpenApiParameter("reviewer", str, description="user name of who gave the verdict in force"),
     OpenApiParameter("since", str, description="started at or after (ISO 8601)"),
     OpenApiParameter("until", str, description="started at or before (ISO 8601)"),
     OpenApiParameter("since_id", int, description="only alerts with a larger id, oldest first"),
@@ -183,7 +240,31 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     def list(self, request, *args, **kwargs):
         limit = _int_param(request.query_params, "limit") or DEFAULT_LIMIT
         alerts = list(self.get_queryset()[: max(1, min(limit, MAX_LIMIT))])
-        return Response([alert_payload(a) for a in alerts])
+        return Response(alert_payloads(alerts))
+
+    @extend_schema(
+        request=BulkReviewSerializer,
+        responses={200: BulkResultSerializer, 400: None},
+        description="Bulk acknowledge: one verdict (label 1, 0_0, 0_1 or 0_2) and note for "
+        "several new alerts. Each gets its own review row and audit event; an alert decided "
+        "meanwhile is skipped, with the reason.",
+    )
+    @action(detail=False, methods=["post"])
+    def acknowledge(self, request):
+        form = BulkReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            decided, skipped = review_many(
+                data["alerts"],
+                request.user,
+                data["label"],
+                data.get("note", ""),
+                address=request.META.get("REMOTE_ADDR"),
+            )
+        except ReviewError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"reviewed": decided, "skipped": {str(k): v for k, v in skipped.items()}})
 
     @extend_schema(
         request=ReviewInSerializer,

@@ -7,20 +7,27 @@ arrive over ``/ws/alerts/`` and decisions go through ``POST /api/alerts/<id>/rev
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from accounts.permissions import is_admin, operator_required
+from devices.local_time import site_zones
 from devices.map_data import map_settings, site_dict
 from devices.models import Site
 
-from .api import filter_alerts
+from .api import NOT_REVIEWED, filter_alerts
+from .export import csv_lines
 from .live_state import RECENT_ALERTS, device_states
 from .models import Alert, Review
 from .picture_layout import time_axis
-from .reviews import alert_payload, alert_payloads, latest_reviews
+from .reviews import ReviewError, alert_payload, alert_payloads, latest_reviews, review_many
 
 PAGE_SIZE = 100
 
@@ -59,34 +66,99 @@ def in_words(detail) -> str:
     return text if text.endswith(".") else text + "."
 
 
-@operator_required
-def alert_list(request):
+QUEUE_FILTERS = ("status", "site", "device_name", "label", "reviewer", "since", "until")
+
+
+def queue_params(request):
+    """The queue's filters from the query string: ``new`` alerts unless a status is named
+    (``all``: every status). The page and its CSV export read them the same way."""
     params = request.GET.copy()
     if "status" not in params:
         params["status"] = Alert.NEW
     if params.get("status") == "all":
         params["status"] = ""
+    return params
+
+
+def queue_alerts(request):
+    """The filtered alerts and, for a bad filter, its error in words (and no alerts)."""
     try:
-        alerts = filter_alerts(params)
-        error = ""
+        return filter_alerts(queue_params(request)), ""
     except ValidationError as bad:
-        alerts, error = Alert.objects.none(), in_words(bad.detail)
+        return Alert.objects.none(), in_words(bad.detail)
+
+
+@operator_required
+def alert_list(request):
+    params = queue_params(request)
+    alerts, error = queue_alerts(request)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
     verdicts = latest_reviews([a.pk for a in page.object_list])
+    zones = site_zones(a.site_name for a in page.object_list)
     for a in page.object_list:
         a.verdict = verdicts.get(a.pk)
+        a.time_zone = zones[a.site_name]
     context = {
         "page": page,
         "error": error,
         "status": request.GET.get("status", Alert.NEW),
-        "site": params.get("site", ""),
-        "since": params.get("since", ""),
-        "until": params.get("until", ""),
+        **{name: params.get(name, "") for name in QUEUE_FILTERS if name != "status"},
         "statuses": ["new", "confirmed", "dismissed", "all"],
         "sites": Site.objects.values_list("name", flat=True),
+        "labels": Review.LABELS,
+        "not_reviewed": NOT_REVIEWED,
+        "server_time_zone": settings.TIME_ZONE,
+        "query": request.GET.urlencode(),
         "data": {**map_settings(), **console_settings(), "last_id": last_alert_id()},
     }
     return render(request, "alerts/review_list.html", context)
+
+
+@operator_required
+def alert_export(request):
+    """The queue's filtered list as CSV (every page of it), for the same query string."""
+    alerts, error = queue_alerts(request)
+    if error:
+        messages.error(request, f"Nothing exported: {error}")
+        return redirect(f"{reverse('alert-list')}?{request.GET.urlencode()}")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(
+        csv_lines(alerts.iterator(chunk_size=500)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="alerts-{stamp}.csv"'
+    return response
+
+
+@require_POST
+@operator_required
+def alert_acknowledge(request):
+    """Bulk acknowledge: one verdict and reason for the selected alerts (each its own Review
+    row and audit event); then back to the queue as it was (POST-redirect-GET)."""
+    back = request.POST.get("next") or reverse("alert-list")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("alert-list")
+    try:
+        ids = [int(i) for i in request.POST.getlist("alert")]
+    except ValueError:
+        messages.error(request, "The selection names an alert that is not a number.")
+        return redirect(back)
+    try:
+        decided, skipped = review_many(
+            ids,
+            request.user,
+            request.POST.get("label", "").strip(),
+            request.POST.get("note", ""),
+            address=request.META.get("REMOTE_ADDR"),
+        )
+    except ReviewError as error:
+        messages.error(request, f"Nothing acknowledged: {in_words(str(error))}")
+        return redirect(back)
+    if decided:
+        label = dict(Review.LABELS)[request.POST["label"].strip()]
+        messages.success(request, f"{len(decided)} alert(s) marked “{label}”.")
+    for alert_id, why in skipped.items():
+        messages.warning(request, f"Alert {alert_id} skipped: {why}.")
+    return redirect(back)
 
 
 def next_new_alert(alert: Alert) -> Alert | None:
@@ -119,6 +191,7 @@ def alert_detail(request, alert_id: int):
             "labels": Review.LABELS[1:],
             "reviews": alert.reviews.select_related("user").order_by("-created", "-id"),
             "can_admin": is_admin(request.user),
+            "time_zone": data["alert"]["time_zone"],
         },
     )
 

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, record
+from devices.local_time import site_zones
 
 from .broadcasting import send_to_group
 from .models import Alert, Review
@@ -98,7 +99,11 @@ def latest_reviews(alert_ids: list[int]) -> dict[int, Review]:
 def alert_payloads(alerts: list[Alert]) -> list[dict]:
     """``alert_payload`` of each, with one query for all their reviews."""
     latest = latest_reviews([a.pk for a in alerts])
-    return [{**serialize_alert(a), "review": review_dict(latest.get(a.pk))} for a in alerts]
+    zones = site_zones(a.site_name for a in alerts)
+    return [
+        {**serialize_alert(a, zones[a.site_name]), "review": review_dict(latest.get(a.pk))}
+        for a in alerts
+    ]
 
 
 def broadcast_review(alert: Alert) -> None:
@@ -181,3 +186,37 @@ def revise_review(
         record(Actor.of_user(user, address), "review", alert, details=details)
         transaction.on_commit(lambda: broadcast_review(alert))
     return alert
+
+
+MAX_BULK = 500
+
+
+def review_many(
+    alert_ids, user, label: str, note: str = "", address: str | None = None
+) -> tuple[list[int], dict[int, str]]:
+    """Bulk acknowledge: one verdict and reason for several new alerts.
+
+    Each alert is decided on its own (``review_alert``: its own Review row, its own audit event,
+    its own broadcast), so one decided meanwhile by someone else is skipped and the others still
+    get the verdict. Returns the ids decided and, for each one skipped, why in words.
+    """
+    if label == Review.WITHDRAWN:
+        raise ReviewError("choose a verdict: confirm, or a reason to dismiss")
+    status_for(label)  # an unknown label refuses the whole batch before anything is written
+    ids = list(dict.fromkeys(int(i) for i in alert_ids))
+    if not ids:
+        raise ReviewError("select at least one alert")
+    if len(ids) > MAX_BULK:
+        raise ReviewError(f"at most {MAX_BULK} alerts at once (got {len(ids)})")
+    decided: list[int] = []
+    skipped: dict[int, str] = {}
+    for alert_id in ids:
+        try:
+            review_alert(alert_id, user, label, note, address=address)
+        except AlreadyReviewed as taken:
+            skipped[alert_id] = str(taken)
+        except ReviewError as error:
+            skipped[alert_id] = str(error)
+        else:
+            decided.append(alert_id)
+    return decided, skipped

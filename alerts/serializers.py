@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from devices.local_time import site_zone
+
 from .models import Alert
 
 
@@ -11,8 +13,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def serialize_alert(alert: Alert) -> dict:
-    """JSON- and msgpack-safe dict of everything a dashboard shows about an alert."""
+def serialize_alert(alert: Alert, time_zone: str | None = None) -> dict:
+    """JSON- and msgpack-safe dict of everything a dashboard shows about an alert.
+
+    Times are ISO 8601 with their offset; ``time_zone`` names the site's zone (looked up when
+    not given), in which pages show them."""
     return {
         "id": alert.pk,
         "device": {"id": alert.device_id, "name": alert.device_name},
@@ -38,4 +43,5 @@ def serialize_alert(alert: Alert) -> dict:
         "spectrogram_url": alert.spectrogram.url if alert.spectrogram else None,
         "created": _iso(alert.created),
         "updated": _iso(alert.updated),
+        "time_zone": time_zone or site_zone(alert.site_name),
     }

@@ -36,7 +36,7 @@ from .broadcasting import send_to_group
 from .models import Alert
 from .serializers import serialize_alert
 from .signals import alert_stored
-from .snippets import encode_snippet, remove_quietly, snippet_name, write_atomic
+from .snippets import MAX_SNIPPET_S, encode_snippet, remove_quietly, snippet_name, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,18 @@ def _after_commit(event_type: str, alert: Alert, render: bool) -> None:
         log.exception("could not queue the follow-ups of alert %s", alert.pk)
 
 
+def snippet_max_s() -> float:
+    """The upper bound of a snippet, in seconds (``EYESCREAM_SNIPPET_MAX_S``)."""
+    return float(getattr(settings, "EYESCREAM_SNIPPET_MAX_S", MAX_SNIPPET_S))
+
+
 def _write_snippet(device_id: int, started_at: datetime, audio: np.ndarray, rate: int) -> str:
     """Store the snippet; "" (no file) for empty audio: an alert is never lost for its audio."""
     if np.asarray(audio).size == 0:
         log.warning("device %s: alert at %s has no snippet audio", device_id, started_at)
         return ""
     fmt = snippet_format()
-    data = encode_snippet(audio, rate, fmt)
+    data = encode_snippet(audio, rate, fmt, snippet_max_s())
     name = snippet_name(device_id, started_at, fmt)
     write_atomic(settings.MEDIA_ROOT, name, data)
     return name
@@ -127,7 +132,7 @@ def open_alert(
     """Store a new incident's alert with its snippet; broadcast ``alert.created`` after commit.
 
     ``score_curve`` is ``[[seconds from snippet_started_at, smoothed prob], ...]``;
-    ``snippet`` mono float32 audio at ``snippet_rate`` (capped at ``snippets.MAX_SNIPPET_S``);
+    ``snippet`` mono float32 audio at ``snippet_rate`` (at most ``EYESCREAM_SNIPPET_MAX_S`` s);
     ``stream`` the live connection that owns the incident, ``time_source`` where its times
     come from (``Alert.DEVICE_TIME`` or ``Alert.ARRIVAL_TIME``); ``model_number`` the registered
     model version that scored it.

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-MAX_SNIPPET_S = 20.0  # the cap: pre-roll ~2 s + incident + post-roll ~1 s, at most this long
+# The default upper bound (``EYESCREAM_SNIPPET_MAX_S``): pre-roll ~2 s + the whole incident +
+# post-roll ~1 s, at most this long; longer audio keeps its start (the onset).
+MAX_SNIPPET_S = 120.0
 FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
 
 
@@ -40,13 +42,17 @@ def clean_audio(audio: np.ndarray, rate: int, max_s: float = MAX_SNIPPET_S) -> n
     return np.clip(audio[:limit], -1.0, 1.0)
 
 
-def encode_snippet(audio: np.ndarray, rate: int, fmt: str = "flac") -> bytes:
-    """Encode mono float audio as 16-bit FLAC or WAV bytes (capped at ``MAX_SNIPPET_S``)."""
+def encode_snippet(
+    audio: np.ndarray, rate: int, fmt: str = "flac", max_s: float = MAX_SNIPPET_S
+) -> bytes:
+    """Encode mono float audio as 16-bit FLAC or WAV bytes (at most ``max_s`` seconds)."""
     if fmt not in FORMATS:
         raise SnippetError(f"unknown snippet format {fmt!r}; use one of {sorted(FORMATS)}")
     container, subtype = FORMATS[fmt]
     buffer = io.BytesIO()
-    soundfile.write(buffer, clean_audio(audio, rate), int(rate), format=container, subtype=subtype)
+    soundfile.write(
+        buffer, clean_audio(audio, rate, max_s), int(rate), format=container, subtype=subtype
+    )
     return buffer.getvalue()
 
 

@@ -10,5 +10,7 @@ urlpatterns = [
     ),
     path("", pages.live_map, name="map"),
     path("alerts/", pages.alert_list, name="alert-list"),
+    path("alerts/export.csv", pages.alert_export, name="alert-export"),
+    path("alerts/acknowledge/", pages.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:alert_id>/", pages.alert_detail, name="alert-detail"),
 ]

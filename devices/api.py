@@ -48,6 +48,7 @@ class SiteSerializer(serializers.ModelSerializer):
             "latitude",
             "longitude",
             "floor_plan_bounds",
+            "time_zone",
             "locations",
         ]
 

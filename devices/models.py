@@ -3,6 +3,7 @@
 from django.db import models
 
 from .fields import FiniteFloatField
+from .time_zones import default_time_zone, validate_time_zone
 
 
 class Site(models.Model):
@@ -15,6 +16,14 @@ class Site(models.Model):
     floor_plan = models.ImageField(upload_to="floor_plans/", blank=True)
     # Where the floor plan image lies on the map: [[south, west], [north, east]] (Leaflet order).
     floor_plan_bounds = models.JSONField(null=True, blank=True)
+    # The site's local time (an IANA name): pages show its alerts' times in it, zone named.
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="IANA time zone name, such as Europe/Berlin; the pages show this site's "
+        "times in it",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.static import serve
 
@@ -26,18 +27,39 @@ from . import services
 from .map_data import map_settings, site_dict
 from .models import Device, Location, Site
 from .positions import location_latlng, valid_bounds
+from .time_zones import default_time_zone, zone_names
 
 
 class SiteForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=lambda: [(name, name) for name in zone_names()],
+        initial=default_time_zone,
+        help_text="The site's local time: its alerts' times are shown in this zone",
+    )
     floor_plan_bounds = forms.JSONField(
         required=False,
+        widget=forms.HiddenInput,  # set on the map: two corners to drag (alerts/place.js)
         help_text="Where the floor plan lies on the map: [[south, west], [north, east]]",
     )
 
     class Meta:
         model = Site
-        fields = ["name", "address", "latitude", "longitude", "floor_plan", "floor_plan_bounds"]
+        fields = [
+            "name",
+            "address",
+            "time_zone",
+            "latitude",
+            "longitude",
+            "floor_plan",
+            "floor_plan_bounds",
+        ]
         widgets = {"address": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, data=None, *args, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        if data is not None and not data.get("time_zone"):  # a form without it keeps the zone
+            self.data = data.copy()
+            self.data["time_zone"] = self.instance.time_zone or default_time_zone()
 
     def clean_floor_plan_bounds(self):
         bounds = self.cleaned_data.get("floor_plan_bounds")
@@ -73,6 +95,18 @@ class DeviceForm(forms.ModelForm):
         widgets = {"token_expires": forms.DateTimeInput(attrs={"type": "datetime-local"})}
 
 
+class DeviceEditForm(forms.ModelForm):
+    """Rename or move a device (its token and enabled state have their own actions)."""
+
+    class Meta:
+        model = Device
+        fields = ["location", "name"]
+        help_texts = {
+            "location": "Moving a device moves its marker; its past alerts keep the "
+            "place they happened at."
+        }
+
+
 @admin_required
 def manage_home(request):
     return render(
@@ -96,7 +130,17 @@ def site_edit(request, site_id: int | None = None):
     return render(
         request,
         "devices/manage/site_form.html",
-        {"form": form, "site": site, "data": {**map_settings(), "site": site and site_dict(site)}},
+        {
+            "form": form,
+            "site": site,
+            "data": {
+                **map_settings(),
+                "site": site and site_dict(site),
+                "plan_url": reverse("devices:floor-plan", args=[site.pk])
+                if site and site.floor_plan
+                else None,
+            },
+        },
     )
 
 
@@ -181,6 +225,47 @@ def device_detail(request, device_id: int):
     recent = device.alerts.all()[:20]
     return render(
         request, "devices/manage/device_detail.html", {"device": device, "alerts": recent}
+    )
+
+
+@admin_required
+def device_edit(request, device_id: int):
+    device = get_object_or_404(Device.objects.select_related("location__site"), pk=device_id)
+    form = DeviceEditForm(request.POST or None, instance=device)
+    if request.method == "POST" and form.is_valid():
+        device = services.save_audited(form, Actor.of_request(request))
+        messages.success(request, f"Saved device {device.name} at {device.location}.")
+        return redirect("devices:device", device_id=device.pk)
+    return render(request, "devices/manage/device_edit.html", {"form": form, "device": device})
+
+
+DELETABLE = {"site": Site, "location": Location, "device": Device}
+CONFIRM = "delete"
+
+
+@admin_required
+def delete(request, kind: str, object_id: int):
+    """Delete a site, location or device: GET shows what would go (or what stands in the way),
+    POST from that page (``confirm=delete``) deletes, audited, then back to ``/manage/``."""
+    model = DELETABLE[kind]
+    obj = get_object_or_404(model, pk=object_id)
+    deletion = services.deletion_of(obj)
+    if request.method == "POST":
+        if request.POST.get("confirm") != CONFIRM:
+            messages.error(request, "Nothing deleted: confirm on this page.")
+            return redirect(request.path)
+        name = str(obj)
+        try:
+            services.delete_audited(obj, Actor.of_request(request))
+        except services.DeleteRefused as refused:
+            messages.error(request, f"{name} was not deleted: {refused} must go first.")
+            return redirect(request.path)
+        messages.success(request, f"Deleted {model._meta.verbose_name} {name}.")
+        return redirect("devices:manage")
+    return render(
+        request,
+        "devices/manage/confirm_delete.html",
+        {"obj": obj, "kind": model._meta.verbose_name, "deletion": deletion, "confirm": CONFIRM},
     )
 
 

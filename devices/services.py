@@ -14,6 +14,7 @@ from datetime import datetime
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.admin.utils import NestedObjects
 from django.db import transaction
 from django.utils import timezone
 
@@ -150,3 +151,46 @@ def mark_all_offline() -> list[int]:
     ids = list(online.values_list("pk", flat=True))
     online.filter(pk__in=ids).update(connection_state=Device.OFFLINE, connection="")
     return ids
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting an object would take with it, and what stops it (protected rows)."""
+
+    removes: dict[str, int]  # verbose name (plural) -> how many, the object itself included
+    blocked_by: list[str]  # e.g. "device mic-3a": rows that must be moved or deleted first
+
+    @property
+    def allowed(self) -> bool:
+        return not self.blocked_by
+
+
+def deletion_of(obj) -> Deletion:
+    """Collect what a delete of ``obj`` would cascade to (no write). A location with devices
+    (and so a site with devices) is protected: its devices must be moved or deleted first.
+    Alerts are never deleted with a device: they keep its name and place."""
+    collector = NestedObjects(using="default")
+    collector.collect([obj])
+    removes = {
+        str(model._meta.verbose_name_plural): len(rows)
+        for model, rows in collector.model_objs.items()
+        if rows
+    }
+    blocked = sorted(f"{p._meta.verbose_name} {p}" for p in collector.protected)
+    return Deletion(removes, blocked)
+
+
+class DeleteRefused(Exception):
+    """The object has rows that protect it (``Deletion.blocked_by``)."""
+
+
+def delete_audited(obj, actor: Actor | None) -> None:
+    """Delete ``obj`` (a site, location or device) and audit it as ``delete`` with what went with
+    it, in one transaction; ``DeleteRefused`` if protected rows stand in the way."""
+    deletion = deletion_of(obj)
+    if not deletion.allowed:
+        raise DeleteRefused("; ".join(deletion.blocked_by))
+    with transaction.atomic():
+        record(actor, "delete", obj, details={"removed": deletion.removes})
+        obj.delete()
+    log.info("deleted %s %s", obj._meta.label_lower, obj)

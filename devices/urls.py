@@ -14,5 +14,24 @@ urlpatterns = [
     path("manage/devices/new/", pages.device_new, name="device-new"),
     path("manage/devices/<int:device_id>/", pages.device_detail, name="device"),
     path("manage/devices/<int:device_id>/token/", pages.device_token, name="device-token"),
+    path("manage/devices/<int:device_id>/edit/", pages.device_edit, name="device-edit"),
+    path(
+        "manage/sites/<int:object_id>/delete/",
+        pages.delete,
+        {"kind": "site"},
+        name="site-delete",
+    ),
+    path(
+        "manage/locations/<int:object_id>/delete/",
+        pages.delete,
+        {"kind": "location"},
+        name="location-delete",
+    ),
+    path(
+        "manage/devices/<int:object_id>/delete/",
+        pages.delete,
+        {"kind": "device"},
+        name="device-delete",
+    ),
     path("sites/<int:site_id>/floor-plan/", pages.floor_plan, name="floor-plan"),
 ]

@@ -248,6 +248,11 @@ LOGGING = {
 # ---------------------------------------------------------------- product settings (env)
 # Alerts: snippet format, pictures, retention (see docs/operations.md).
 EYESCREAM_SNIPPET_FORMAT = os.environ.get("EYESCREAM_SNIPPET_FORMAT", "flac")
+# An alert's snippet holds the whole incident, pre-roll to post-roll, up to this many seconds
+# (longer incidents keep their first EYESCREAM_SNIPPET_MAX_S s of audio; docs/operations.md).
+EYESCREAM_SNIPPET_MAX_S = float(os.environ.get("EYESCREAM_SNIPPET_MAX_S", 120))
+if not 3.0 < EYESCREAM_SNIPPET_MAX_S <= 3600.0:
+    raise ImproperlyConfigured("EYESCREAM_SNIPPET_MAX_S must be more than 3 and at most 3600")
 EYESCREAM_ALERT_IMAGES = env_bool("EYESCREAM_ALERT_IMAGES", True)
 EYESCREAM_ALERT_RETENTION_DAYS = int(os.environ.get("EYESCREAM_ALERT_RETENTION_DAYS", 90))
 EYESCREAM_REVIEWED_ALERT_RETENTION_DAYS = int(

@@ -252,6 +252,7 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         consumer.device_id,
         owner=consumer.channel_name,
         second_opinion=second_opinion,
+        max_snippet_s=settings.EYESCREAM_SNIPPET_MAX_S,
         model_choice=lambda: resolver.current(site_id),
         model_changed=model_changed,
     )

@@ -7,9 +7,12 @@ it is tested without Django. With a ``SecondOpinion`` (a model with a second sta
 are rescored by YAMNet before the decision sees them.
 
 Snippet policy: on ``opened`` the alert gets the audio from ``PRE_ROLL_S`` before the incident's
-start to now; the snippet keeps growing from the ring buffer while the incident lasts (capped at
-``MAX_SNIPPET_S``) and on ``closed`` it is finished ``POST_ROLL_S`` after the end and stored with
-the final scores. Stream time becomes wall-clock time through ``StreamClock``: the device's
+start to now; the snippet keeps growing from the ring buffer while the incident lasts and on
+``closed`` it is finished ``POST_ROLL_S`` after the end and stored with the final scores: the
+whole incident, pre-roll to post-roll. Its upper bound is ``max_snippet_s`` (the setting
+``EYESCREAM_SNIPPET_MAX_S``, ``MAX_SNIPPET_S`` by default): an incident longer than that keeps
+its first ``max_snippet_s`` seconds of audio and score curve, while its end time and scores
+cover all of it. Stream time becomes wall-clock time through ``StreamClock``: the device's
 capture time when its hello gave one (``stream.capture_zero``), else arrival times; the alert
 records which (``time_source``) and the connection that owns it (``stream``).
 """
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 
 PRE_ROLL_S = 2.0
 POST_ROLL_S = 1.0
-MAX_SNIPPET_S = 20.0
+MAX_SNIPPET_S = 120.0  # the default upper bound of one alert's snippet (EYESCREAM_SNIPPET_MAX_S)
 
 OpenAlert = Callable[..., Awaitable[int | None]]
 UpdateAlert = Callable[..., Awaitable[None]]
@@ -59,9 +62,15 @@ class StreamScoring:
         clock: Callable[[], float] = time.time,
         owner: str = "",
         second_opinion=None,
+        max_snippet_s: float = MAX_SNIPPET_S,
         model_choice: Callable[[], object] | None = None,
         model_changed: Callable[[object], tuple] | None = None,
     ) -> None:
+        if not max_snippet_s > PRE_ROLL_S + POST_ROLL_S:
+            raise ValueError(
+                f"max_snippet_s must exceed the pre- and post-roll ({PRE_ROLL_S + POST_ROLL_S} s)"
+            )
+        self.max_snippet_s = float(max_snippet_s)
         self.stream = stream
         self.client = client
         self.client.on_scores = self.on_scores
@@ -236,7 +245,7 @@ class StreamScoring:
         """Append the ring audio that arrived since the last call (up to the snippet cap)."""
         if not self._collecting:
             return
-        cap = self._snip_begin + int(MAX_SNIPPET_S * self.rate)
+        cap = self._snip_begin + int(self.max_snippet_s * self.rate)
         stop = min(self.stream.ring.end, cap)
         if self._closing is not None:
             stop = min(stop, self._post_roll_end())
@@ -250,7 +259,7 @@ class StreamScoring:
     async def _finish_if_ready(self, force: bool = False) -> None:
         if self._closing is None:
             return
-        cap = self._snip_begin + int(MAX_SNIPPET_S * self.rate)
+        cap = self._snip_begin + int(self.max_snippet_s * self.rate)
         if not force and self._snip_end < min(self._post_roll_end(), cap):
             return
         event, self._closing = self._closing, None
@@ -293,7 +302,7 @@ class StreamScoring:
 
     def _curve(self, incident) -> list[list[float]]:
         begin_s = self._snip_begin / self.rate
-        end_s = begin_s + MAX_SNIPPET_S
+        end_s = begin_s + self.max_snippet_s
         return [
             [t - begin_s, min(1.0, max(0.0, p))]
             for t, p in incident.scores

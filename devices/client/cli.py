@@ -34,12 +34,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frame-ms", type=int, default=200, help="audio per frame")
     parser.add_argument("--buffer-s", type=float, default=30.0, help="backlog kept offline")
     parser.add_argument("--name", default="devices.client", help="client name sent in hello")
+    parser.add_argument(
+        "--disabled-retry-s",
+        type=float,
+        default=5.0,
+        help="a disabled device (4013) asks again after this long, doubling to 60 s",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a device token is required (--token or EYESCREAM_DEVICE_TOKEN)")
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.disabled_retry_s <= 0:
+        parser.error("--disabled-retry-s must be positive")
     return args
 
 
@@ -64,6 +72,8 @@ def main(argv=None) -> int:
         client_name=args.name,
         buffer_s=args.buffer_s,
         capture_times=not args.file or args.speed == 1.0,
+        disabled_min_s=args.disabled_retry_s,
+        disabled_max_s=max(60.0, args.disabled_retry_s),
     )
     try:
         report = asyncio.run(streamer.run(source.frames()))
@@ -78,6 +88,7 @@ def main(argv=None) -> int:
         "acked_samples": report.acked,
         "dropped_samples": report.dropped,
         "connections": report.connections,
+        "disabled": report.disabled,
         "rate": source.rate,
     }
     print(json.dumps(summary))

@@ -3,6 +3,10 @@
 The server acks the samples of this ``stream_id`` it has stored and says on reconnect where to
 resume (``ready.resume_at``), so a server restart or a short outage neither loses nor doubles
 audio, within the bounded backlog (30 s by default).
+
+A disabled device (4013 ``device_disabled``) is not a reason to give up: an admin may enable it
+again. The client says so, keeps capturing into its bounded backlog, and asks again after
+``disabled_min_s``, doubling to ``disabled_max_s``; once enabled it resumes by itself.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from .backlog import Backlog
 
 log = logging.getLogger("devices.client")
 
-# Close codes after which reconnecting with the same settings cannot help.
+# Close codes after which reconnecting with the same settings cannot help; a disabled device
+# waits for an admin to enable it again (a slower back-off of its own).
 RETRY_ERRORS = ("server_error", "too_many_connections")
-FATAL_CODES = {code for name, code in CODES.items() if name not in RETRY_ERRORS}
+DISABLED = CODES["device_disabled"]
+FATAL_CODES = {
+    code for name, code in CODES.items() if name not in RETRY_ERRORS and code != DISABLED
+}
 
 
 class FatalServerError(Exception):
@@ -32,12 +40,23 @@ class FatalServerError(Exception):
         self.code = code
 
 
+class DeviceDisabled(ConnectionError):
+    """The server says the device is disabled (4013): wait for an admin to enable it."""
+
+
+def close_code(exc: BaseException) -> int | None:
+    """The close code the server sent, where ``exc`` is a closed connection."""
+    received = getattr(exc, "rcvd", None)
+    return getattr(received, "code", None)
+
+
 @dataclass
 class StreamReport:
     stream_id: str
     captured: int = 0  # sample frames read from the source
     acked: int = 0  # sample frames the server has stored
     connections: int = 0
+    disabled: int = 0  # times the server said the device is disabled
     dropped: int = 0  # sample frames lost to the bounded backlog
     errors: list[str] = field(default_factory=list)
 
@@ -54,6 +73,8 @@ class Streamer:
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
         capture_times: bool = True,
+        disabled_min_s: float = 5.0,
+        disabled_max_s: float = 60.0,
     ) -> None:
         self.url = url
         # Tell the server when the audio was captured (not for audio played faster than it
@@ -64,6 +85,8 @@ class Streamer:
         self.report = StreamReport(self.hello.stream_id)
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.disabled_min_s = disabled_min_s
+        self.disabled_max_s = disabled_max_s
         self._more = asyncio.Event()
         self._source_done = False
         self._fatal: FatalServerError | None = None
@@ -94,24 +117,44 @@ class Streamer:
 
     async def _connect_loop(self) -> None:
         backoff = self.min_backoff_s
+        disabled_wait = self.disabled_min_s
         while not self._finished():
             try:
                 async with websockets.connect(
                     self.url, compression=None, proxy=None, open_timeout=5, max_size=2**20
                 ) as ws:
                     await self._session(ws)
-                    backoff = self.min_backoff_s
+                    backoff, disabled_wait = self.min_backoff_s, self.disabled_min_s
                     if self._finished():
                         return
             except FatalServerError:
                 raise
+            except DeviceDisabled as exc:
+                disabled_wait = await self._wait_while_disabled(exc, disabled_wait)
+                continue
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 if self._fatal is not None:
                     raise self._fatal from None
+                if close_code(exc) == DISABLED:
+                    disabled_wait = await self._wait_while_disabled(exc, disabled_wait)
+                    continue
                 self.report.errors.append(f"{type(exc).__name__}: {exc}")
                 log.warning("connection lost (%s); retrying in %.1f s", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _wait_while_disabled(self, exc: BaseException, wait: float) -> float:
+        """Say the device is disabled, wait, and return the next (doubled) wait."""
+        self.report.disabled += 1
+        self.report.errors.append(f"{DISABLED} device_disabled: {exc}")
+        log.warning(
+            "the server says this device is disabled (4013 device_disabled): an admin must "
+            "enable it; still capturing (up to %.0f s kept), asking again in %.0f s",
+            self.backlog.max_samples / self.hello.sample_rate,
+            wait,
+        )
+        await asyncio.sleep(wait)
+        return min(wait * 2, self.disabled_max_s)
 
     def _timed_hello(self) -> Hello:
         """The hello, with the capture time of the oldest sample still held (or of the next
@@ -165,6 +208,8 @@ class Streamer:
 
     def _server_error(self, data: dict) -> None:
         code, error, message = data.get("code"), data.get("error"), data.get("message", "")
+        if code == DISABLED:
+            raise DeviceDisabled(message or "the device is disabled")
         if code in FATAL_CODES:
             self._fatal = FatalServerError(code, error, message)
             raise self._fatal

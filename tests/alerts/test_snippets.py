@@ -35,8 +35,10 @@ def test_encoded_snippet_decodes_to_the_same_audio(fmt):
 
 def test_long_snippet_is_capped_keeping_the_onset():
     audio = np.concatenate([np.full(RATE, 0.5, np.float32), np.zeros(40 * RATE, np.float32)])
-    decoded, _ = soundfile.read(io.BytesIO(encode_snippet(audio, RATE)), dtype="float32")
-    assert decoded.shape[0] == int(MAX_SNIPPET_S * RATE)
+    whole, _ = soundfile.read(io.BytesIO(encode_snippet(audio, RATE)), dtype="float32")
+    assert whole.shape[0] == audio.shape[0] <= MAX_SNIPPET_S * RATE  # 41 s: kept whole
+    decoded, _ = soundfile.read(io.BytesIO(encode_snippet(audio, RATE, max_s=20)), dtype="float32")
+    assert decoded.shape[0] == 20 * RATE
     assert np.allclose(decoded[: RATE - 1], 0.5, atol=1e-3)
 
 

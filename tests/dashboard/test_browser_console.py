@@ -497,7 +497,7 @@ def test_the_navigation_shows_only_pages_the_user_may_open(server, browser):
     assert "Traceback" not in browser.page_source and "URLconf" not in browser.page_source
     login(browser, server, "boss")
     browser.get(f"{server.http_url}/alerts/")
-    assert links() == ["Map", "Review", "Devices", "API"]
+    assert links() == ["Map", "Review", "Devices", "Models", "API"]
     # The favicon the pages name is served (no 404 in the tab).
     cookies = {"sessionid": browser.get_cookie("sessionid")["value"]}
     html = requests.get(f"{server.http_url}/alerts/", cookies=cookies, timeout=10).text

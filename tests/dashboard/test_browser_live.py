@@ -3,9 +3,10 @@
 daphne runs with its own SQLite file and the Redis channel layer (a database number of its own);
 alerts are stored by a separate ``manage.py shell`` process through ``alerts.services.open_alert``
 (with a real scream cut from the real recordings), so their broadcast reaches the pages exactly
-as one from a scoring worker would. Tiles cannot load here (no internet): the map must still work.
-Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); `make screenshots`
-writes them to docs/screenshots/ (committed, shown in the README).
+as one from a scoring worker would. Tiles cannot load (the server has none; nothing is fetched
+from the internet): the map must still work.
+Screenshots go to $EYESCREAM_SCREENSHOTS (a temporary folder by default); the README's own
+come from `make screenshots` (tools/screenshots.py).
 """
 
 from __future__ import annotations
@@ -449,9 +450,10 @@ def test_admin_uploads_a_floor_plan_and_places_a_location_on_it(server, browsers
     second.get(f"{server.http_url}/manage/sites/{site}/")
     upload = wait_for(lambda: second.find_element(By.ID, "id_floor_plan"), what="the form")
     upload.send_keys(str(floor_plan_png(tmp_path / "plan.png")))
-    bounds = second.find_element(By.ID, "id_floor_plan_bounds")
-    bounds.clear()
-    bounds.send_keys("[[37.5565, 126.9235], [37.5580, 126.9255]]")
+    # The bounds picker's corners, put exactly where the plan lies (dragging them is
+    # tests/dashboard/test_browser_console_tools.py).
+    js(second, "window.eyescreamPlace.setBounds([[37.5565, 126.9235], [37.5580, 126.9255]])")
+    assert "north 37.558" in second.find_element(By.ID, "bounds-text").text
     second.find_element(By.CSS_SELECTOR, "#site-form button[type=submit]").click()
     wait_for(lambda: second.current_url.endswith("/manage/"), what="the saved site")
 

@@ -67,6 +67,12 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "": [("GET", "/", OPERATOR_PAGE)],
     "alerts/": [("GET", "/alerts/", OPERATOR_PAGE)],
     "alerts/<int:alert_id>/": [("GET", "/alerts/{alert}/", OPERATOR_PAGE)],
+    "alerts/export.csv": [("GET", "/alerts/export.csv?status=all", OPERATOR_PAGE)],
+    # Bulk acknowledge: back to the queue (302) for both roles; a GET is not allowed.
+    "alerts/acknowledge/": [
+        ("POST", "/alerts/acknowledge/", roles(LOGIN, 302, 302, LOGIN)),
+        ("GET", "/alerts/acknowledge/", same(405)),
+    ],
     "sites/<int:site_id>/floor-plan/": [("GET", "/sites/{site}/floor-plan/", OPERATOR_PAGE)],
     "^media/(?P<folder>snippets|spectrograms)/(?P<path>.+)$": [
         ("GET", "/media/snippets/{snippet}", OPERATOR_PAGE),
@@ -89,6 +95,25 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "manage/devices/<int:device_id>/token/": [
         ("GET", "/manage/devices/{device}/token/", ADMIN_PAGE)
     ],
+    # Edit or move a device: a POST without its fields is the form again with errors (200).
+    "manage/devices/<int:device_id>/edit/": [
+        ("GET", "/manage/devices/{device}/edit/", ADMIN_PAGE),
+        ("POST", "/manage/devices/{device}/edit/", roles(LOGIN, 403, 200, LOGIN)),
+    ],
+    # Delete: GET is the confirmation page; a POST not from it (no confirm=delete) deletes
+    # nothing and goes back to it (302).
+    "manage/sites/<int:object_id>/delete/": [
+        ("GET", "/manage/sites/{site}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/sites/{site}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    "manage/locations/<int:object_id>/delete/": [
+        ("GET", "/manage/locations/{location}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/locations/{location}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    "manage/devices/<int:object_id>/delete/": [
+        ("GET", "/manage/devices/{device}/delete/", ADMIN_PAGE),
+        ("POST", "/manage/devices/{device}/delete/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
     # API
     "api/schema/": [("GET", "/api/schema/", OPERATOR_API)],
     "api/docs/": [("GET", "/api/docs/", OPERATOR_PAGE)],
@@ -99,6 +124,11 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     ],
     "api/^alerts/(?P<pk>[^/.]+)/review/$": [
         ("POST", "/api/alerts/{alert}/review/", roles(401, 200, 409, 401)),
+    ],
+    # Bulk acknowledge: the matrix's body names no alerts (400) for both roles.
+    "api/^alerts/acknowledge/$": [
+        ("POST", "/api/alerts/acknowledge/", roles(401, 400, 400, 401)),
+        ("GET", "/api/alerts/acknowledge/", roles(401, 405, 405, 401)),
     ],
     "api/^sites/$": [("GET", "/api/sites/", OPERATOR_API)],
     "api/^sites/(?P<pk>[^/.]+)/$": [("GET", "/api/sites/{site}/", OPERATOR_API)],

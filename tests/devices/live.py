@@ -85,6 +85,9 @@ class LiveServer:
             "EYESCREAM_DATA_DIR": str(self.data_dir),
             "DJANGO_SETTINGS_MODULE": "eyescream_site.settings",
             "PYTHONUNBUFFERED": "1",
+            # Map tiles from this server, which has none: a browser test fetches nothing from
+            # the internet (the map shows its plain grid and says tiles are unavailable).
+            "EYESCREAM_TILE_URL": "/no-tiles/{z}/{x}/{y}.png",
             **(extra_env or {}),
         }
         for name in ("REDIS_URL", "DATABASE_URL"):

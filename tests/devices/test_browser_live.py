@@ -78,3 +78,110 @@ def test_browser_page_streams_the_microphone_at_the_files_level(live, browser):
     assert len(levels) >= 8
     assert power_db(levels) == pytest.approx(expected_db, abs=3.0)
     assert -60.0 < page_level < 0.0  # the live meter shows the newest 200 ms frame
+
+
+def wait_state(drv, state: str, timeout: float) -> None:
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while drv.find_element(By.ID, "state").text != state:
+        assert time.monotonic() < deadline, (
+            drv.find_element(By.ID, "state").text,
+            drv.find_element(By.ID, "detail").text,
+        )
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_disabled_device_says_so_and_streams_once_enabled_again(live, browser):
+    from selenium.webdriver.common.by import By
+
+    drv, _ = browser
+    device = live.make_devices({"browser-disabled": {}})["browser-disabled"]
+    switch = (
+        "from devices.models import Device\nd = Device.objects.get(pk={})\nd.enabled = {}\nd.save()"
+    )
+    drv.get(f"{live.http_url}/device/")
+    drv.find_element(By.ID, "token").send_keys(device["token"])
+    drv.find_element(By.ID, "start").click()
+    wait_state(drv, "streaming", 20)
+    live.shell(switch.format(device["id"], False))  # the server closes the stream with 4013
+    wait_state(drv, "disabled", 10)
+    notice = drv.find_element(By.ID, "notice")
+    assert notice.is_displayed() and "An admin has disabled this device" in notice.text
+    assert "starts streaming by itself" in notice.text
+    assert drv.find_element(By.ID, "stop").is_enabled()  # still on: it has not given up
+    live.shell(switch.format(device["id"], True))
+    wait_state(drv, "streaming", 30)  # the next try (5 s, then 10 s) finds it enabled
+    assert not drv.find_element(By.ID, "notice").is_displayed()
+    drv.find_element(By.ID, "stop").click()
+    assert live.device_row(device["id"])["samples_received"] > 0
+
+
+@pytest.mark.slow
+def test_the_page_remembers_the_token_until_forgotten(live, browser):
+    from selenium.webdriver.common.by import By
+
+    drv, _ = browser
+    device = live.make_devices({"browser-remembered": {}})["browser-remembered"]
+    drv.get(f"{live.http_url}/device/")
+    assert not drv.find_element(By.ID, "remembered").is_displayed()
+    drv.find_element(By.ID, "token").send_keys(device["token"])
+    drv.find_element(By.ID, "start").click()
+    wait_state(drv, "streaming", 20)  # remembered once the server accepted it
+    drv.find_element(By.ID, "stop").click()
+    drv.refresh()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == device["token"]
+    assert drv.find_element(By.ID, "remembered").is_displayed()
+    drv.find_element(By.ID, "start").click()  # no pasting after a reload
+    wait_state(drv, "streaming", 20)
+    drv.find_element(By.ID, "stop").click()
+    drv.find_element(By.ID, "forget").click()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == ""
+    assert drv.execute_script("return localStorage.getItem('eyescream-device-token')") is None
+    drv.refresh()
+    assert drv.find_element(By.ID, "token").get_attribute("value") == ""
+    assert not drv.find_element(By.ID, "remembered").is_displayed()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fake_device", "expected"),
+    [
+        (True, "The microphone was not allowed for this page."),  # a microphone, refused
+        (False, "No microphone was found."),  # none at all
+    ],
+)
+def test_a_refused_or_missing_microphone_is_explained_in_words(live, fake_device, expected):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("chromium and chromedriver are not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    if fake_device:
+        flags.append("--use-fake-device-for-media-stream")
+    for flag in flags:
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        drv.get(f"{live.http_url}/device/")
+        # The user (or a policy) said no to the microphone for this site.
+        drv.execute_cdp_cmd(
+            "Browser.setPermission",
+            {"permission": {"name": "microphone"}, "setting": "denied", "origin": live.http_url},
+        )
+        drv.find_element(By.ID, "token").send_keys("esd_" + "x" * 43)
+        drv.find_element(By.ID, "start").click()
+        wait_state(drv, "error", 10)
+        notice = drv.find_element(By.ID, "notice")
+        assert notice.is_displayed()
+        assert notice.text.startswith(expected), notice.text
+        assert "press Start again" in notice.text and "Error" not in notice.text
+        assert drv.find_element(By.ID, "start").is_enabled()
+    finally:
+        drv.quit()

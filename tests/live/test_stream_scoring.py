@@ -10,7 +10,7 @@ from detection.features import FeatureConfig
 from detection.scoring import features_key
 from devices.protocol import Hello
 from live.scoring_client import ScoringClient
-from live.stream_scoring import POST_ROLL_S, PRE_ROLL_S, StreamScoring
+from live.stream_scoring import MAX_SNIPPET_S, POST_ROLL_S, PRE_ROLL_S, StreamScoring
 from live.stream_state import DeviceStream
 from tests.detection.tiny_model import make_artifact
 
@@ -123,3 +123,79 @@ def test_alert_threads_per_kind_follow_the_setting(settings):
         for pool in [_alert_threads("open"), _alert_threads("update")]:
             pool.shutdown(wait=False)
         _alert_threads.cache_clear()
+
+
+def run_burst(tmp_path, burst_s: float, **options) -> tuple[AlertLog, int]:
+    """Feed 4 s of silence, a ``burst_s`` loud burst and 3 s of silence at real-time pace."""
+    model_dir = make_artifact(tmp_path / "model", seed=4)
+    rng = np.random.default_rng(1)
+    audio = np.concatenate(
+        [
+            np.zeros(4 * RATE, np.float32),
+            rng.normal(0, 0.2, int(burst_s * RATE)).astype(np.float32),
+            np.zeros(3 * RATE, np.float32),
+        ]
+    )
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    frame = RATE // 5
+    clock = [0.0]
+    stream = DeviceStream(
+        Hello("tok", RATE, "pcm_s16le", 1, "test"), FeatureConfig(), 0.1, clock=lambda: clock[0]
+    )
+    alerts = AlertLog()
+
+    async def main():
+        client = ScoringClient(None, features_key(stream.cfg), model_dir=model_dir)
+        scoring = StreamScoring(
+            stream,
+            client,
+            DECISION,
+            alerts.open_alert,
+            alerts.update_alert,
+            device_id=3,
+            clock=lambda: 1_000_000 + clock[0],
+            **options,
+        )
+        for start in range(0, len(pcm), frame):
+            clock[0] += 0.2
+            scoring.push(stream.feed(pcm[start : start + frame].tobytes(), now=clock[0]))
+            await asyncio.sleep(0.01)
+        await client.close()
+        await scoring.close()
+
+    asyncio.run(main())
+    return alerts, stream.cfg.sample_rate
+
+
+def final_of(alerts: AlertLog) -> dict:
+    (final,) = [kw for _, kw in alerts.updated if kw.get("ended_at") is not None]
+    return final
+
+
+def test_a_long_incident_is_kept_whole_from_pre_roll_to_post_roll(tmp_path):
+    # 30 s of screaming: longer than the 20 s snippets once were, well inside the bound.
+    assert MAX_SNIPPET_S >= 60
+    alerts, rate = run_burst(tmp_path, 30.0)
+    (opened,) = alerts.opened
+    final = final_of(alerts)
+    duration = (final["ended_at"] - opened["started_at"]).total_seconds()
+    assert 30.0 <= duration <= 32.2
+    snippet_s = len(final["snippet"]) / rate
+    assert snippet_s == pytest.approx(PRE_ROLL_S + duration + POST_ROLL_S, abs=0.1)
+    assert final["score_curve"][-1][0] >= PRE_ROLL_S + 29.0  # the curve covers it all too
+
+
+def test_past_the_bound_the_snippet_keeps_its_start_and_the_alert_its_whole_span(tmp_path):
+    alerts, rate = run_burst(tmp_path, 20.0, max_snippet_s=8.0)
+    (opened,) = alerts.opened
+    final = final_of(alerts)
+    assert len(final["snippet"]) == 8 * rate  # the first 8 s: pre-roll and the onset
+    assert np.abs(final["snippet"][:rate]).max() < 1e-3  # begins with the silent pre-roll
+    duration = (final["ended_at"] - opened["started_at"]).total_seconds()
+    assert duration >= 20.0  # the alert's end is the incident's, not the snippet's
+    assert max(t for t, _ in final["score_curve"]) <= 8.0
+
+
+def test_the_bound_must_leave_room_for_the_pre_and_post_roll():
+    with pytest.raises(ValueError, match="pre- and post-roll"):
+        StreamScoring(None, None, DECISION, None, None, device_id=1, max_snippet_s=2.5)

@@ -77,12 +77,14 @@
   }
 
 
-  /* Times in one zone, the server's (TIME_ZONE, on <body data-time-zone>), always labelled. */
-  function formatTime(iso, withDate) {
+  /* Times in the site's zone (an alert's time_zone) or else the server's (TIME_ZONE, on
+   * <body data-time-zone>), always labelled with the zone. */
+  function formatTime(iso, withDate, zone) {
     if (!iso) return "";
     const options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
       timeZoneName: "short"};
-    if (document.body.dataset.timeZone) options.timeZone = document.body.dataset.timeZone;
+    const timeZone = zone || document.body.dataset.timeZone;
+    if (timeZone) options.timeZone = timeZone;
     if (withDate) Object.assign(options, {year: "numeric", month: "2-digit", day: "2-digit"});
     try {
       return new Intl.DateTimeFormat("sv-SE", options).format(new Date(iso));

@@ -3,10 +3,37 @@
   "use strict";
   const data = JSON.parse(document.getElementById("page-data").textContent);
   const map = L.map("map", {zoomControl: true, attributionControl: true});
+
+  /* Tiles are a backdrop, never a requirement: with none configured, or when they fail to load
+   * (no internet, tile server down), the map shows a plain grid (and the sites' floor plans)
+   * under the same device markers, and says that tiles are unavailable. */
+  const tileStatus = L.control({position: "topright"});
+  tileStatus.onAdd = () => {
+    const box = L.DomUtil.create("div", "tile-status");
+    box.id = "tile-status";
+    box.hidden = true;
+    return box;
+  };
+  tileStatus.addTo(map);
+
+  function tilesUnavailable(why) {
+    const box = document.getElementById("tile-status");
+    document.getElementById("map").classList.toggle("no-tiles", Boolean(why));
+    box.hidden = !why;
+    box.textContent = why ? why + " Device positions are shown on a plain grid." : "";
+  }
+
   if (data.tile_url) {
-    L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution}).addTo(map);
+    const tiles = L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution});
+    let ok = 0;
+    tiles.on("loading", () => { ok = 0; });
+    tiles.on("tileload", () => { ok += 1; tilesUnavailable(""); });
+    tiles.on("tileerror", () => {
+      if (!ok) tilesUnavailable("Map tiles are unavailable (they could not be loaded).");
+    });
+    tiles.addTo(map);
   } else {
-    document.getElementById("map").classList.add("no-tiles");
+    tilesUnavailable("No map tiles are configured.");
   }
   for (const site of data.sites) {
     if (site.floor_plan_url && site.floor_plan_bounds) {
@@ -127,7 +154,7 @@
   if (bounds.length) map.fitBounds(bounds, {padding: [40, 40], maxZoom: 18});
   else map.setView([20, 0], 2);
 
-  const fmtTime = (iso) => EyeLive.formatTime(iso);
+  const fmtTime = (iso, zone) => EyeLive.formatTime(iso, false, zone);
 
   function renderAlert(alert, fresh) {
     let li = list.querySelector(`li[data-id="${alert.id}"]`);
@@ -141,7 +168,7 @@
     }
     li.className = "alert status-" + alert.status + (fresh ? " fresh" : "");
     li.querySelector("a").href = "/alerts/" + alert.id + "/";
-    li.querySelector(".when").textContent = fmtTime(alert.started_at);
+    li.querySelector(".when").textContent = fmtTime(alert.started_at, alert.time_zone);
     li.querySelector(".where").textContent = `${alert.location} (${alert.device.name})`;
     li.querySelector(".score").textContent = (alert.peak_score * 100).toFixed(0) + "%";
     li.dataset.open = alert.open ? "1" : "0";
@@ -179,7 +206,7 @@
     trackStatus(alert);
     if (isNew && alert.status === "new" && kind !== "snapshot") {
       pulse(alert);
-      EyeLive.toast(`Scream at ${alert.location} (${alert.device.name}) ${fmtTime(alert.started_at)}` +
+      EyeLive.toast(`Scream at ${alert.location} (${alert.device.name}) ${fmtTime(alert.started_at, alert.time_zone)}` +
         (kind === "missed" ? " — missed while offline" : ""), "/alerts/" + alert.id + "/");
     }
   }

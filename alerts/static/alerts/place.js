@@ -8,8 +8,17 @@
   const y = document.getElementById("id_y");
   const siteSelect = document.getElementById("id_site");
   const map = L.map("place-map");
-  if (data.tile_url) L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution}).addTo(map);
-  else document.getElementById("place-map").classList.add("no-tiles");
+  const mapBox = document.getElementById("place-map");
+  if (data.tile_url) {  // tiles that fail leave the plain grid (as on the live map)
+    const tiles = L.tileLayer(data.tile_url, {maxZoom: 20, attribution: data.tile_attribution});
+    let ok = 0;
+    tiles.on("loading", () => { ok = 0; });
+    tiles.on("tileload", () => { ok += 1; mapBox.classList.remove("no-tiles"); });
+    tiles.on("tileerror", () => { if (!ok) mapBox.classList.add("no-tiles"); });
+    tiles.addTo(map);
+  } else {
+    mapBox.classList.add("no-tiles");
+  }
   let marker = null;
   let overlay = null;
 
@@ -39,7 +48,7 @@
     const s = site();
     if (overlay) { overlay.remove(); overlay = null; }
     const box = document.getElementById("plan-box");
-    if (s && s.floor_plan_url && s.floor_plan_bounds) {
+    if (s && s.floor_plan_url && s.floor_plan_bounds && !document.getElementById("id_floor_plan_bounds")) {
       overlay = L.imageOverlay(s.floor_plan_url, s.floor_plan_bounds, {opacity: 0.8}).addTo(map);
       if (box) { box.hidden = false; document.getElementById("plan").src = s.floor_plan_url; }
     } else if (box) {
@@ -83,5 +92,61 @@
   }
   if (siteSelect) siteSelect.addEventListener("change", showSite);
   showSite();
-  window.eyescreamPlace = {map};
+
+  /* Floor-plan bounds (site page): two draggable corners and a dashed box instead of typed
+   * JSON; the hidden field holds [[south, west], [north, east]]. */
+  const boundsInput = document.getElementById("id_floor_plan_bounds");
+  let corners = null;
+  let setBounds = null;
+  if (boundsInput) {
+    const text = document.getElementById("bounds-text");
+    const fileInput = document.getElementById("id_floor_plan");
+    let planUrl = data.plan_url || null;  // the site's stored plan, or the file just chosen
+    let box = null;
+    let plan = null;
+    const cornerIcon = L.divIcon({className: "corner-marker", iconSize: [16, 16]});
+    const round = (v) => Math.round(v * 1e7) / 1e7;
+
+    function current() {
+      try { return JSON.parse(boundsInput.value || "null"); } catch (e) { return null; }
+    }
+
+    function draw(bounds) {
+      if (box) { box.remove(); box = null; }
+      if (plan) { plan.remove(); plan = null; }
+      if (corners) { corners.forEach((m) => m.remove()); corners = null; }
+      if (!bounds) { boundsInput.value = ""; text.textContent = "not placed"; return; }
+      const [[s, w], [n, e]] = bounds;
+      const sw = [Math.min(s, n), Math.min(w, e)], ne = [Math.max(s, n), Math.max(w, e)];
+      const value = [[round(sw[0]), round(sw[1])], [round(ne[0]), round(ne[1])]];
+      boundsInput.value = JSON.stringify(value);
+      text.textContent = `south ${value[0][0]}, west ${value[0][1]}, north ${value[1][0]}, east ${value[1][1]}`;
+      if (planUrl) plan = L.imageOverlay(planUrl, value, {opacity: 0.7}).addTo(map);
+      box = L.rectangle(value, {color: "#0b5cad", weight: 2, dashArray: "6 4", fill: false,
+        interactive: false}).addTo(map);
+      corners = [sw, ne].map((corner) => {
+        const m = L.marker(corner, {draggable: true, icon: cornerIcon, title: "drag this corner"}).addTo(map);
+        m.on("dragend", () => draw(corners.map((c) => [c.getLatLng().lat, c.getLatLng().lng])));
+        return m;
+      });
+    }
+
+    document.getElementById("bounds-fit").addEventListener("click", () => {
+      const view = map.getBounds().pad(-0.2);
+      draw([[view.getSouth(), view.getWest()], [view.getNorth(), view.getEast()]]);
+    });
+    document.getElementById("bounds-clear").addEventListener("click", () => draw(null));
+    if (fileInput) {
+      fileInput.addEventListener("change", () => {
+        if (fileInput.files.length) planUrl = URL.createObjectURL(fileInput.files[0]);
+        draw(current());
+      });
+    }
+    setBounds = draw;
+    const start = current();
+    draw(start);
+    if (start) map.fitBounds(start, {padding: [30, 30]});
+  }
+  // setBounds: the picker's corners put where given (what a drag ends with), for scripts.
+  window.eyescreamPlace = {map, corners: () => corners, setBounds};
 })();

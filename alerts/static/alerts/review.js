@@ -8,22 +8,30 @@
   function statusRow(tbody, alert) {
     let tr = tbody.querySelector(`tr[data-id="${alert.id}"]`);
     const wanted = table.dataset.status;
+    const named = (table.dataset.deviceName || "").toLowerCase();
     const matches = (!wanted || wanted === "all" || wanted === alert.status) &&
-      (!table.dataset.site || table.dataset.site === alert.site);
+      (!table.dataset.site || table.dataset.site === alert.site) &&
+      (!named || alert.device.name.toLowerCase().includes(named)) &&
+      // a new alert has no verdict: it belongs only where no verdict or reviewer is asked for
+      (!table.dataset.label || table.dataset.label === "none") && !table.dataset.reviewer;
     if (!tr) {
       if (!matches) return;
       const empty = tbody.querySelector("tr.empty");
       if (empty) empty.remove();
       tr = document.createElement("tr");
       tr.dataset.id = alert.id;
-      tr.innerHTML = "<td><a></a></td><td><time></time></td><td></td><td></td><td></td><td></td><td class=status></td>" +
+      tr.innerHTML = "<td><input type=checkbox name=alert form=bulk class=pick></td>" +
+        "<td><a></a></td><td><time></time></td><td></td><td></td><td></td><td></td><td class=status></td>" +
         "<td class=reviewer></td><td class=reason></td><td class=reviewed></td>";
+      tr.querySelector(".pick").value = alert.id;
+      tr.querySelector(".pick").setAttribute("aria-label", "select alert " + alert.id);
       tr.querySelector("a").href = "/alerts/" + alert.id + "/";
       tr.querySelector("a").textContent = alert.id;
-      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true);
+      tr.querySelector("time").textContent = EyeLive.formatTime(alert.started_at, true, alert.time_zone);
+      tr.querySelector("time").title = alert.time_zone;
       const cells = tr.children;
-      cells[2].textContent = alert.site; cells[3].textContent = alert.location;
-      cells[4].textContent = alert.device.name; cells[5].textContent = alert.peak_score.toFixed(2);
+      cells[3].textContent = alert.site; cells[4].textContent = alert.location;
+      cells[5].textContent = alert.device.name; cells[6].textContent = alert.peak_score.toFixed(2);
       tbody.insertBefore(tr, tbody.firstChild);
       tr.classList.add("fresh");
     }
@@ -32,7 +40,11 @@
     const r = alert.review;
     tr.querySelector(".reviewer").textContent = r ? r.user : "";
     tr.querySelector(".reason").textContent = r ? r.label_name + (r.note ? `: “${r.note}”` : "") : "";
-    tr.querySelector(".reviewed").textContent = r ? EyeLive.formatTime(r.created, true) : "";
+    const reviewed = tr.querySelector(".reviewed");
+    if ((reviewed.dataset.iso || "") !== (r ? r.created : "")) {  // keep the server's text if same
+      reviewed.textContent = r ? EyeLive.formatTime(r.created, true, alert.time_zone) : "";
+      reviewed.dataset.iso = r ? r.created : "";
+    }
   }
 
   /* Undo: the last verdict given in this tab can be withdrawn for UNDO_S seconds, also from the
@@ -112,6 +124,23 @@
 
   if (table) {
     const tbody = table.querySelector("tbody");
+    /* Bulk acknowledge: the ticked rows go with the #bulk form (one verdict, one reason). */
+    const all = document.getElementById("select-all");
+    const count = document.getElementById("selected-count");
+    const picked = () => [...tbody.querySelectorAll("input.pick:checked")];
+    const recount = () => { count.textContent = picked().length; };
+    all.addEventListener("change", () => {
+      for (const box of tbody.querySelectorAll("input.pick")) box.checked = all.checked;
+      recount();
+    });
+    tbody.addEventListener("change", (event) => { if (event.target.matches("input.pick")) recount(); });
+    document.getElementById("bulk").addEventListener("submit", (event) => {
+      const label = document.getElementById("bulk-label").value;
+      if (!picked().length || !label) {
+        event.preventDefault();
+        EyeLive.toast(!picked().length ? "Tick the alerts to acknowledge first." : "Choose a verdict first.");
+      }
+    });
     window.eyescreamReview = {live: EyeLive.start({lastId: data.last_id, wsPath: data.ws_path,
       alarmRepeatS: data.alarm_repeat_s,
       knownIds: () => [...tbody.querySelectorAll("tr[data-id]")].map((tr) => Number(tr.dataset.id)),
@@ -202,7 +231,7 @@
     const tr = document.createElement("tr");
     tr.dataset.reviewId = r.id;
     tr.innerHTML = "<td><time></time></td><td></td><td></td><td></td>";
-    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true);
+    tr.querySelector("time").textContent = EyeLive.formatTime(r.created, true, alert.time_zone);
     tr.children[1].textContent = r.user;
     tr.children[2].textContent = r.label_name;
     tr.children[3].textContent = r.note;

@@ -20,6 +20,7 @@ DEMO_SITE = {
     "address": "Wausan-ro, Mapo-gu, Seoul",
     "latitude": 37.5563,
     "longitude": 126.9236,
+    "time_zone": "Asia/Seoul",
 }
 DEMO_USERS = [("admin", "Admins", True), ("operator", "Operators", False)]
 DEMO_LOCATIONS = [

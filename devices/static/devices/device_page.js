@@ -5,7 +5,9 @@
   const config = JSON.parse(document.getElementById("device-config").textContent);
   const RATE = 16000; // the AudioContext resamples the microphone to this rate
   const FRAME_S = 0.2;
-  const FATAL = (code) => code >= 4000 && code < 4100; // client or admin must act
+  const DISABLED = 4013; // an admin disabled the device: wait, it may be enabled again
+  const FATAL = (code) => code >= 4000 && code < 4100 && code !== DISABLED; // someone must act
+  const DISABLED_RETRY_MS = [5000, 60000]; // first wait, longest wait (doubling)
   const $ = (id) => document.getElementById(id);
 
   let audio = null; // {context, stream, node}
@@ -13,6 +15,12 @@
   let ready = false;
   let wanted = false;
   let backoff = 500;
+  let disabledWait = DISABLED_RETRY_MS[0];
+
+  function notice(text) {
+    $("notice").textContent = text || "";
+    $("notice").hidden = !text;
+  }
 
   function setState(state, detail) {
     $("state").textContent = state;
@@ -28,7 +36,65 @@
     $("level-db").textContent = db.toFixed(1);
   }
 
+  /* The token is remembered in this browser (localStorage) once the server accepted it, so a
+   * reload or a restarted phone does not need it pasted again; "Forget" removes it. */
+  const TOKEN_KEY = "eyescream-device-token";
+
+  function storage() {
+    try { return window.localStorage; } catch (e) { return null; } // storage blocked
+  }
+
+  function showRemembered() {
+    const store = storage();
+    const saved = store && store.getItem(TOKEN_KEY);
+    $("remembered").hidden = !saved;
+    return saved;
+  }
+
+  function remember(token) {
+    const store = storage();
+    if (store) { store.setItem(TOKEN_KEY, token); showRemembered(); }
+  }
+
+  $("forget").addEventListener("click", () => {
+    const store = storage();
+    if (store) store.removeItem(TOKEN_KEY);
+    $("token").value = "";
+    showRemembered();
+  });
+
+  const saved = showRemembered();
+  if (saved) $("token").value = saved;
+
+  /* getUserMedia's errors, in words: what happened and what to do. */
+  function microphoneProblem(error) {
+    const name = error && error.name;
+    if (name === "NotAllowedError" || name === "PermissionDeniedError" || name === "SecurityError") {
+      return "The microphone was not allowed for this page. Allow it (the microphone or lock " +
+        "icon in the address bar, or the browser's site settings), then press Start again.";
+    }
+    if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+      return "No microphone was found. Connect one (or enable it in the system's sound " +
+        "settings), then press Start again.";
+    }
+    if (name === "NotReadableError" || name === "TrackStartError") {
+      return "The microphone could not be started: another app may be using it. Close that " +
+        "app, then press Start again.";
+    }
+    if (name === "InsecureContext") {
+      return "Browsers allow the microphone only on secure pages: open this page over " +
+        "https:// (or on this machine as http://localhost).";
+    }
+    return "The microphone could not be started (" + (name || "error") + ": " +
+      ((error && error.message) || "no details") + ").";
+  }
+
   async function startAudio() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      const error = new Error("no navigator.mediaDevices");
+      error.name = "InsecureContext";
+      throw error;
+    }
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
     });
@@ -70,16 +136,30 @@
       if (message.type === "ready") {
         ready = true;
         backoff = 500;
+        disabledWait = DISABLED_RETRY_MS[0];
+        notice("");
+        remember($("token").value.trim());
         setState("streaming", "as " + message.device.name);
       } else if (message.type === "ack") {
         $("stored").textContent = (message.samples / audio.context.sampleRate).toFixed(1);
-      } else if (message.type === "error") {
+      } else if (message.type === "error" && message.code !== DISABLED) {
         setState("error", message.code + " " + message.error + ": " + message.message);
       }
     };
     ws.onclose = (event) => {
       ready = false;
       if (!wanted) return setState("idle");
+      if (event.code === DISABLED) {
+        // Not the end: the microphone stays on (nothing is sent) and the page asks again.
+        const wait = disabledWait;
+        disabledWait = Math.min(disabledWait * 2, DISABLED_RETRY_MS[1]);
+        setState("disabled", "asking again in " + Math.round(wait / 1000) + " s");
+        notice("An admin has disabled this device, so the server takes no audio from it. " +
+          "Keep this page open: it asks again every so often (now in " + Math.round(wait / 1000) +
+          " s) and starts streaming by itself as soon as the device is enabled.");
+        setTimeout(() => wanted && connect(), wait);
+        return;
+      }
       if (FATAL(event.code)) {
         wanted = false;
         $("start").disabled = false;
@@ -95,6 +175,7 @@
 
   $("device-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    notice("");
     $("start").disabled = true;
     $("stop").disabled = false;
     wanted = true;
@@ -104,13 +185,15 @@
       wanted = false;
       $("start").disabled = false;
       $("stop").disabled = true;
-      return setState("error", "microphone: " + error.message);
+      setState("error", "microphone");
+      return notice(microphoneProblem(error));
     }
     connect();
   });
 
   $("stop").addEventListener("click", () => {
     wanted = false;
+    notice("");
     if (ws) ws.close(1000);
     if (audio) {
       audio.stream.getTracks().forEach((track) => track.stop());
