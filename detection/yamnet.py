@@ -163,8 +163,11 @@ def patches(audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def scream_scores(model: YAMNet, batch: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """The 'Screaming' probability of each patch in ``batch`` ``(N, 15600)``."""
+def scream_scores(model: YAMNet, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """The 'Screaming' probability of each patch in ``batch`` ``(N, 15600)``.
+
+    ``chunk`` patches go through the network at a time: 16 keeps the activations in cache
+    (2.6-2.7 ms a patch on one thread against 3.0-3.2 at 64, same scores)."""
     out = np.empty(len(batch), dtype=np.float32)
     for i in range(0, len(batch), chunk):
         scores, _ = model(torch.from_numpy(np.ascontiguousarray(batch[i : i + chunk])))
