@@ -10,7 +10,9 @@ rescored, and the peak memory (max RSS) of that process.
 ``--audio`` picks the recordings: ``mixed`` (every recording in name order, 12 % of whose windows
 reach YAMNet), ``non-scream`` (the recordings without a scream: what a deployed device hears
 nearly all the time) or ``scream``. ``--no-first-stage`` runs every member of the ensemble on
-every window; ``--compare`` runs without and then with the first stage on the same file.
+every window; ``--compare`` runs without and then with the first stage on the same file;
+``--stages`` times each stage alone instead (decoding, features, the network with and without the
+first stage, YAMNet on the flagged windows; CPU time, the least of three).
 The child runs at the benchmark's own priority (not through ``manage.py``, so
 ``EYESCREAM_BATCH_PRIORITY`` does not lower it). On a shared host the CPU figure is the steadier.
 """
@@ -54,6 +56,54 @@ print(json.dumps({
     "second_stage_windows": result.second_stage_windows,
     "segments": len(result.segments),
     "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+STAGES_CHILD = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from detection.artifacts import load_model
+from detection.features import StreamingFeatures, frame_windows
+from detection.inference import read_blocks, second_stage_scores
+model = load_model(sys.argv[1])
+cfg, path = model.features, sys.argv[2]
+stride = cfg.stride_columns(float(sys.argv[3]))
+
+def least(fn, repeats=3):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        started = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - started)
+    return best, out
+
+rate, _ = read_blocks(path)
+decode_s, blocks = least(lambda: list(read_blocks(path)[1]))
+
+def features():
+    front = StreamingFeatures(cfg, rate)
+    return np.concatenate([front.push(b) for b in blocks] + [front.flush()], axis=1)
+
+features_s, columns = least(features)
+windows = np.ascontiguousarray(frame_windows(columns, cfg, stride))
+every_s, _ = least(lambda: model.predict(windows))
+gated_s, (probs, passed) = least(lambda: model.predict_gated(windows))
+starts = np.asarray(cfg.column_start_s(np.arange(windows.shape[0]) * stride), dtype=np.float64)
+yamnet_s, flagged = 0.0, 0
+if model.second_stage is not None:
+    flagged = int(np.count_nonzero(model.second_stage.flagged(probs)))
+    yamnet_s, _ = least(lambda: second_stage_scores(
+        path, rate, probs, starts, cfg.window_span_s(), model.second_stage, cfg.sample_rate), 1)
+minutes = sum(b.shape[0] for b in blocks) / rate / 60
+print(json.dumps({
+    "minutes": minutes, "windows": int(windows.shape[0]),
+    "settled_share": float(1 - passed.mean()), "yamnet_windows": flagged,
+    "ms_per_minute": {
+        "decode": 1e3 * decode_s / minutes, "features": 1e3 * features_s / minutes,
+        "network_every_member": 1e3 * every_s / minutes,
+        "network_first_stage": 1e3 * gated_s / minutes, "yamnet": 1e3 * yamnet_s / minutes,
+    },
 }))
 """
 
@@ -113,6 +163,30 @@ def run_child(model: str, path: Path, stride: float, first_stage: bool) -> dict:
     return stats
 
 
+def run_stages(model: str, path: Path, stride: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", STAGES_CHILD, model, str(path), str(stride)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    parts = stats["ms_per_minute"]
+    with_first = parts["decode"] + parts["features"] + parts["network_first_stage"]
+    stats["x_real_time_cpu_without_yamnet"] = 60_000 / with_first
+    stats["x_real_time_cpu"] = 60_000 / (with_first + parts["yamnet"])
+    print(
+        "CPU per minute of audio (ms, each stage alone, least of three): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+        + f"; {100 * stats['settled_share']:.0f}% settled, {stats['yamnet_windows']} of "
+        f"{stats['windows']} windows to YAMNet; sum with the first stage "
+        f"{stats['x_real_time_cpu']:.0f}x real time "
+        f"({stats['x_real_time_cpu_without_yamnet']:.0f}x without YAMNet)"
+    )
+    return stats
+
+
 def describe(stats: dict, stride: float) -> str:
     stage = "with the first stage" if stats["first_stage"] else "every member on every window"
     return (
@@ -135,6 +209,7 @@ def main(argv=None) -> dict:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--no-first-stage", action="store_true")
     group.add_argument("--compare", action="store_true", help="without, then with, first stage")
+    group.add_argument("--stages", action="store_true", help="time each stage alone")
     args = parser.parse_args(argv)
     runs = [False, True] if args.compare else [not args.no_first_stage]
     with tempfile.TemporaryDirectory(prefix="eyescream-bench-") as tmp:
@@ -145,6 +220,8 @@ def main(argv=None) -> dict:
             f"built {seconds / 60:.1f} min of real audio ({args.audio}) "
             f"in {time.perf_counter() - t0:.1f}s"
         )
+        if args.stages:
+            return run_stages(args.model, path, args.stride)
         results = []
         for first_stage in runs:
             stats = run_child(args.model, path, args.stride, first_stage)
