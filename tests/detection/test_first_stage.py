@@ -1,8 +1,8 @@
 """The ensemble's first stage: one member settles clear non-screams, the decision stays the same.
 
-The real-audio test runs the shipped model over every real-v1 recording with and without the
-first stage and compares what a user gets: the segments ``detect`` proposes, which files alert,
-and the incidents the live decision opens and closes from the same scores.
+The real-audio tests run the shipped model over every real-v1 recording as ``detect`` runs it and
+with every member of the ensemble on every window, and compare what a user gets: the segments
+``detect`` proposes and the incidents the live decision opens and closes from the same scores.
 """
 
 import json
@@ -112,33 +112,45 @@ def _incidents(model, found):
     ]
 
 
+CHUNKS = 4  # the recordings in four tests, each well within the suite's timeout
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as detect runs; two threads crawl on a busy 2-core host
+    yield load_model(SHIPPED)
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_first_stage_changes_no_decision_on_real_v1(real_v1):
-    """Every real-v1 recording through the shipped model (network, first stage, YAMNet second
-    stage): the same segments, the same alerted files and the same live incidents, with the
-    first stage settling a large share of the windows, none of them near the gate."""
-    model = load_model(SHIPPED)
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk):
+    """Every real-v1 recording (a quarter per test) through the shipped model as ``detect`` runs
+    it (first stage, network, YAMNet second stage) and with every member on every window: the
+    same segments, the same live incidents, the same windows sent to YAMNet, the scored windows
+    alike, and the settled ones all far below the second-stage gate."""
+    model = shipped
     assert model.first_stage == FirstStage()
-    gate = model.second_stage.config.gate
+    gate, weight = model.second_stage.config.gate, model.second_stage.config.weight
     files = expand_paths([str(real_v1 / "audio")])
     assert len(files) > 700
-    windows = settled = 0
+    windows = settled = alerted = 0
     highest_settled = 0.0
-    alerted = 0
-    for path in files:
-        plain = detect_file(path, model, first_stage=False)
+    for path in files[chunk::CHUNKS]:
         gated = detect_file(path, model)
-        assert [s.to_dict() for s in gated.segments] == [s.to_dict() for s in plain.segments], path
+        plain = detect_file(path, model, first_stage=False)
+        assert gated.segments == plain.segments, path
         assert _incidents(model, gated) == _incidents(model, plain), path
+        assert gated.second_stage_windows == plain.second_stage_windows, path
         kept = gated.scores > 0
+        assert gated.settled == np.count_nonzero(~kept), path
         np.testing.assert_allclose(gated.scores[kept], plain.scores[kept], atol=1e-5)
-        assert gated.second_stage_windows == plain.second_stage_windows
         windows += plain.scores.size
         settled += gated.settled
         alerted += bool(plain.segments)
-        if (~kept).any():
-            network_share = 1.0 - model.second_stage.config.weight
-            highest_settled = max(highest_settled, plain.scores[~kept].max() / network_share)
+        if (~kept).any():  # below the gate, the cascade scores (1 - weight) * network
+            highest_settled = max(highest_settled, plain.scores[~kept].max() / (1 - weight))
     assert settled / windows > 0.4, settled / windows
     assert highest_settled < gate / 4, highest_settled
-    assert alerted > 100
+    assert alerted > 10
