@@ -9,11 +9,12 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from detection.artifacts import ArtifactError, load_model, save_artifact
 from detection.decision import DecisionConfig, IncidentTracker
-from detection.features import FeatureConfig, normalize_windows
+from detection.features import FeatureConfig, normalize_windows, resample, to_mono
 from detection.first_stage import FirstStage, applies_to, gated_probabilities
 from detection.inference import detect_file, expand_paths
 from detection.networks import build_network
@@ -125,11 +126,13 @@ def shipped():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk):
+@pytest.mark.parametrize("device_rate", [None, 16_000])
+def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk, device_rate, tmp_path):
     """Every real-v1 recording (a quarter per test) through the shipped model as ``detect`` runs
     it (first stage, network, YAMNet second stage) and with every member on every window: the
     same segments, the same live incidents, the same windows sent to YAMNet, the scored windows
-    alike, and the settled ones all far below the second-stage gate."""
+    alike, and the settled ones all far below the second-stage gate. As recorded (22,050 Hz)
+    and as a 16 kHz device sends it (16-bit), where the network flags more."""
     model = shipped
     assert model.first_stage == FirstStage()
     gate, weight = model.second_stage.config.gate, model.second_stage.config.weight
@@ -138,6 +141,10 @@ def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk):
     windows = settled = alerted = 0
     highest_settled = 0.0
     for path in files[chunk::CHUNKS]:
+        if device_rate is not None:
+            audio, rate = sf.read(path, dtype="float32")
+            path = tmp_path / "device.wav"
+            sf.write(path, resample(to_mono(audio), rate, device_rate), device_rate, "PCM_16")
         gated = detect_file(path, model)
         plain = detect_file(path, model, first_stage=False)
         assert gated.segments == plain.segments, path
