@@ -18,7 +18,10 @@ the gate has a first-member logit of -2.0 or more (at 16 kHz: 51 %, 0.154 and -4
 16 kHz, that ``detect`` finds the same segments with and without it, and the live decision
 opens and closes the same incidents.
 
-Networks that are not an ensemble have no first stage (every window gets the network).
+Networks that are not an ensemble have no first stage (every window gets the network). It serves
+``detect`` (``detect_file``; ``--no-first-stage`` turns it off) and the live ``Scorer``;
+``evaluate``, ``train`` and the second-stage choice score every member (their ROC and threshold
+figures need every window's real score).
 """
 
 from __future__ import annotations
