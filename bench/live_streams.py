@@ -285,7 +285,8 @@ def offline_scores(variant: Variant, model, decision) -> tuple[list[float], list
             completed_by.append(start // frame)
             windows.append(window)
             passed.append(gate.passes(level_dbfs(stream.ring.between(t0, t1)[1])))
-    probs = model.predict(np.stack(windows)) * np.array(passed, dtype=np.float32)
+    probs, _ = model.predict_gated(np.stack(windows))  # as the scorer: with the first stage
+    probs = probs * np.array(passed, dtype=np.float32)
     if model.second_stage is not None:
         rate = model.features.sample_rate
         audio = resample(variant.pcm.astype(np.float32) / 32768.0, RATE, rate)

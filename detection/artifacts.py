@@ -5,7 +5,9 @@ Layout of an artifact folder::
     config.json    architecture, its parameters, every feature parameter, stride, threshold,
                    decision defaults, how it was trained; optionally ``second_stage`` (YAMNet's
                    share and gate, ``detection.second_stage``): threshold and decision then
-                   apply to the fused score
+                   apply to the fused score; optionally ``first_stage`` (an ensemble's
+                   first member's logit floor, ``detection.first_stage``; an ensemble without
+                   it gets ``FirstStage()``, ``null`` turns it off)
     weights.pt     the network's state_dict
     metrics.json   cross-validation / evaluation figures (optional)
     report.md      human-readable report, with images beside it (optional)
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import FeatureConfig, normalize_windows, prepare
+from .first_stage import FirstStage, applies_to, gated_probabilities
 from .second_stage import SecondStage, SecondStageConfig
 from .yamnet_weights import load_yamnet
 
@@ -62,6 +65,11 @@ def read_model_config(path: str | os.PathLike) -> dict:
             SecondStageConfig.from_dict(config["second_stage"])
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"{config_path}: second_stage: {exc}") from exc
+    if config.get("first_stage") is not None:
+        try:
+            FirstStage.from_dict(config["first_stage"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{config_path}: first_stage: {exc}") from exc
     return config
 
 
@@ -131,6 +139,7 @@ class LoadedModel:
     net: object  # torch.nn.Module in eval mode
     version: str
     second_stage: SecondStage | None = None  # YAMNet's opinion on flagged windows
+    first_stage: FirstStage | None = None  # one member settles clear non-screams first
 
     @property
     def threshold(self) -> float:
@@ -144,6 +153,42 @@ class LoadedModel:
         """Scream probabilities for raw windows ``(N, n_mels, window_columns)``."""
         import torch
 
+        windows = self._checked(windows)
+        out = np.empty(windows.shape[0], dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], batch_size):
+                batch = normalize_windows(windows[start : start + batch_size], self.features)
+                logits = self.net(torch.from_numpy(np.ascontiguousarray(batch)))
+                out[start : start + batch.shape[0]] = torch.sigmoid(logits).numpy()
+        return out
+
+    def predict_gated(
+        self, windows: np.ndarray, batch_size: int = 512
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, passed)``: ``predict`` through the model's first stage.
+
+        Windows the first stage settles (``passed`` False) score 0; the others score as
+        ``predict`` scores them. A model without a first stage passes every window.
+        """
+        if self.first_stage is None:
+            probs = self.predict(windows, batch_size)
+            return probs, np.ones(probs.shape, dtype=bool)
+        import torch
+
+        windows = self._checked(windows)
+        out = np.empty(windows.shape[0], dtype=np.float32)
+        passed = np.empty(windows.shape[0], dtype=bool)
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], batch_size):
+                batch = normalize_windows(windows[start : start + batch_size], self.features)
+                x = torch.from_numpy(np.ascontiguousarray(batch))
+                stop = start + batch.shape[0]
+                out[start:stop], passed[start:stop] = gated_probabilities(
+                    self.net, x, self.first_stage
+                )
+        return out, passed
+
+    def _checked(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (
             self.features.n_mels,
@@ -153,13 +198,7 @@ class LoadedModel:
                 f"windows must be (N, {self.features.n_mels}, {self.features.window_columns}),"
                 f" got {windows.shape}"
             )
-        out = np.empty(windows.shape[0], dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, windows.shape[0], batch_size):
-                batch = normalize_windows(windows[start : start + batch_size], self.features)
-                logits = self.net(torch.from_numpy(np.ascontiguousarray(batch)))
-                out[start : start + batch.shape[0]] = torch.sigmoid(logits).numpy()
-        return out
+        return windows
 
 
 def load_network(path: str | os.PathLike, config: dict):
@@ -215,6 +254,15 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if "second_stage" in config:
         stage_config = SecondStageConfig.from_dict(config["second_stage"])
         second_stage = SecondStage(stage_config, load_yamnet())
+    first_stage = None
+    if applies_to(net) and "first_stage" not in config:
+        first_stage = FirstStage()
+    elif config.get("first_stage") is not None:
+        first_stage = FirstStage.from_dict(config["first_stage"])
+        if not applies_to(net) or first_stage.member >= len(net.members):
+            raise ArtifactError(
+                f"{path}: first stage member {first_stage.member} needs an ensemble with it"
+            )
     return LoadedModel(
         path=path,
         config=config,
@@ -222,4 +270,5 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         net=net,
         version=weights_digest(path),
         second_stage=second_stage,
+        first_stage=first_stage,
     )

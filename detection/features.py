@@ -178,7 +178,8 @@ def mel_columns(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     # rounding to float32 at the end: a column's value never depends on how many columns were
     # computed with it (batch == stream).
     basis = _mel_sparse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
-    mel = basis @ power.T.astype(np.float64)
+    # (In C order: the sparse product would otherwise copy the transposed array once more.)
+    mel = basis @ power.T.astype(np.float64, order="C")
     if cfg.log:
         mel = np.log10(np.maximum(mel, 1e-10), out=mel)
         mel *= 10.0

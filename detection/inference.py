@@ -4,7 +4,9 @@ A file is decoded block by block, each block goes through the same ``StreamingFe
 end the live ingest uses, and windows are scored in batches, so memory stays bounded by the
 block size whatever the file's length. Only one float per window is kept.
 
-A model with a second stage (``detection.second_stage``) then rescores the windows its network
+A model with a first stage (``detection.first_stage``: an ensemble whose first member settles
+clear non-screams) runs the other members only on the windows it passes; settled windows score
+0. A model with a second stage (``detection.second_stage``) then rescores the windows its network
 flagged: their audio is read again from the file, a stretch of at most ``SECOND_STAGE_SPAN_S``
 at a time, and YAMNet's score is fused with the network's.
 """
@@ -59,6 +61,8 @@ class Detection:
     scores: np.ndarray  # one probability per window
     starts_s: np.ndarray  # start time of each window
     segments: list[Segment] = field(default_factory=list)
+    settled: int = 0  # windows the first stage settled (score 0, the other members not run)
+    second_stage_windows: int = 0  # windows YAMNet scored
 
     @property
     def max_score(self) -> float:
@@ -173,8 +177,12 @@ def segments_from_scores(
 class _WindowScorer:
     """Collects streamed columns and scores every whole window in batches."""
 
-    def __init__(self, model: LoadedModel, stride_columns: int, batch_size: int) -> None:
+    def __init__(
+        self, model: LoadedModel, stride_columns: int, batch_size: int, first_stage: bool
+    ) -> None:
         self.model = model
+        self.first_stage = first_stage and model.first_stage is not None
+        self.settled = 0
         self.cfg: FeatureConfig = model.features
         self.stride = stride_columns
         self.batch_size = batch_size
@@ -193,7 +201,12 @@ class _WindowScorer:
         if starts.size:
             view = np.lib.stride_tricks.sliding_window_view(self.columns, width, axis=1)
             windows = view[:, starts - self.first, :].transpose(1, 0, 2)
-            self.scores.append(self.model.predict(windows, batch_size=self.batch_size))
+            if self.first_stage:
+                probs, passed = self.model.predict_gated(windows, batch_size=self.batch_size)
+                self.settled += int(passed.size - np.count_nonzero(passed))
+            else:
+                probs = self.model.predict(windows, batch_size=self.batch_size)
+            self.scores.append(probs)
             self.starts.append(starts)
             self.next_start = int(starts[-1] + self.stride)
         keep_from = min(self.next_start - self.first, self.columns.shape[1])
@@ -215,13 +228,17 @@ def detect_file(
     merge_gap_s: float = 0.5,
     block_s: float = 30.0,
     batch_size: int = 512,
+    first_stage: bool = True,
 ) -> Detection:
-    """Score one file; raises ``AudioReadError`` for unreadable or empty files."""
+    """Score one file; raises ``AudioReadError`` for unreadable or empty files.
+
+    ``first_stage=False`` runs the whole network on every window even when the model has a
+    first stage (the reference the first stage is tested against)."""
     cfg = model.features
     stride_columns = cfg.stride_columns(stride_s if stride_s is not None else model.stride_s)
     threshold = model.threshold if threshold is None else threshold
     rate, blocks = read_blocks(path, block_s)
-    scorer = _WindowScorer(model, stride_columns, batch_size)
+    scorer = _WindowScorer(model, stride_columns, batch_size, first_stage)
     samples = 0
     first = next(blocks, None)
     if first is None or first.size == 0:
@@ -242,7 +259,9 @@ def detect_file(
         scorer.push(front.flush())
     scores, start_columns = scorer.result()
     starts_s = np.asarray(cfg.column_start_s(start_columns), dtype=np.float64)
+    second_stage_windows = 0
     if model.second_stage is not None and scores.size:
+        second_stage_windows = int(np.count_nonzero(model.second_stage.flagged(scores)))
         scores = second_stage_scores(
             path, rate, scores, starts_s, cfg.window_span_s(), model.second_stage, cfg.sample_rate
         )
@@ -255,6 +274,8 @@ def detect_file(
         segments=segments_from_scores(
             starts_s, scores, threshold, cfg.window_span_s(), merge_gap_s
         ),
+        settled=scorer.settled,
+        second_stage_windows=second_stage_windows,
     )
 
 

@@ -3,9 +3,10 @@
 ``await scorer.score(windows)`` queues one stream's new windows ``(n, n_mels, W)`` (raw log-mel,
 as ``WindowCutter`` cuts them) and returns ``(probabilities, model_version)``. A batcher task
 collects requests from every stream until ``max_batch`` windows are queued or the oldest request
-has waited ``max_wait_s``, then runs one ``LoadedModel.predict`` (which applies
-``normalize_windows``) in a worker thread, so the event loop keeps serving sockets meanwhile.
-While a forward runs, new requests queue up: under load batches grow by themselves.
+has waited ``max_wait_s``, then runs one ``LoadedModel.predict_gated`` (which applies
+``normalize_windows`` and the model's first stage: windows one member of the ensemble settles
+score 0, ``detection.first_stage``) in a worker thread, so the event loop keeps serving sockets
+meanwhile. While a forward runs, new requests queue up: under load batches grow by themselves.
 
 The active model is ``model_dir`` (``settings.EYESCREAM_MODEL_DIR``). Every ``check_interval_s``
 the batcher compares the artifact files' signatures; when they changed (or on ``reload()``) the
@@ -82,6 +83,7 @@ class _Request:
 class ScorerStats:
     requests: int = 0
     windows: int = 0
+    settled: int = 0  # windows the model's first stage settled (the other members not run)
     batches: int = 0
     largest_batch: int = 0
     forward_s: float = 0.0
@@ -311,7 +313,9 @@ class Scorer:
             windows = np.concatenate([batch[i].windows for i in members])
             forward_started = time.perf_counter()
             try:
-                probs = model.predict(windows, batch_size=max(self.max_batch, len(windows)))
+                probs, passed = model.predict_gated(
+                    windows, batch_size=max(self.max_batch, len(windows))
+                )
             except Exception as exc:
                 for i in members:
                     results[i] = exc
@@ -322,6 +326,7 @@ class Scorer:
                 results[i] = (probs[offset : offset + n], model.version)
                 offset += n
             self.stats.windows += len(windows)
+            self.stats.settled += int(passed.size - np.count_nonzero(passed))
             self.stats.batches += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(windows))
             if self.on_forward is not None:

@@ -31,6 +31,11 @@ class Command(BatchCommand):
             "--labels", default=None, help="write an Audacity label file per input here"
         )
         parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+        parser.add_argument(
+            "--no-first-stage",
+            action="store_true",
+            help="run every member of an ensemble on every window (no first stage)",
+        )
 
     def handle(self, *args, **options):
         torch.set_num_threads(max(1, options["threads"]))
@@ -50,7 +55,11 @@ class Command(BatchCommand):
         for path in tqdm(paths, desc="detect", unit="file", disable=len(paths) < 2):
             try:
                 found = detect_file(
-                    path, model, stride_s=options["stride"], threshold=options["threshold"]
+                    path,
+                    model,
+                    stride_s=options["stride"],
+                    threshold=options["threshold"],
+                    first_stage=not options["no_first_stage"],
                 )
             except (AudioReadError, FileNotFoundError, OSError) as exc:
                 failures += 1
