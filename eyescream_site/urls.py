@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/", include("alerts.api_urls")),
     path("", include("devices.urls")),
     path("", include("alerts.urls")),
+    path("", include("feedback.urls")),
 ]
