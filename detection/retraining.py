@@ -116,6 +116,7 @@ class RetrainData:
         return {
             "base_files": len(self.base),
             "base_kinds": kinds(self.base),
+            "base_sources": sorted({r.source for r in self.base}),
             "feedback_files": len(self.feedback),
             "feedback_kinds": kinds(self.feedback),
             "heldback_feedback_files": len(self.heldback),
