@@ -131,6 +131,15 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "api/^locations/(?P<pk>[^/.]+)/enable/$": [
         ("POST", "/api/locations/{location}/enable/", ADMIN_API)
     ],
+    # The feedback export (a zip of audio) and the retrain button (docs/models.md)
+    "feedback/export.zip": [
+        ("GET", "/feedback/export.zip", ADMIN_PAGE),
+        ("POST", "/feedback/export.zip", same(405)),
+    ],
+    "feedback/retrain/": [
+        ("GET", "/feedback/retrain/", same(405)),
+        ("POST", "/feedback/retrain/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
     # Probes and the scrape: no login; /metrics from the loopback (the test client's address).
     "healthz": [("GET", "/healthz", PUBLIC)],
     "readyz": [("GET", "/readyz", PUBLIC)],
