@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -25,27 +26,27 @@ def dispatch(task, *args) -> None:
         if not settings.CELERY_TASK_ALWAYS_EAGER:
             task.apply_async(args=args, retry=False)
         elif getattr(settings, "EYESCREAM_EAGER_TASKS_INLINE", False):
-            _run_eager(task, args)
+            run_eager(task, args)
         else:
-            _eager_pool().submit(_run_eager, task, args)
+            _eager_pool().submit(run_eager, task, args)
     except Exception:
         log.exception("could not dispatch %s%r", task.name, args)
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
 def _eager_pool() -> ThreadPoolExecutor:
     """The process's one background thread for eager tasks (embedded mode only)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eager-task")
-        return _pool
+    return background_pool("eager-task", 1)
 
 
-def _run_eager(task, args) -> None:
+@functools.cache
+def background_pool(name: str, threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` threads named ``name`` for eager tasks, made at first
+    use (embedded mode only; ``notifications.queue`` keeps its deliveries on one of its own)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+
+def run_eager(task, args) -> None:
+    """Run an eager task here, logging its failure; a pool thread's connections are closed."""
     try:
         task.apply(args=args, throw=True)
     except Exception:

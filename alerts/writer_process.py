@@ -65,6 +65,20 @@ def settings_snapshot() -> dict[str, Any]:
     return snapshot
 
 
+def _broadcast_when_written(written: asyncio.Future) -> None:
+    """Send a finished write's broadcasts, in order (on the event loop that awaited it)."""
+    from .broadcasting import send_to_group
+
+    if written.cancelled() or written.exception() is not None:
+        return
+    _, messages = written.result()
+    for group, message in messages:
+        try:
+            send_to_group(group, message)
+        except Exception:
+            log.exception("could not broadcast %s", message.get("type"))
+
+
 class AlertWriter:
     """One child process that runs alert writes in the order they are handed to it."""
 
@@ -101,26 +115,25 @@ class AlertWriter:
         """``function(*args, **kwargs)`` in the child (one of this module's writes, which return
         ``(result, broadcasts)``); the broadcasts are sent from here, in order, once it has
         returned (that is, after its commit)."""
-        from .broadcasting import send_to_group
-
         if self.deaths_in_a_row >= MAX_DEATHS_IN_A_ROW:
             raise WriterLost(
                 f"alert writer {self.name!r} gave up after {MAX_DEATHS_IN_A_ROW} deaths"
             )
         pool = self._executor()
         loop = asyncio.get_running_loop()
+        call = functools.partial(function, *args, **kwargs)
         try:
-            call = functools.partial(function, *args, **kwargs)
-            result, messages = await loop.run_in_executor(pool, call)
+            written = loop.run_in_executor(pool, call)
+            # The broadcasts go out when the child has committed, even when the stream that
+            # asked is cancelled meanwhile (daphne cancels a closed connection's consumer after
+            # its close timeout, which a child still starting on a busy host can outlast): a
+            # stored alert is always shown.
+            written.add_done_callback(_broadcast_when_written)
+            result, _ = await asyncio.shield(written)
         except BrokenProcessPool as exc:
             self._replace(pool)
             raise WriterLost(f"alert writer {self.name!r} died during a write") from exc
         self.deaths_in_a_row = 0
-        for group, message in messages:
-            try:
-                send_to_group(group, message)
-            except Exception:
-                log.exception("could not broadcast %s", message.get("type"))
         return result
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:

@@ -29,6 +29,9 @@ CACHE_S = 2.0  # answers within this share one round of checks (every dashboard 
 class Check:
     ok: bool
     detail: str
+    # Failed, but the work is still done another way (slower): e.g. no scoring worker, and
+    # the web servers score the audio themselves (``live.scoring_client``).
+    fallback: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,7 +91,12 @@ def check_scoring_workers() -> Check:
     except Exception as exc:
         return Check(False, _failure(exc))
     if not workers:
-        return Check(False, "no scoring worker heartbeat: audio is not being analysed")
+        return Check(
+            False,
+            "no scoring worker heartbeat: the web servers score the audio themselves, "
+            "alerts may come seconds late",
+            fallback=True,
+        )
     return Check(True, f"{len(workers)} scoring worker(s) alive")
 
 

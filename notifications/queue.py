@@ -16,12 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connections
+
+from alerts.task_queue import background_pool, run_eager
 
 log = logging.getLogger(__name__)
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def dispatch(task, *args, countdown: float = 0.0) -> None:
@@ -30,31 +28,17 @@ def dispatch(task, *args, countdown: float = 0.0) -> None:
             task.apply_async(args=args, countdown=countdown or None, retry=False)
         elif getattr(settings, "EYESCREAM_EAGER_TASKS_INLINE", False):
             time.sleep(countdown)
-            _run_eager(task, args)
+            run_eager(task, args)
         elif countdown > 0:
             timer = threading.Timer(countdown, dispatch, args=(task, *args))
             timer.daemon = True
             timer.start()
         else:
-            _delivery_pool().submit(_run_eager, task, args)
+            _delivery_pool().submit(run_eager, task, args)
     except Exception:
         log.exception("could not dispatch %s%r", task.name, args)
 
 
 def _delivery_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            threads = max(1, int(getattr(settings, "EYESCREAM_DELIVERY_THREADS", 4)))
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
-        return _pool
-
-
-def _run_eager(task, args) -> None:
-    try:
-        task.apply(args=args, throw=True)
-    except Exception:
-        log.exception("task %s%r failed", task.name, args)
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            connections.close_all()
+    threads = max(1, int(getattr(settings, "EYESCREAM_DELIVERY_THREADS", 4)))
+    return background_pool("delivery", threads)

@@ -97,6 +97,32 @@ def test_an_alert_opened_in_the_writer_process_is_stored_before_it_is_broadcast(
     assert len(list((media / "snippets").rglob("*.flac"))) == 1  # the replaced one removed
 
 
+def test_an_alert_whose_stream_is_cancelled_while_the_writer_starts_is_still_broadcast(
+    writers, device, media, settings
+):
+    """Daphne cancels a closed connection's consumer after its close timeout; a writer child
+    still starting (seconds on a busy host) commits the alert after that. It must be shown."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    open_alert, _, _ = writers._alert_writes()
+
+    async def main():
+        name = await layer.new_channel()
+        await layer.group_add("alerts", name)
+        start_broadcaster(layer)
+        stream = asyncio.ensure_future(open_alert(**alert_kwargs(device)))
+        await asyncio.sleep(0.05)  # the child is still importing Django
+        stream.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stream
+        return await asyncio.wait_for(layer.receive(name), 60)
+
+    created = asyncio.run(main())
+    row = Alert.objects.get()
+    assert created["type"] == "alert.created" and created["alert"]["id"] == row.pk
+    assert row.snippet.name and (media / row.snippet.name).exists()
+
+
 def test_a_killed_writer_loses_no_alert_and_a_new_one_takes_over(writers, device, settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     layer = get_channel_layer()

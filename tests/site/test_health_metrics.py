@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from devices.models import Device, Location, Site
-from eyescream_site import readiness
+from eyescream_site import health_views, readiness
 from eyescream_site.log_format import JsonLinesFormatter
 
 
@@ -18,6 +18,7 @@ from eyescream_site.log_format import JsonLinesFormatter
 def fresh_readiness(monkeypatch):
     """Each test's /readyz runs its checks (no answer shared with an earlier test)."""
     monkeypatch.setattr(readiness, "CACHE_S", 0.0)
+    monkeypatch.setattr(health_views, "_last_reasons", [])
 
 
 def metric(text: str, line_start: str) -> float:
@@ -54,6 +55,26 @@ def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp
     assert any(
         reason.startswith("model: ") and "config.json" in reason for reason in body["reasons"]
     )
+
+
+@pytest.mark.django_db
+def test_readyz_logs_a_change_of_state_once_and_no_request_error(
+    client, settings, tmp_path, caplog
+):
+    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+    with caplog.at_level(logging.INFO):
+        codes = [client.get("/readyz").status_code for _ in range(3)]
+    assert codes == [503, 503, 503]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("not ready: model: ")
+    settings.EYESCREAM_MODEL_DIR = Path(__file__).parents[2] / "detection/shipped/default"
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert client.get("/readyz").status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("health_views")] == [
+        "ready again"
+    ]
 
 
 @pytest.mark.django_db

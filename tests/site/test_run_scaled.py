@@ -297,6 +297,7 @@ def test_run_scaled_topology_health_metrics_logs(topology, real_v1):
 
     body = wait_for(scoring_down, 15, "/readyz 503 after the scoring worker died")
     assert any(r.startswith("scoring: no scoring worker heartbeat") for r in body["reasons"])
+    assert body["checks"]["scoring"]["fallback"] is True
     assert body["checks"]["database"]["ok"] and body["checks"]["celery"]["ok"]
     banner_shown(web1, operator.cookies["sessionid"])
 
@@ -352,7 +353,8 @@ def banner_shown(port: int, session: str) -> None:
         wait_for(
             lambda: browser.execute_script(
                 "const b = document.getElementById('scoring-banner');"
-                "return b && !b.hidden && b.textContent.includes('audio is not being analysed');"
+                "return b && !b.hidden && b.textContent.includes('Scoring workers are down')"
+                " && b.textContent.includes('the web servers score the audio themselves');"
             ),
             30,
             "the scoring-down banner",

@@ -14,7 +14,8 @@
  * page title, and the alarm (sound on unless muted, repeated while alerts wait for review,
  * a "click to enable" prompt when the browser blocked it).
  *
- * It also polls /readyz and shows #scoring-banner while audio is not being analysed.
+ * It also polls /readyz and shows #scoring-banner while audio is not being analysed, or is
+ * analysed by the web servers instead of the scoring workers (slower).
  */
 (function () {
   "use strict";
@@ -58,6 +59,13 @@
           .filter((check) => check && !check.ok);
         banner.hidden = failed.length === 0;
         banner.dataset.down = failed.length ? "1" : "0";
+        // Scoring workers gone while the web servers score instead: slower, not blind.
+        const fallback = failed.length > 0 && failed.every((check) => check.fallback);
+        const what = banner.querySelector(".what");
+        if (what) {
+          what.textContent = fallback ? "Scoring workers are down: analysis is slower."
+            : "Scoring is down: audio is not being analysed.";
+        }
         const why = banner.querySelector(".why");
         if (why) why.textContent = failed.map((check) => check.detail).join("; ");
       } catch (e) {
