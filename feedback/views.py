@@ -73,6 +73,7 @@ def retrain(request):
             "epochs": _number(request, "epochs", int, 1, 200),
             "holdout_days": _number(request, "holdout_days", float, 0, 3650),
             "max_files": _number(request, "max_files", int, 2, 1_000_000),
+            "max_eval_files": _number(request, "max_eval_files", int, 2, 1_000_000),
             "from_scratch": request.POST.get("from_scratch") in ("1", "on", "true"),
             "site": request.POST.get("site", "").strip() or None,
         }

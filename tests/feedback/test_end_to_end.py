@@ -67,26 +67,24 @@ def test_dismissed_false_alerts_retrain_a_candidate_that_no_longer_raises_them(t
         },
     )
     server.migrate()
-    device = server.make_devices({"yard-mic": {}})["yard-mic"]
+    devices = server.make_devices({f"mic-{i}": {} for i in range(len(FLAGGED))})
     server.make_user("op", "pw-for-tests-only")
     token = server.manage("api_token", "op").strip()
     server.start(timeout=60)
     try:
-        # 1. Stream every recording; each alert's snippet comes from the recording streamed.
-        alerted: dict[int, str] = {}
-        for rel in FLAGGED:
-            seen = {row["id"] for row in alert_rows(server, [device["id"]])}
+        # 1. Each recording streamed by its own device; its alerts come from that recording.
+        recording_of = {}
+        for i, rel in enumerate(FLAGGED):
+            device = devices[f"mic-{i}"]
+            recording_of[device["id"]] = rel
             asyncio.run(stream_file(server, device["token"], real_v1 / rel, SPEED))
-            deadline = 30
-            while deadline:
-                rows = alert_rows(server, [device["id"]])
-                new = [r for r in rows if r["id"] not in seen]
-                if new and all(r["ended"] for r in new):
-                    break
-                time.sleep(1)
-                deadline -= 1
-            for row in new:
-                alerted[row["id"]] = rel
+        deadline = time.monotonic() + 60
+        while True:  # a stream's end closes its incident: wait for every alert's end
+            rows = alert_rows(server, list(recording_of))
+            if rows and all(r["ended"] for r in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        alerted = {r["id"]: recording_of[r["device"]] for r in rows}
         flagged = set(alerted.values())
         assert len(flagged) >= 3, f"only {sorted(flagged)} raised alerts"
         # 2. The operator dismisses them through the review API.
