@@ -21,10 +21,10 @@ class RegistryUnavailable(RuntimeError):
 
 
 def active_model_dir() -> Path:
-    """The folder of the model that serves now (the registry's global active version)."""
-    if registry_services is None:
-        return Path(settings.EYESCREAM_MODEL_DIR)
-    return Path(registry_services.active_version().model_dir)
+    """The folder of the model that serves now: the registry's global active version, or the
+    shipped model folder while the registry holds none."""
+    version = active_version()
+    return Path(version.model_dir) if version is not None else Path(settings.EYESCREAM_MODEL_DIR)
 
 
 def active_version():
@@ -64,3 +64,10 @@ def get_job(job_id: int):
     if RetrainJob is None:
         raise RegistryUnavailable("the model registry is not installed: no retraining jobs")
     return RetrainJob.objects.get(pk=job_id)
+
+
+def unfinished_job():
+    """A retraining job queued or running, if any (one runs at a time)."""
+    if RetrainJob is None:
+        return None
+    return RetrainJob.objects.filter(status__in=("queued", "running")).order_by("created").first()

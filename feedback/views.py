@@ -15,7 +15,7 @@ from accounts.permissions import admin_required
 from alerts.task_queue import dispatch
 
 from .export import export_archive
-from .registry_link import RegistryUnavailable, new_job
+from .registry_link import RegistryUnavailable, new_job, unfinished_job
 from .tasks import retrain_job
 
 MODELS_PAGE = "/models/"
@@ -58,7 +58,10 @@ def _number(request, name: str, cast, low, high):
     raw = request.POST.get(name, "").strip()
     if not raw:
         return None
-    value = cast(raw)
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(f"{name}: a number, got {raw!r}") from None
     if not low <= value <= high:
         raise ValueError(f"{name}: from {low} to {high}, got {value}")
     return value
@@ -81,6 +84,10 @@ def retrain(request):
         messages.error(request, f"retraining not started: {exc}")
         return redirect(MODELS_PAGE)
     options = {k: v for k, v in options.items() if v is not None}
+    busy = unfinished_job()
+    if busy is not None:
+        messages.error(request, f"retraining not started: job {busy.pk} is {busy.status}")
+        return redirect(MODELS_PAGE)
     try:
         with transaction.atomic():
             job = new_job(options, request.user)
