@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         total = time.monotonic() - started
     phases = {}
     for (t, message), (t_next, _) in zip(steps, [*steps[1:], (total, "")], strict=True):
-        key = message.split(",")[0].split(" with the ")[0]
+        key = "splitting" if "clips train" in message else message.split(",")[0]
+        key = key.split(" with the ")[0]
         phases[key] = round(phases.get(key, 0.0) + (t_next - t), 1)
     counts = result.counts()
     print(
