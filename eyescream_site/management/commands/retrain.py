@@ -8,6 +8,7 @@ import sys
 
 from django.core.management.base import CommandError
 
+from detection.progress import tqdm
 from detection.retraining import RetrainError, RetrainOptions
 from eyescream_site.management.batch_command import BatchCommand
 from feedback.export import parse_since
@@ -94,14 +95,26 @@ class Command(BatchCommand):
             "progress": not opts["no_progress"],
         }
         command = shlex.join(["python", *sys.argv]) if len(sys.argv) > 1 else "retrain"
+        bar = tqdm(None, total=100, desc="retrain", unit="%", disable=opts["no_progress"])
+
+        def progress(fraction: float, message: str) -> None:
+            bar.update(max(0, round(100 * fraction) - bar.n))
+            bar.set_postfix_str(message[:60])
+
         try:
             outcome, version = retrain(
-                given, say=say, command=command, register=not opts["no_register"]
+                given,
+                say=say,
+                command=command,
+                register=not opts["no_register"],
+                progress=progress,
             )
         except RetrainError as exc:
             raise CommandError(str(exc)) from exc
         except registration_errors() as exc:
             raise CommandError(f"the candidate was not registered: {exc}") from exc
+        finally:
+            bar.close()
         where = f"version {version.number}" if version is not None else "not registered"
         self.stdout.write(
             self.style.SUCCESS(
