@@ -22,7 +22,7 @@ import csv
 import io
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -228,11 +228,6 @@ class FeedbackInfo:
     verdict: str
     verdict_time: datetime
     model_version: str = ""
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["verdict_time"] = self.verdict_time.isoformat()
-        return d
 
 
 def read_feedback_manifest(root: str | os.PathLike) -> dict[str, FeedbackInfo]:
