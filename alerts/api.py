@@ -70,6 +70,9 @@ class AlertSerializer(serializers.Serializer):
         help_text="[[seconds from the snippet's start, probability], ...]",
     )
     model_version = serializers.CharField()
+    model_number = serializers.IntegerField(
+        allow_null=True, help_text="the registered model version that scored it"
+    )
     status = serializers.ChoiceField(choices=Alert.STATUSES)
     snippet_url = serializers.CharField(allow_null=True)
     snippet_started_at = serializers.DateTimeField(allow_null=True)

@@ -41,6 +41,9 @@ class Alert(models.Model):
     # [[seconds from the snippet's start, smoothed probability], ...] one pair per window.
     score_curve = models.JSONField(default=list, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
+    # The number of the registered model version (registry.ModelVersion.number) that scored
+    # the incident; null for alerts from before the registry or from an unregistered model.
+    model_number = models.PositiveIntegerField(null=True, blank=True, db_index=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=NEW, db_index=True)
 
     snippet = models.FileField(upload_to="snippets/", blank=True)

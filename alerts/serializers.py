@@ -31,6 +31,7 @@ def serialize_alert(alert: Alert) -> dict:
         "mean_score": alert.mean_score,
         "score_curve": [[float(t), float(p)] for t, p in alert.score_curve],
         "model_version": alert.model_version,
+        "model_number": alert.model_number,
         "status": alert.status,
         "snippet_url": alert.snippet.url if alert.snippet else None,
         "snippet_started_at": _iso(alert.snippet_started_at),

@@ -122,13 +122,15 @@ def open_alert(
     snippet_started_at: datetime,
     stream: str = "",
     time_source: str = "",
+    model_number: int | None = None,
 ) -> Alert:
     """Store a new incident's alert with its snippet; broadcast ``alert.created`` after commit.
 
     ``score_curve`` is ``[[seconds from snippet_started_at, smoothed prob], ...]``;
     ``snippet`` mono float32 audio at ``snippet_rate`` (capped at ``snippets.MAX_SNIPPET_S``);
     ``stream`` the live connection that owns the incident, ``time_source`` where its times
-    come from (``Alert.DEVICE_TIME`` or ``Alert.ARRIVAL_TIME``).
+    come from (``Alert.DEVICE_TIME`` or ``Alert.ARRIVAL_TIME``); ``model_number`` the registered
+    model version that scored it.
     """
     peak, mean = _check_scores(peak_score, mean_score)
     curve = clean_curve(score_curve)
@@ -151,6 +153,7 @@ def open_alert(
                 mean_score=mean,
                 score_curve=curve,
                 model_version=model_version or "",
+                model_number=model_number,
                 snippet=name,
                 snippet_started_at=snippet_started_at,
                 stream=stream,

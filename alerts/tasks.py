@@ -72,6 +72,16 @@ def retry_when_locked(write, attempts: int = 5, pause_s: float = 0.05):
     return write()  # the last attempt: its error goes to the caller
 
 
+def model_dir_of(alert: Alert) -> Path:
+    """The folder of the model version that scored ``alert`` (``v<N>`` in the model store, the
+    layout of ``registry.store``), else the shipped model's."""
+    if alert.model_number is not None:
+        folder = Path(settings.EYESCREAM_MODEL_STORE) / f"v{alert.model_number}"
+        if (folder / "config.json").is_file():
+            return folder
+    return Path(settings.EYESCREAM_MODEL_DIR)
+
+
 @shared_task
 def render_alert_image(alert_id: int, snippet: str | None = None) -> str | None:
     """Render the alert's spectrogram + score curve PNG; returns its media name (or None).
@@ -88,7 +98,7 @@ def render_alert_image(alert_id: int, snippet: str | None = None) -> str | None:
     audio, rate = soundfile.read(alert.snippet.path, dtype="float32", always_2d=False)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
-    cfg, threshold = active_feature_config(settings.EYESCREAM_MODEL_DIR)
+    cfg, threshold = active_feature_config(model_dir_of(alert))
     png = render_png(
         audio,
         rate,

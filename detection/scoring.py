@@ -133,6 +133,11 @@ class Scorer:
         return next(reversed(self._models.values()))
 
     @property
+    def loaded(self) -> bool:
+        """Is a model loaded (``ensure_loaded`` has nothing left to do)?"""
+        return bool(self._models)
+
+    @property
     def version(self) -> str:
         return self.model.version
 

@@ -20,6 +20,7 @@ from django.db import connection, connections
 from detection.artifacts import WEIGHTS_FILE, ArtifactError, read_model_config
 from eyescream_site.celery import app as celery_app
 from live.heartbeat import live_workers
+from registry.services import active_version
 
 TIMEOUT_S = 1.0
 CACHE_S = 2.0  # answers within this share one round of checks (every dashboard polls /readyz)
@@ -74,14 +75,21 @@ def check_redis() -> Check:
 
 
 def check_model() -> Check:
-    """The active artifact is there and readable (the network itself loads in the scorer)."""
-    model_dir = settings.EYESCREAM_MODEL_DIR
+    """The registry's global active version (or, with an empty or unreadable registry, the
+    shipped model) is there and readable (the network itself loads in the scorer)."""
+    try:
+        version = active_version()
+    except Exception:  # no registry table yet, or the database away (its own check says why)
+        version = None
+    model_dir = version.model_dir if version is not None else settings.EYESCREAM_MODEL_DIR
     try:
         config = read_model_config(model_dir)
         if (model_dir / WEIGHTS_FILE).stat().st_size == 0:
             return Check(False, f"{WEIGHTS_FILE} is empty")
     except (ArtifactError, OSError, ValueError) as exc:
         return Check(False, _failure(exc))
+    if version is not None:
+        return Check(True, f"version {version.number} ({version.digest})")
     return Check(True, str(config.get("version") or model_dir.name))
 
 

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "devices",
     "alerts",
     "notifications",
+    "registry",
     "feedback",
     # After the apps whose model permissions it grants to the Admins role (post_migrate order).
     "accounts",
@@ -209,10 +210,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# The active detection model: a folder holding config.json + weights.pt.
+# The shipped detection model: a folder holding config.json + weights.pt. It is registered as
+# a model version after every migrate (registry/services.py); the active version is chosen in
+# the registry (docs/models.md#model-registry); with an empty registry this folder is used.
 EYESCREAM_MODEL_DIR = Path(
     os.environ.get("EYESCREAM_MODEL_DIR", BASE_DIR / "detection" / "shipped" / "default")
 )
+# Where registered model versions' files are kept (one folder v<N>/ each); every scoring
+# worker must see the same folder at the same path.
+EYESCREAM_MODEL_STORE = Path(os.environ.get("EYESCREAM_MODEL_STORE", MEDIA_ROOT / "models"))
+# How often each live process reads the active versions from the database (seconds).
+EYESCREAM_MODEL_REFRESH_S = float(os.environ.get("EYESCREAM_MODEL_REFRESH_S", "1.0"))
 
 # Retraining on operators' verdicts (feedback/, docs/models.md "Retraining on feedback"): the
 # base packs trained on besides the feedback (comma-separated folders; default the pack the

@@ -18,7 +18,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("notifications.api_urls")),
     path("api/", include("alerts.api_urls")),
+    path("api/", include("registry.api_urls")),
     path("", include("devices.urls")),
     path("", include("alerts.urls")),
+    path("", include("registry.urls")),
     path("", include("feedback.urls")),
 ]

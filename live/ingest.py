@@ -37,6 +37,7 @@ from devices.tokens import hash_token
 from . import metrics
 from .connection_limits import limits
 from .health import HealthDelta, flusher
+from .model_choice import shared_resolver
 from .model_config import stream_feature_config
 from .scoring_setup import start_for_consumer
 from .stream_state import DeviceStream
@@ -189,7 +190,10 @@ class DeviceStreamConsumer(AsyncWebsocketConsumer):
             group, {"type": "device.replaced", "by": self.channel_name}
         )
         await self.channel_layer.group_add(group, self.channel_name)
-        cfg, stride_s = stream_feature_config()
+        resolver = shared_resolver()
+        await resolver.ready()
+        choice = resolver.current(self.site_id)
+        cfg, stride_s = stream_feature_config(choice.path if choice else None)
         await warm_up(cfg)
         if hello.sample_rate != cfg.sample_rate:
             # The rate's resampling filter is built once per process, off the event loop (the

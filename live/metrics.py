@@ -20,6 +20,12 @@ FRAMES_REJECTED = Counter(
 )
 STREAMS_STARTED = Counter("eyescream_streams_started", "Device streams that passed their hello")
 WINDOWS_SCORED = Counter("eyescream_windows_scored", "Windows through the network")
+WINDOWS_BY_VERSION = Counter(
+    "eyescream_windows_by_model_version",
+    "Windows whose scores streams received, by the registered model version that scored them"
+    ' ("": an unregistered model)',
+    ["version"],
+)
 BATCH_WINDOWS = Histogram(
     "eyescream_scoring_batch_windows",
     "Windows per network forward",

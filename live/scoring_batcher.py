@@ -94,6 +94,7 @@ class RemoteBatcher:
         channel_layer,
         features_key: str,
         *,
+        model: str = "",
         max_wait_s: float = MAX_WAIT_S,
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
@@ -103,6 +104,7 @@ class RemoteBatcher:
     ) -> None:
         self.layer = channel_layer
         self.features_key = features_key
+        self.model = model  # the model version's folder the workers score with ("": theirs)
         self.max_wait_s = max_wait_s
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
@@ -219,7 +221,9 @@ class RemoteBatcher:
     async def _send(self, request_id: str, parts: list[Part]) -> None:
         try:
             await self._ensure_channel()
-            message = encode_request(parts, self._channel, request_id, self.features_key)
+            message = encode_request(
+                parts, self._channel, request_id, self.features_key, model=self.model
+            )
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1
         except Exception as exc:  # Redis down, pool exhausted, channel full
@@ -333,18 +337,22 @@ def _fail_quietly(future: asyncio.Future, error: BaseException) -> None:
     future.exception()
 
 
-# Per channel layer (weakly held), then per event loop and feature fingerprint: the transport
-# of one process's requests, like the scorer's model cache.
+# Per channel layer (weakly held), then per event loop, feature fingerprint and model version:
+# the transport of one process's requests, like the scorer's model cache.
 _BATCHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def batcher_for(channel_layer, features_key: str, **options) -> RemoteBatcher:
-    """The process's batcher; ``options`` (``RemoteBatcher`` keywords) apply when it is made."""
+def batcher_for(channel_layer, features_key: str, model: str = "", **options) -> RemoteBatcher:
+    """The process's batcher for windows of ``features_key`` to be scored by the model version
+    in folder ``model`` ("": the worker's default); ``options`` (``RemoteBatcher`` keywords)
+    apply when it is made."""
     loop = asyncio.get_running_loop()
     by_key = _BATCHERS.setdefault(channel_layer, {})
-    batcher = by_key.get(features_key)
+    batcher = by_key.get((features_key, model))
     if batcher is None or batcher.loop is not loop or loop.is_closed():
-        batcher = by_key[features_key] = RemoteBatcher(channel_layer, features_key, **options)
+        batcher = by_key[(features_key, model)] = RemoteBatcher(
+            channel_layer, features_key, model=model, **options
+        )
     return batcher
 
 

@@ -61,14 +61,19 @@ class ScoringClient:
         reply_timeout_s: float = REPLY_TIMEOUT_S,
         late_limit_s: float = LATE_LIMIT_S,
         model_dir=None,
+        model_number: int | None = None,
     ) -> None:
         self.on_scores = on_scores
         self.features_key = features_key
         self.channel_layer = channel_layer
         self.reply_timeout_s = reply_timeout_s
         self.late_limit_s = late_limit_s
-        # The active model unless a test names another.
+        # The stream's model version (``model_choice``; switched between two submissions by
+        # ``StreamScoring``); EYESCREAM_MODEL_DIR unless named.
         self.model_dir = settings.EYESCREAM_MODEL_DIR if model_dir is None else model_dir
+        self.model_number = model_number
+        # The version number of the scores being delivered (read by ``on_scores``).
+        self.scored_by: int | None = model_number
         metrics.observe_scorer(shared_scorer(self.model_dir))  # forwards here: embedded, inline
         self.stats = ClientStats()
         self._order: asyncio.Queue | None = None
@@ -94,19 +99,29 @@ class ScoringClient:
                 step = uniform_step(start_columns, windows.shape[-1])
                 pending = self._batcher().submit(windows, self.stats, step)
             else:  # straight into the process's batcher
-                pending = shared_scorer(self.model_dir).submit(windows, key=self.features_key)
+                scorer = shared_scorer(self.model_dir)
+                if scorer.on_forward is None:
+                    metrics.observe_scorer(scorer)
+                pending = scorer.submit(windows, key=self.features_key)
         except Exception as exc:  # delivered (and counted) in order
             pending = asyncio.get_running_loop().create_future()
             pending.set_exception(exc)
-        order.put_nowait((start_columns, pending, windows, time.monotonic()))
+        model = (self.model_dir, self.model_number)
+        order.put_nowait((start_columns, pending, windows, time.monotonic(), model))
 
     def _batcher(self):
         """The process's batcher, looked up once per stream (and again on a new event loop)."""
         batcher = self._remote
-        if batcher is None or batcher.loop is not asyncio.get_running_loop():
+        model = str(self.model_dir)
+        if (
+            batcher is None
+            or batcher.loop is not asyncio.get_running_loop()
+            or batcher.model != model
+        ):
             batcher = self._remote = batcher_for(
                 self.channel_layer,
                 self.features_key,
+                model=model,
                 reply_timeout_s=self.reply_timeout_s,
                 late_limit_s=self.late_limit_s,
             )
@@ -117,7 +132,7 @@ class ScoringClient:
         order = self._delivery_order()
         future = asyncio.get_running_loop().create_future()
         future.set_result((probs, version))
-        order.put_nowait((start_columns, future, None, None))
+        order.put_nowait((start_columns, future, None, None, (self.model_dir, self.model_number)))
 
     def _delivery_order(self) -> asyncio.Queue:
         """The queue results are delivered from, in submission order (started at first use)."""
@@ -149,22 +164,26 @@ class ScoringClient:
             item = await self._order.get()
             if item is None:
                 return
-            start_columns, pending, windows, submitted = item
+            start_columns, pending, windows, submitted, (model_dir, number) = item
             try:
-                probs, version = await self._result(pending, windows)
+                probs, version = await self._result(pending, windows, model_dir)
                 if submitted is not None:
                     metrics.SCORING_SECONDS.observe(time.monotonic() - submitted)
+                    metrics.WINDOWS_BY_VERSION.labels(str(number or "")).inc(len(start_columns))
             except Exception as exc:
                 self.stats.failed += 1
                 metrics.SCORING_FAILED.inc()
                 log.error("windows %s could not be scored: %s", start_columns[:1], exc)
                 continue
+            self.scored_by = number
             try:
                 await self.on_scores(start_columns, probs, version)
             except Exception:
                 log.exception("handling scores failed")
 
-    async def _result(self, pending, windows: np.ndarray | None) -> tuple[np.ndarray, str]:
+    async def _result(
+        self, pending, windows: np.ndarray | None, model_dir
+    ) -> tuple[np.ndarray, str]:
         try:
             return await pending
         except Exception as exc:
@@ -179,4 +198,4 @@ class ScoringClient:
         metrics.SCORED_INLINE.inc()
         if worth_logging(self.stats.inline):
             log.warning("%s; scoring inline (%d requests so far)", reason, self.stats.inline)
-        return await shared_scorer(self.model_dir).score(windows, key=self.features_key)
+        return await shared_scorer(model_dir).score(windows, key=self.features_key)

@@ -1,7 +1,9 @@
 """The messages between ingest processes and ``runworker detection-score`` (scaled mode).
 
 Request, sent to the channel ``detection-score``: ``{"type": "score.windows", "reply_channel",
-"request_id", "columns", "blocks", "shape", "features"}``. Answer, sent to the request's
+"request_id", "columns", "blocks", "shape", "features", "model"}`` (``"model"``: the folder of
+the registered model version to score with, ``live.model_choice``; absent or "": the worker's
+``EYESCREAM_MODEL_DIR``). Answer, sent to the request's
 ``reply_channel``: ``{"type": "score.result", "request_id", "version", "probs" (float32 bytes)}``
 or the same with ``"error"`` instead of ``"probs"``.
 
@@ -56,7 +58,11 @@ def _blocks(windows: np.ndarray, step: int) -> tuple[list[list[int]], list[np.nd
 
 
 def encode_request(
-    parts: np.ndarray | Sequence[Part], reply_channel: str, request_id: str, key: str
+    parts: np.ndarray | Sequence[Part],
+    reply_channel: str,
+    request_id: str,
+    key: str,
+    model: str = "",
 ) -> dict:
     """A request for the windows of ``parts`` in order. ``parts``: ``(windows, step)`` pairs,
     each the windows of one stream cut ``step`` columns apart from one column sequence (0: no
@@ -73,7 +79,7 @@ def encode_request(
         part_blocks, part_slabs = _blocks(array, step)
         blocks += part_blocks
         slabs += part_slabs
-    return {
+    message = {
         "type": "score.windows",
         "reply_channel": reply_channel,
         "request_id": request_id,
@@ -82,6 +88,9 @@ def encode_request(
         "shape": [sum(a.shape[0] for a in arrays), n_mels, width],
         "features": key,
     }
+    if model:
+        message["model"] = model
+    return message
 
 
 def decode_windows(message: dict) -> np.ndarray:

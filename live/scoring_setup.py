@@ -25,9 +25,10 @@ from alerts.broadcasting import start_broadcaster
 from alerts.writer_process import AlertWriter
 from detection.artifacts import ArtifactError, read_model_config
 from detection.decision import DecisionConfig
-from detection.scoring import features_key, model_defaults, shared_scorer
+from detection.scoring import decision_defaults, features_key, shared_scorer
 from devices.models import Device
 
+from .model_choice import shared_resolver
 from .running_updates import RunningUpdates
 from .scoring_client import ScoringClient
 from .second_opinion import shared_second_opinion
@@ -36,24 +37,30 @@ from .stream_scoring import StreamScoring, UpdateAlert
 log = logging.getLogger(__name__)
 
 
-def live_decision_config(device_id: int) -> DecisionConfig:
-    """The active model's decision defaults, then settings, site and device overrides.
+def decision_overrides(device_id: int) -> list[dict]:
+    """The overrides of a stream's decision, in the order they apply to the model version's
+    defaults (``with_overrides``).
 
     ``settings.EYESCREAM_DECISION`` (a dict of ``DecisionConfig`` fields) applies to every
     stream; a ``sensitivity`` (0..1) or ``decision`` dict on the site or device row, where the
-    data model has them, applies to that site or device.
+    data model has them, applies to that site or device. Kept for the stream's life: a newly
+    promoted version's defaults get the same overrides.
     """
-
-    try:
-        _, decision = model_defaults(settings.EYESCREAM_MODEL_DIR)
-    except ArtifactError:
-        decision = DecisionConfig()
-    decision = decision.with_overrides(**getattr(settings, "EYESCREAM_DECISION", {}))
+    overrides = [dict(getattr(settings, "EYESCREAM_DECISION", {}))]
     device = Device.objects.select_related("location__site").get(pk=device_id)
     for row in (device.location.site, device):
-        decision = decision.with_overrides(
-            **(getattr(row, "decision", None) or {}), sensitivity=getattr(row, "sensitivity", None)
+        overrides.append(
+            {
+                **(getattr(row, "decision", None) or {}),
+                "sensitivity": getattr(row, "sensitivity", None),
+            }
         )
+    return overrides
+
+
+def with_overrides(decision: DecisionConfig, overrides: list[dict]) -> DecisionConfig:
+    for values in overrides:
+        decision = decision.with_overrides(**values)
     return decision
 
 
@@ -178,10 +185,15 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     ``False`` (windows are only counted, one warning per process) when there is no model.
     """
 
-    try:
-        read_model_config(settings.EYESCREAM_MODEL_DIR)
-    except ArtifactError as exc:
-        _warn_no_model(str(exc))
+    resolver = shared_resolver()
+    await resolver.ready()
+    site_id = getattr(consumer, "site_id", None)
+    choice = resolver.current(site_id)
+    if choice is None:
+        try:
+            read_model_config(settings.EYESCREAM_MODEL_DIR)
+        except ArtifactError as exc:
+            _warn_no_model(str(exc))
         return False
     # Threads, or the writer processes (started by the first stream this process scores).
     open_alert, update_in_db, write_running = _alert_writes()
@@ -199,25 +211,37 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         await running.settle(alert_id)  # no older batched scores after the final ones
         await update_in_db(alert_id, **kwargs)
 
-    decision = await database_sync_to_async(live_decision_config)(consumer.device_id)
+    overrides = await database_sync_to_async(decision_overrides)(consumer.device_id)
+    decision = with_overrides(decision_defaults(choice.config), overrides)
     # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
     if not scaled:  # load the network now (in the scoring thread), not at the first windows
         try:
-            await shared_scorer(settings.EYESCREAM_MODEL_DIR).ensure_loaded()
+            await shared_scorer(choice.path).ensure_loaded()
         except Exception as exc:  # counted per request as failures; the stream goes on
-            _warn_no_model(f"cannot load {settings.EYESCREAM_MODEL_DIR}: {exc}")
+            _warn_no_model(f"cannot load {choice.path}: {exc}")
     client = ScoringClient(
         None,
         features_key(consumer.stream.cfg),
         channel_layer=consumer.channel_layer if scaled else None,
         reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
+        model_dir=choice.path,
+        model_number=choice.number,
     )
-    config, _ = model_defaults(settings.EYESCREAM_MODEL_DIR)
     second_opinion = await asyncio.to_thread(
-        shared_second_opinion, config.get("second_stage"), decision.on_threshold
+        shared_second_opinion, choice.config.get("second_stage"), decision.on_threshold
     )
+
+    def model_changed(new_choice):
+        """A promotion or rollback: the new version's decision defaults under the same
+        overrides, and its second stage (YAMNet is loaded by the resolver beforehand)."""
+        new_decision = with_overrides(decision_defaults(new_choice.config), overrides)
+        stage = shared_second_opinion(
+            new_choice.config.get("second_stage"), new_decision.on_threshold
+        )
+        return new_decision, stage
+
     _freeze_loaded_objects()
     return StreamScoring(
         consumer.stream,
@@ -228,4 +252,6 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         consumer.device_id,
         owner=consumer.channel_name,
         second_opinion=second_opinion,
+        model_choice=lambda: resolver.current(site_id),
+        model_changed=model_changed,
     )

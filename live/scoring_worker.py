@@ -1,8 +1,12 @@
 """The scoring worker: ``python manage.py runworker detection-score``.
 
-Stateless: each ``score.windows`` message is scored by the process's shared ``Scorer`` (which
-batches across every request in flight) and answered with ``score.result`` on the message's
-``reply_channel``. Run as many workers as needed; the channel layer spreads messages over them.
+Stateless: each ``score.windows`` message is scored by the process's shared ``Scorer`` of the
+model version the message names (``"model"``: a folder in the model store, or the default
+``EYESCREAM_MODEL_DIR``; each batches across every request in flight) and answered with
+``score.result`` on the message's ``reply_channel``. Run as many workers as needed; the channel
+layer spreads messages over them. Every ``EYESCREAM_MODEL_REFRESH_S`` the worker reads the
+registry's active versions and loads any it does not hold yet (``keep_active_loaded``), so a
+promotion finds the new network loaded when the first stream asks for it.
 
 The worker's Scorer does not wait for more requests before a forward (``WORKER_MAX_WAIT_S``):
 each request is already a batch (an ingest process's windows of the last few milliseconds),
@@ -14,19 +18,56 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from detection.scoring import shared_scorer
+from registry.store import store_root
 
 from . import metrics
 from .heartbeat import beat_forever
+from .model_choice import read_choices
 from .scoring_messages import decode_windows, result_message
 
 log = logging.getLogger(__name__)
 
 WORKER_MAX_WAIT_S = 0.0
+
+
+def scorer_for(model: str | None):
+    """The process's Scorer for a request's ``model`` folder: the default model, or a folder
+    inside the model store (nothing else: a message names no arbitrary path)."""
+    if not model:
+        model_dir = settings.EYESCREAM_MODEL_DIR
+    else:
+        path = Path(model).resolve()
+        allowed = (store_root().resolve(), Path(settings.EYESCREAM_MODEL_DIR).resolve())
+        if not any(path == root or root in path.parents for root in allowed):
+            raise ValueError(f"model {model} is not in the model store")
+        model_dir = model
+    scorer = shared_scorer(model_dir)
+    if scorer.on_forward is None:
+        scorer.max_wait_s = WORKER_MAX_WAIT_S
+        metrics.observe_scorer(scorer)
+    return scorer
+
+
+async def keep_active_loaded(interval_s: float) -> None:
+    """Load the registry's active versions as they change (a task for the worker's life)."""
+    while True:
+        try:
+            choices = await database_sync_to_async(read_choices, thread_sensitive=False)()
+            for _, path in set(choices.values()):
+                scorer = scorer_for(path)
+                if not scorer.loaded:
+                    await scorer.ensure_loaded()
+                    log.info("scoring worker: model %s loaded from %s", scorer.version, path)
+        except Exception as exc:  # the database away, a broken version: try again later
+            log.warning("scoring worker: active versions not loaded: %s", exc)
+        await asyncio.sleep(interval_s)
 
 
 class ScoringWorkerConsumer(AsyncConsumer):
@@ -35,9 +76,7 @@ class ScoringWorkerConsumer(AsyncConsumer):
 
     async def __call__(self, scope, receive, send):
         self._tasks: set[asyncio.Task] = set()
-        scorer = shared_scorer(settings.EYESCREAM_MODEL_DIR)
-        scorer.max_wait_s = WORKER_MAX_WAIT_S
-        metrics.observe_scorer(scorer)
+        scorer = scorer_for(None)
         await scorer.ensure_loaded()
         log.info("scoring worker ready, model %s", scorer.version)
         beat = None
@@ -47,9 +86,13 @@ class ScoringWorkerConsumer(AsyncConsumer):
                     settings.REDIS_URL, settings.EYESCREAM_HEARTBEAT_INTERVAL_S, scorer.version
                 )
             )
+        keeper = asyncio.get_running_loop().create_task(
+            keep_active_loaded(float(getattr(settings, "EYESCREAM_MODEL_REFRESH_S", 1.0)))
+        )
         try:
             await super().__call__(scope, receive, send)
         finally:
+            keeper.cancel()
             if beat is not None:
                 beat.cancel()
 
@@ -62,9 +105,8 @@ class ScoringWorkerConsumer(AsyncConsumer):
         request_id = message.get("request_id", "")
         try:
             windows = decode_windows(message)
-            probs, version = await shared_scorer(settings.EYESCREAM_MODEL_DIR).score(
-                windows, key=message.get("features")
-            )
+            scorer = scorer_for(message.get("model"))
+            probs, version = await scorer.score(windows, key=message.get("features"))
             reply = result_message(request_id, probs, version)
         except Exception as exc:
             log.warning("request %s not scored: %s", request_id, exc)

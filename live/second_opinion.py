@@ -70,6 +70,12 @@ def _yamnet():
     return load_yamnet()
 
 
+def prepare_second_opinion() -> None:
+    """Load the process's YAMNet now (a thread: a stream switching to a version with a second
+    stage then finds it loaded)."""
+    _yamnet()
+
+
 def shared_second_opinion(
     config: dict | None, on_threshold: float | None = None
 ) -> SecondOpinion | None:

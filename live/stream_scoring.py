@@ -59,6 +59,8 @@ class StreamScoring:
         clock: Callable[[], float] = time.time,
         owner: str = "",
         second_opinion=None,
+        model_choice: Callable[[], object] | None = None,
+        model_changed: Callable[[object], tuple] | None = None,
     ) -> None:
         self.stream = stream
         self.client = client
@@ -75,6 +77,13 @@ class StreamScoring:
         self.second_opinion = second_opinion  # ``SecondOpinion``: YAMNet on flagged windows
         self._started_at: datetime | None = None  # the open incident's start, wall clock
         self.version = ""
+        # The registered version whose scores the decision saw last (kept on alerts), and
+        # where the stream's current version comes from (``live.model_choice``).
+        self.model_number: int | None = getattr(client, "model_number", None)
+        self.model_choice = model_choice
+        # ``(DecisionConfig, SecondOpinion | None)`` of a newly chosen version.
+        self.model_changed = model_changed
+        self.model_switches = 0
         self.alert_id: int | None = None
         self.alerts_opened = 0
         self.alert_errors = 0
@@ -93,6 +102,7 @@ class StreamScoring:
         """Queue new windows: gated ones count as probability 0, the others are scored."""
         if not windows:
             return
+        self._follow_model_choice()
         self.stream_clock.observe(self.stream.stream_time_s)
         run_cols: list[int] = []
         run_windows: list[np.ndarray] = []
@@ -108,6 +118,39 @@ class StreamScoring:
             run_windows.append(window)
         self._submit(run_cols, run_windows, run_scored)
 
+    def _follow_model_choice(self) -> None:
+        """Switch to the version now active for the stream's site, between two windows, with
+        its decision defaults and second stage (``model_changed``); a version computing other
+        features than the stream's waits for the next connection."""
+        if self.model_choice is None:
+            return
+        choice = self.model_choice()
+        if choice is None or (choice.path, choice.number) == (
+            self.client.model_dir,
+            self.client.model_number,
+        ):
+            return
+        if choice.features_key != self.client.features_key:
+            return
+        log.info(
+            "device %s: model version %s -> %s",
+            self.device_id,
+            self.client.model_number,
+            choice.number,
+            extra={"device_id": self.device_id},
+        )
+        if self.model_changed is not None:
+            try:
+                decision, second_opinion = self.model_changed(choice)
+            except Exception:  # keep the version the stream has: it still works
+                log.exception("device %s: model version %s not taken", self.device_id, choice)
+                return
+            self.tracker.set_config(decision)
+            self.gate = LevelGate(decision.level_gate_dbfs)
+            self.second_opinion = second_opinion
+        self.client.model_dir, self.client.model_number = choice.path, choice.number
+        self.model_switches += 1
+
     def _submit(self, cols: list[int], windows: list[np.ndarray], scored: bool) -> None:
         if scored:
             self.client.submit(cols, np.stack(windows))
@@ -122,6 +165,7 @@ class StreamScoring:
             version = f"{version}+{self.second_opinion.tag}" if version else version
         if version:
             self.version = version
+        self.model_number = getattr(self.client, "scored_by", self.model_number)
         for col, prob in zip(cols, probs, strict=True):
             _, t_end = self.stream.window_times(col)
             self._window_end_s = t_end
@@ -162,6 +206,7 @@ class StreamScoring:
                     mean_score=incident.mean_score,
                     score_curve=self._curve(incident),
                     model_version=self.version,
+                    model_number=self.model_number,
                     snippet=self._snippet(),
                     snippet_rate=self.rate,
                     snippet_started_at=self._wall(self._snip_begin / self.rate),

@@ -35,6 +35,7 @@ from alerts.models import Review
 from devices import services
 from devices.protocol import CODES
 from notifications.models import Delivery, Destination, EscalationPolicy
+from registry.models import ModelVersion
 from tests.devices.live import LiveServer
 from tests.devices.wsutil import hello
 
@@ -139,6 +140,21 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "feedback/retrain/": [
         ("GET", "/feedback/retrain/", same(405)),
         ("POST", "/feedback/retrain/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
+    # Model registry (docs/models.md#model-registry): promotion and rollback for admins (in
+    # this world version 1 is the only one and active: the API says 409, the page redirects
+    # with the reason); the live figures for operators too.
+    "models/": [("GET", "/models/", ADMIN_PAGE)],
+    "models/<int:number>/promote/": [
+        ("POST", "/models/{model}/promote/", roles(LOGIN, 403, 302, LOGIN))
+    ],
+    "models/rollback/": [("POST", "/models/rollback/", roles(LOGIN, 403, 302, LOGIN))],
+    "api/^models/$": [("GET", "/api/models/", OPERATOR_API)],
+    "api/^models/figures/$": [("GET", "/api/models/figures/", OPERATOR_API)],
+    "api/^models/rollback/$": [("POST", "/api/models/rollback/", roles(401, 403, 409, 401))],
+    r"api/^models/(?P<number>\d+)/$": [("GET", "/api/models/{model}/", OPERATOR_API)],
+    r"api/^models/(?P<number>\d+)/promote/$": [
+        ("POST", "/api/models/{model}/promote/", roles(401, 403, 409, 401))
     ],
     # Probes and the scrape: no login; /metrics from the loopback (the test client's address).
     "healthz": [("GET", "/healthz", PUBLIC)],
@@ -316,6 +332,7 @@ def world(users, device, alert, settings, tmp_path):
         "delivery": delivery.pk,
         "user": users["operator"].pk,
         "site_type": ContentType.objects.get_for_model(site).pk,
+        "model": ModelVersion.objects.get(number=1).number,  # registered at migrate
     }
     objects = {
         "devices.site": site,

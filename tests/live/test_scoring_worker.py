@@ -71,7 +71,7 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
         assert client.stats.inline == 0 and client.stats.retries == 0, worker.log()
 
         # Many streams' requests at once: all answered by the worker, in order.
-        batcher_for(layer, features_key(CFG)).reply_timeout_s = 1.0
+        batcher_for(layer, features_key(CFG), model=str(model_dir)).reply_timeout_s = 1.0
         for i, batch in enumerate(batches[1:], start=1):
             client.submit([8 * i, 8 * i + 4], batch)
         await wait_for(lambda: len(collector.results) == len(batches), 10)
@@ -79,14 +79,14 @@ def test_worker_scores_requests_and_a_killed_worker_falls_back_inline(tmp_path):
 
         # Kill the worker: the next request is retried once, then scored inline.
         worker.kill()
-        batcher_for(layer, features_key(CFG)).reply_timeout_s = 0.3
+        batcher_for(layer, features_key(CFG), model=str(model_dir)).reply_timeout_s = 0.3
         client.submit([999], windows(1, seed=999))
         await wait_for(lambda: len(collector.results) == len(batches) + 1, 10)
         assert client.stats.retries == 1 and client.stats.inline == 1
 
         # A restarted worker takes over again.
         worker.start()
-        batcher_for(layer, features_key(CFG)).reply_timeout_s = 20.0
+        batcher_for(layer, features_key(CFG), model=str(model_dir)).reply_timeout_s = 20.0
         client.submit([1000], windows(1, seed=1000))
         await wait_for(lambda: len(collector.results) == len(batches) + 2, 60)
         assert client.stats.inline == 1, worker.log()

@@ -12,6 +12,9 @@ from alerts.models import Alert
 from devices.models import Device, Location, Site
 from eyescream_site import health_views, readiness
 from eyescream_site.log_format import JsonLinesFormatter
+from registry import services
+from registry.models import Activation
+from tests.registry.conftest import artifact_copy
 
 
 @pytest.fixture(autouse=True)
@@ -44,9 +47,7 @@ def test_readyz_is_ready_with_the_database_and_the_model(client):
     assert all(check["ok"] for check in body["checks"].values())
 
 
-@pytest.mark.django_db
-def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp_path):
-    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+def assert_not_ready_for_the_model(client) -> None:
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 503
@@ -55,6 +56,26 @@ def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp
     assert any(
         reason.startswith("model: ") and "config.json" in reason for reason in body["reasons"]
     )
+
+
+@pytest.mark.django_db(transaction=True)  # /readyz reads in a thread of its own
+def test_readyz_names_the_active_version_and_says_503_when_its_files_are_gone(
+    client, settings, tmp_path
+):
+    assert client.get("/readyz").json()["checks"]["model"]["detail"].startswith("version 1 (")
+    settings.EYESCREAM_MODEL_STORE = tmp_path / "store"
+    version = services.register_version(artifact_copy(tmp_path / "v2", threshold=0.5))
+    services.promote(version)
+    assert client.get("/readyz").json()["checks"]["model"]["detail"].startswith("version 2 (")
+    (version.model_dir / "config.json").unlink()
+    assert_not_ready_for_the_model(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp_path):
+    Activation.objects.all().delete()  # an empty registry: the shipped folder is checked
+    settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
+    assert_not_ready_for_the_model(client)
 
 
 @pytest.mark.django_db
