@@ -8,12 +8,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-try:  # the registry app (ModelVersion, RetrainJob, register_version) -- see registry/services.py
-    from registry import services as registry_services
-    from registry.models import RetrainJob
-except ImportError:  # not installed yet: the shipped model, and no job rows or registration
-    registry_services = None
-    RetrainJob = None
+from registry import services as registry_services
+from registry.models import RetrainJob
 
 
 class RegistryUnavailable(RuntimeError):
