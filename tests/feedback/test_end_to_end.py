@@ -1,7 +1,8 @@
 """End to end: real non-scream recordings that the active model flags are streamed by the
 reference client over a real WebSocket, an operator dismisses the alerts through the review API,
-the verdicts are exported and a small candidate is retrained on them; the candidate raises fewer
-false alerts on those recordings, and its recall on the fixed pack stays within tolerance.
+the verdicts are exported and a small candidate is retrained and registered; the candidate raises
+fewer false alerts on those recordings, its recall on the fixed pack stays within tolerance, and
+once promoted it serves: the recordings streamed again raise no alert.
 
 The shipped model raises no alert on these recordings at its own threshold (it was trained on
 real-v1), so the server runs a copy of it whose live decision opens at 0.4: the low threshold
@@ -103,7 +104,6 @@ def test_dismissed_false_alerts_retrain_a_candidate_that_no_longer_raises_them(t
         # 4. Retrain a small candidate on them (all feedback trains: none is held back).
         out = server.manage(
             "retrain",
-            "--no-register",
             "--no-progress",
             "--holdout-days=0",
             "--epochs=3",
@@ -113,11 +113,26 @@ def test_dismissed_false_alerts_retrain_a_candidate_that_no_longer_raises_them(t
             "--name=e2e",
             timeout=900,
         )
+        assert "(version 2)" in out
+        # 7. Promoted, the candidate serves: the recordings streamed again raise no alert.
+        server.manage("promote_model", "2")
+        time.sleep(5)  # the scorers pick the new active version up within seconds
+        again = server.make_devices({f"again-{i}": {} for i in range(2)})
+        for i, rel in enumerate(list(FLAGGED)[:2]):
+            asyncio.run(stream_file(server, again[f"again-{i}"]["token"], real_v1 / rel, SPEED))
+        time.sleep(3)
+        assert alert_rows(server, [d["id"] for d in again.values()]) == []
+        active_now = server.shell(
+            "from registry.services import active_version\n"
+            "v = active_version()\n"
+            "print('RESULT', v.number, v.digest)"
+        )
     finally:
         server.stop()
     assert "Traceback" not in server.log(), server.log()[-4000:]
     [run] = list((tmp_path / "runs").iterdir())
     metrics = json.loads((run / "candidate" / "metrics.json").read_text())
+    assert active_now.split("RESULT", 1)[1].split() == ["2", load_model(run / "candidate").version]
     # 5. The candidate's false alerts on those recordings, against the active model's, both
     # through the same live decision (the candidate keeps its parent's).
     active, candidate = load_model(model), load_model(run / "candidate")
