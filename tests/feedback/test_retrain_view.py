@@ -60,3 +60,8 @@ def test_one_job_at_a_time(client, people):
 def test_others_are_refused(client, people, who):
     assert login(client, people[who]).post(URL).status_code == 403
     assert not RetrainJob.objects.exists()
+
+
+def test_the_models_page_has_the_retrain_button(client, people):
+    page = login(client, people["admin"]).get("/models/").content.decode()
+    assert 'action="/feedback/retrain/"' in page
