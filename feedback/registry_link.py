@@ -9,11 +9,13 @@ from pathlib import Path
 from django.conf import settings
 
 from registry import services as registry_services
-from registry.models import RetrainJob
+from registry.models import ModelVersion, RetrainJob
+
+RegistrationError = registry_services.RegistrationError
 
 
-class RegistryUnavailable(RuntimeError):
-    """The model registry is not installed."""
+def active_version() -> ModelVersion | None:
+    return registry_services.active_version()
 
 
 def active_model_dir() -> Path:
@@ -23,15 +25,9 @@ def active_model_dir() -> Path:
     return Path(version.model_dir) if version is not None else Path(settings.EYESCREAM_MODEL_DIR)
 
 
-def active_version():
-    return None if registry_services is None else registry_services.active_version()
-
-
-def register_candidate(outcome, *, parent=None, created_by=None):
+def register_candidate(outcome, *, parent=None, created_by=None) -> ModelVersion:
     """Register a retraining run's candidate with its metrics and report; returns the new
-    ``ModelVersion`` (``registry.services.RegistrationError`` when it is refused)."""
-    if registry_services is None:
-        raise RegistryUnavailable("the model registry is not installed: nothing to register with")
+    ``ModelVersion`` (``RegistrationError`` when it is refused)."""
     return registry_services.register_version(
         outcome.candidate_dir,
         parent=parent,
@@ -39,31 +35,22 @@ def register_candidate(outcome, *, parent=None, created_by=None):
         metrics=outcome.metrics,
         report_dir=outcome.report_dir,
         created_by=created_by,
+        source=ModelVersion.RETRAINED,
     )
 
 
-def registration_errors() -> tuple[type[Exception], ...]:
-    if registry_services is None:
-        return (RegistryUnavailable,)
-    return (registry_services.RegistrationError, RegistryUnavailable)
-
-
-def new_job(options: dict, user=None):
-    if RetrainJob is None:
-        raise RegistryUnavailable("the model registry is not installed: no retraining jobs")
+def new_job(options: dict, user=None) -> RetrainJob:
     return RetrainJob.objects.create(
-        status="queued", progress=0.0, options=options, requested_by=user, message="queued"
+        status=RetrainJob.QUEUED, progress=0.0, options=options, requested_by=user, message="queued"
     )
 
 
-def get_job(job_id: int):
-    if RetrainJob is None:
-        raise RegistryUnavailable("the model registry is not installed: no retraining jobs")
+def get_job(job_id: int) -> RetrainJob:
+    """The job (``RetrainJob.DoesNotExist`` when there is none)."""
     return RetrainJob.objects.get(pk=job_id)
 
 
-def unfinished_job():
+def unfinished_job() -> RetrainJob | None:
     """A retraining job queued or running, if any (one runs at a time)."""
-    if RetrainJob is None:
-        return None
-    return RetrainJob.objects.filter(status__in=("queued", "running")).order_by("created").first()
+    unfinished = (RetrainJob.QUEUED, RetrainJob.RUNNING)
+    return RetrainJob.objects.filter(status__in=unfinished).order_by("created").first()

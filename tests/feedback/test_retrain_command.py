@@ -98,3 +98,8 @@ def test_retrain_on_real_feedback_writes_a_candidate_and_its_comparison(
     # The sources of the fixed pack were never trained on.
     fixed = set(data["fixed_sources"])
     assert fixed and not fixed & set(data["base_sources"])
+
+
+def test_an_unknown_job_is_said_clearly(db):
+    with pytest.raises(CommandError, match="no retraining job 999"):
+        call_command("retrain", "--job", "999")

@@ -187,11 +187,11 @@ def test_the_retrain_button_queues_a_job_that_a_celery_worker_runs(database, tmp
         assert any("training" in m for _, _, m in seen)
         assert candidate is not None and "registered" in message
         with psycopg.connect(database, autocommit=True) as conn:
-            number, metrics, parent = conn.execute(
-                "SELECT number, metrics, parent_id FROM registry_modelversion"
+            number, metrics, parent, source = conn.execute(
+                "SELECT number, metrics, parent_id, source FROM registry_modelversion"
                 f" WHERE id = {candidate}"
             ).fetchone()
-        assert number == 2 and parent is not None
+        assert number == 2 and parent is not None and source == "retrained"
         assert metrics["fixed_pack"]["files"] == 10
         assert metrics["data"]["feedback_files"] == 4
         assert metrics["active_on_same_data"]["fixed_pack"]["files"] == 10

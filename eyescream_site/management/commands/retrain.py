@@ -6,13 +6,14 @@ from __future__ import annotations
 import shlex
 import sys
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.management.base import CommandError
 
 from detection.progress import tqdm
 from detection.retraining import RetrainError, RetrainOptions
 from eyescream_site.management.batch_command import BatchCommand
 from feedback.export import parse_since
-from feedback.registry_link import RegistryUnavailable, get_job, registration_errors
+from feedback.registry_link import RegistrationError, get_job
 from feedback.retrain import retrain, run_job
 
 
@@ -62,10 +63,8 @@ class Command(BatchCommand):
         if opts.get("job"):
             try:
                 job = get_job(opts["job"])
-            except RegistryUnavailable as exc:
-                raise CommandError(str(exc)) from exc
-            except Exception as exc:  # DoesNotExist of the registry's model
-                raise CommandError(f"no retraining job {opts['job']}: {exc}") from exc
+            except ObjectDoesNotExist:
+                raise CommandError(f"no retraining job {opts['job']}") from None
             run_job(job, say=say)
             job.refresh_from_db()
             if job.status != "done":
@@ -111,7 +110,7 @@ class Command(BatchCommand):
             )
         except RetrainError as exc:
             raise CommandError(str(exc)) from exc
-        except registration_errors() as exc:
+        except RegistrationError as exc:
             raise CommandError(f"the candidate was not registered: {exc}") from exc
         finally:
             bar.close()
