@@ -8,20 +8,23 @@ from pathlib import Path
 
 from django.conf import settings
 
+from devices.models import Site
 from registry import services as registry_services
 from registry.models import ModelVersion, RetrainJob
 
 RegistrationError = registry_services.RegistrationError
 
 
-def active_version() -> ModelVersion | None:
-    return registry_services.active_version()
+def active_version(site: str | None = None) -> ModelVersion | None:
+    """The version that serves ``site`` (a site's name: its override, else the global one)."""
+    row = Site.objects.filter(name=site).first() if site else None
+    return registry_services.active_version(row)
 
 
-def active_model_dir() -> Path:
-    """The folder of the model that serves now: the registry's global active version, or the
-    shipped model folder while the registry holds none."""
-    version = active_version()
+def active_model_dir(site: str | None = None) -> Path:
+    """The folder of the model that serves now (at ``site``): the registry's active version, or
+    the shipped model folder while the registry holds none."""
+    version = active_version(site)
     return Path(version.model_dir) if version is not None else Path(settings.EYESCREAM_MODEL_DIR)
 
 

@@ -120,12 +120,12 @@ def retrain(
             + "; confirm or dismiss alerts on the dashboard first"
         )
     say(f"exported {exported.exported} reviewed alert(s){where}: {exported.counts()}")
-    parent = active_version()
+    parent = active_version(run["site"])
     outcome: RetrainOutcome = run_retrain(
         base_roots=run["base"],
         feedback_root=work / "feedback",
         fixed_root=run["fixed"],
-        active_dir=active_model_dir(),
+        active_dir=active_model_dir(run["site"]),
         work=work,
         options=options,
         cache_dir=run["cache_dir"],

@@ -65,3 +65,20 @@ def test_others_are_refused(client, people, who):
 def test_the_models_page_has_the_retrain_button(client, people):
     page = login(client, people["admin"]).get("/models/").content.decode()
     assert 'action="/feedback/retrain/"' in page
+
+
+def test_a_sites_retraining_starts_from_the_version_serving_that_site(settings, tmp_path, db):
+    from devices.models import Site
+    from feedback.registry_link import active_model_dir
+    from registry.services import promote, register_version
+    from tests.registry.conftest import artifact_copy
+
+    settings.EYESCREAM_MODEL_STORE = tmp_path / "store"
+    harbour = Site.objects.create(name="Harbour")
+    one = register_version(artifact_copy(tmp_path / "a", threshold=0.8))
+    two = register_version(artifact_copy(tmp_path / "b", threshold=0.7))
+    promote(one)
+    promote(two, site=harbour)
+    assert active_model_dir() == one.model_dir
+    assert active_model_dir("Harbour") == two.model_dir
+    assert active_model_dir("Elsewhere") == one.model_dir
