@@ -170,7 +170,8 @@ def export_items(items: list[ExportItem], out: str | os.PathLike) -> ExportResul
     An alert whose snippet is missing or does not decode is reported in ``problems`` and
     left out; every other alert is written. The manifest is written last, through a
     temporary file, so a reader never sees rows without their clips. Clips already in ``out``
-    from an earlier export are overwritten with the current verdict."""
+    from an earlier export are overwritten with the current verdict, and those of alerts no
+    longer exported are removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, problems = [], []
@@ -207,7 +208,23 @@ def export_items(items: list[ExportItem], out: str | os.PathLike) -> ExportResul
             }
         )
     write_manifest(out / MANIFEST, rows)
+    remove_stale_clips(out, {p for row in rows for p in (row["path"], row["label_file"])})
     return ExportResult(out, rows, problems)
+
+
+def remove_stale_clips(out: Path, kept: set[str]) -> list[str]:
+    """Delete the clips an earlier export into ``out`` wrote that this one did not (a verdict
+    withdrawn since, an alert deleted), so that no reader takes them for labelled audio."""
+    removed = []
+    audio = out / "audio"
+    if not audio.is_dir():
+        return removed
+    for path in sorted(audio.rglob("alert*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and path.suffix in (".flac", ".txt") and rel not in kept:
+            path.unlink()
+            removed.append(rel)
+    return removed
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:

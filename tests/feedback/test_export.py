@@ -138,3 +138,16 @@ def test_broken_snippets_are_reported_and_the_rest_exported(reviewed, tmp_path, 
 def test_a_bad_since_is_refused(db, tmp_path):
     with pytest.raises(CommandError, match="since: an ISO date"):
         call_command("export_feedback", "--out", str(tmp_path), "--since", "last tuesday")
+
+
+def test_exporting_again_into_the_same_folder_drops_a_withdrawn_verdict(reviewed, people, tmp_path):
+    from alerts.reviews import latest_review, revise_review
+
+    out = tmp_path / "export"
+    export_feedback(out)
+    alert = reviewed["0_2"]
+    revise_review(alert.pk, people["operator"], "", latest_review(alert).pk)  # withdrawn
+    export_feedback(out)
+    recordings = scan_roots([out]).recordings
+    assert len(recordings) == 3
+    assert not list(out.rglob(f"alert{alert.pk}.*"))
