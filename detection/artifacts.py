@@ -162,14 +162,14 @@ class LoadedModel:
         return out
 
 
-def load_model(path: str | os.PathLike) -> LoadedModel:
-    """Rebuild the network described by an artifact folder and load its weights."""
+def load_network(path: str | os.PathLike, config: dict):
+    """The network ``config`` describes with the folder's weights (``ArtifactError``, naming the
+    file but not the folder, when they are missing, unreadable or do not fit it); in training
+    mode, as built."""
     import torch
 
-    from .networks import build_network, fold_batch_norms
+    from .networks import build_network
 
-    path = Path(path)
-    config = read_model_config(path)
     features = feature_config(config)
     net = build_network(
         config["architecture"],
@@ -177,14 +177,37 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         n_frames=features.window_columns,
         **config.get("arch_params", {}),
     )
-    weights = path / WEIGHTS_FILE
+    weights = Path(path) / WEIGHTS_FILE
     if not weights.is_file():
-        raise ArtifactError(f"no model artifact at {path}: {WEIGHTS_FILE} is missing")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+        raise ArtifactError(f"{WEIGHTS_FILE} is missing")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, not a state dict
+        text = str(exc).strip().splitlines()[0][:200]
+        raise ArtifactError(
+            f"{WEIGHTS_FILE} cannot be read ({type(exc).__name__}: {text})"
+        ) from exc
     try:
         net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{weights} does not fit {config['architecture']}: {exc}") from exc
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ArtifactError(
+            f"{WEIGHTS_FILE} does not fit the {config['architecture']} network: {first}"
+        ) from exc
+    return net
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Rebuild the network described by an artifact folder and load its weights."""
+    from .networks import fold_batch_norms
+
+    path = Path(path)
+    config = read_model_config(path)
+    features = feature_config(config)
+    try:
+        net = load_network(path, config)
+    except ArtifactError as exc:
+        raise ArtifactError(f"model artifact at {path}: {exc}") from exc
     net.eval()
     fold_batch_norms(net)  # exact up to float rounding, one pass less per convolution
     prepare(features)

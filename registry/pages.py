@@ -5,8 +5,11 @@ with their plot over time. Changes are POST-redirect-GET; each says what happene
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from django.contrib import messages
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -108,3 +111,45 @@ def rollback_view(request):
         where = f"at {site.name}" if site else "globally"
         messages.success(request, f"Rolled back: version {version.number} is active {where}.")
     return redirect("registry:models")
+
+
+REPORT_FILE = re.compile(r"^[\w.-]+\.(png|md)$")
+
+
+def _report_folder(number: int) -> Path:
+    version = get_object_or_404(ModelVersion, number=number)
+    if not version.report_path or not Path(version.report_path).is_dir():
+        raise Http404("this version has no report")
+    return Path(version.report_path)
+
+
+@admin_required
+@never_cache
+def report_page(request, number: int):
+    """A version's ``report.md`` (as text) and the pictures beside it."""
+    folder = _report_folder(number)
+    text = (
+        (folder / "report.md").read_text(errors="replace")
+        if (folder / "report.md").is_file()
+        else ""
+    )
+    pictures = sorted(p.name for p in folder.glob("*.png") if p.is_file())
+    return render(
+        request,
+        "registry/report.html",
+        {"number": number, "folder": folder, "text": text, "pictures": pictures},
+    )
+
+
+@admin_required
+def report_file(request, number: int, name: str):
+    """One file of the report folder (``*.png``, ``*.md`` directly in it; nothing else)."""
+    folder = _report_folder(number)
+    path = folder / name
+    if (
+        not REPORT_FILE.match(name)
+        or not path.is_file()
+        or path.resolve().parent != folder.resolve()
+    ):
+        raise Http404("no such report file")
+    return FileResponse(open(path, "rb"))  # noqa: SIM115 (closed by the response)

@@ -21,7 +21,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -33,10 +32,10 @@ from detection.artifacts import (
     WEIGHTS_FILE,
     ArtifactError,
     feature_config,
+    load_network,
     read_model_config,
     weights_digest,
 )
-from detection.networks import build_network
 from devices.models import Site
 
 from .models import Activation, ModelVersion
@@ -56,31 +55,6 @@ class PromotionError(Exception):
 def live_features(config: dict) -> dict:
     """What live streams compute from a model's config: every feature parameter and the stride."""
     return {**feature_config(config).to_dict(), "stride_s": float(config["stride_s"])}
-
-
-def check_weights(folder: Path, config: dict) -> None:
-    """The weights load into the network ``config`` describes (``ArtifactError`` otherwise)."""
-    features = feature_config(config)
-    net = build_network(
-        config["architecture"],
-        n_mels=features.n_mels,
-        n_frames=features.window_columns,
-        **config.get("arch_params", {}),
-    )
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ArtifactError(f"{WEIGHTS_FILE} is missing")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, not a state dict
-        raise ArtifactError(f"{WEIGHTS_FILE} cannot be read ({type(exc).__name__}: {exc})") from exc
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ArtifactError(
-            f"{WEIGHTS_FILE} does not fit the {config['architecture']} network:"
-            f" {str(exc).strip().splitlines()[-1].strip()}"
-        ) from exc
 
 
 def _validate(folder: Path, expected_checksum: str | None, check_features: bool) -> tuple:
@@ -112,7 +86,7 @@ def _validate(folder: Path, expected_checksum: str | None, check_features: bool)
                 " the active version's; retrain with the same features)"
             )
     try:
-        check_weights(folder, config)
+        load_network(folder, config)
     except (ArtifactError, KeyError, TypeError, ValueError) as exc:
         raise RegistrationError(f"{folder}: corrupt artifact: {exc}") from exc
     existing = ModelVersion.objects.filter(checksum=checksum).first()

@@ -149,6 +149,13 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
         ("POST", "/models/{model}/promote/", roles(LOGIN, 403, 302, LOGIN))
     ],
     "models/rollback/": [("POST", "/models/rollback/", roles(LOGIN, 403, 302, LOGIN))],
+    "models/<int:number>/report/": [("GET", "/models/{model}/report/", ADMIN_PAGE)],
+    "models/<int:number>/report/<str:name>": [
+        ("GET", "/models/{model}/report/pr_curve.png", ADMIN_PAGE),
+        # Only the report's own pictures and text: never another file of the folder.
+        ("GET", "/models/{model}/report/metrics.json", roles(LOGIN, 403, 404, LOGIN)),
+        ("GET", "/models/{model}/report/..%2Fv1", same(404)),  # no route takes a "/"
+    ],
     "api/^models/$": [("GET", "/api/models/", OPERATOR_API)],
     "api/^models/figures/$": [("GET", "/api/models/figures/", OPERATOR_API)],
     "api/^models/rollback/$": [("POST", "/api/models/rollback/", roles(401, 403, 409, 401))],

@@ -112,3 +112,14 @@ def test_models_page_shows_versions_and_figures(users, reviewed):
     assert 'id="version-table"' in page and 'data-number="1"' in page
     assert 'id="figure-table"' in page and "data:image/png;base64," in page
     assert "version 1" in page
+
+
+def test_a_versions_report_and_its_pictures(users):
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get("/models/1/report/").content.decode()
+    assert 'id="report-text"' in page and "/models/1/report/pr_curve.png" in page
+    picture = client.get("/models/1/report/pr_curve.png")
+    assert picture.status_code == 200 and b"".join(picture.streaming_content)[:4] == b"\x89PNG"
+    assert client.get("/models/1/report/config.json").status_code == 404
+    assert client.get("/models/99/report/").status_code == 404
