@@ -160,8 +160,12 @@ def train_network(
     progress: bool = True,
     label: str = "train",
     augment=None,
+    init_state: dict | None = None,
 ):
     """A network trained on the labelled windows of ``data``; returns it in eval mode.
+
+    ``init_state`` (a ``state_dict`` of the same architecture, an ensemble's included) starts
+    training from those weights instead of fresh ones: fine-tuning a model already served.
 
     ``augment`` (an ``AugmentConfig``) switches per-batch SpecAugment on or off. With
     ``hyper.members`` > 1 it trains that many from different seeds (the first from ``seed``,
@@ -172,6 +176,8 @@ def train_network(
     if hyper.members < 1:
         raise TrainingError(f"members must be at least 1, got {hyper.members}")
     check_distill(hyper.distill)
+    if init_state is not None and hyper.distill > 0:
+        raise TrainingError("fine-tuning a distilled model is not supported: train from scratch")
     if hyper.distill > 0:
         teacher = train_network(
             data, replace(hyper, distill=0.0), cfg, seed, progress, f"{label} teacher", augment
@@ -187,7 +193,7 @@ def train_network(
             augment,
         )
     if hyper.members == 1:
-        return _train_one(data, hyper, cfg, seed, progress, label, augment)
+        return _train_one(data, hyper, cfg, seed, progress, label, augment, init_state=init_state)
     from .networks import Ensemble
 
     nets = [
@@ -199,10 +205,22 @@ def train_network(
             progress,
             f"{label} member {m + 1}/{hyper.members}",
             augment,
+            init_state=member_state(init_state, m),
         )
         for m in range(hyper.members)
     ]
     return Ensemble(nets).eval()
+
+
+def member_state(state: dict | None, member: int) -> dict | None:
+    """The weights of ensemble member ``member`` in an ``Ensemble``'s ``state_dict``."""
+    if state is None:
+        return None
+    prefix = f"members.{member}."
+    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not part:
+        raise TrainingError(f"the initial weights hold no ensemble member {member}")
+    return part
 
 
 def train_student(
@@ -231,6 +249,7 @@ def _train_one(
     label: str,
     augment,
     teacher=None,
+    init_state: dict | None = None,
 ):
     import torch
 
@@ -248,6 +267,11 @@ def _train_one(
         dropout=hyper.dropout,
         **hyper.arch_params,
     )
+    if init_state is not None:
+        try:
+            net.load_state_dict(init_state)
+        except RuntimeError as exc:
+            raise TrainingError(f"the initial weights do not fit {hyper.arch}: {exc}") from exc
     optimiser = torch.optim.Adam(
         net.parameters(),
         lr=hyper.lr,

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "alerts",
     "notifications",
     "registry",
+    "feedback",
     # After the apps whose model permissions it grants to the Admins role (post_migrate order).
     "accounts",
 ]
@@ -220,6 +221,23 @@ EYESCREAM_MODEL_DIR = Path(
 EYESCREAM_MODEL_STORE = Path(os.environ.get("EYESCREAM_MODEL_STORE", MEDIA_ROOT / "models"))
 # How often each live process reads the active versions from the database (seconds).
 EYESCREAM_MODEL_REFRESH_S = float(os.environ.get("EYESCREAM_MODEL_REFRESH_S", "1.0"))
+
+# Retraining on operators' verdicts (feedback/, docs/models.md "Retraining on feedback"): the
+# base packs trained on besides the feedback (comma-separated folders; default the pack the
+# shipped model was trained on), the pack whose held-out sources every candidate is measured
+# on, how many days of each site's newest feedback are held back for evaluation, and where
+# the runs' exports, candidates and reports are written.
+_SHARED_REAL_V1 = BASE_DIR.parent / "shared" / "datasets" / "real-v1"
+EYESCREAM_RETRAIN_BASE_PACKS = [
+    Path(p.strip())
+    for p in os.environ.get("EYESCREAM_RETRAIN_BASE_PACKS", str(_SHARED_REAL_V1)).split(",")
+    if p.strip()
+]
+EYESCREAM_RETRAIN_FIXED_PACK = Path(
+    os.environ.get("EYESCREAM_RETRAIN_FIXED_PACK", str(_SHARED_REAL_V1))
+)
+EYESCREAM_RETRAIN_HOLDOUT_DAYS = float(os.environ.get("EYESCREAM_RETRAIN_HOLDOUT_DAYS", 7))
+EYESCREAM_RETRAIN_DIR = Path(os.environ.get("EYESCREAM_RETRAIN_DIR", DATA_DIR / "retrain"))
 
 # EYESCREAM_LOG_FORMAT=json: one JSON object a line, with device_id, site_id and alert_id where
 # the line is about one (eyescream_site/log_format.py); "text" (default): human-readable.

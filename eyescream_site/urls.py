@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("alerts.urls")),
     path("", include("registry.urls")),
+    path("", include("feedback.urls")),
 ]

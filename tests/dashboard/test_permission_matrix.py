@@ -162,6 +162,15 @@ ROUTES: dict[str, list[tuple[str, str, dict]]] = {
     "api/^locations/(?P<pk>[^/.]+)/enable/$": [
         ("POST", "/api/locations/{location}/enable/", ADMIN_API)
     ],
+    # The feedback export (a zip of audio) and the retrain button (docs/models.md)
+    "feedback/export.zip": [
+        ("GET", "/feedback/export.zip", ADMIN_PAGE),
+        ("POST", "/feedback/export.zip", same(405)),
+    ],
+    "feedback/retrain/": [
+        ("GET", "/feedback/retrain/", same(405)),
+        ("POST", "/feedback/retrain/", roles(LOGIN, 403, 302, LOGIN)),
+    ],
     # Model registry (docs/models.md#model-registry): promotion and rollback for admins (in
     # this world version 1 is the only one and active: the API says 409, the page redirects
     # with the reason); the live figures for operators too.

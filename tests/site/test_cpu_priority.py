@@ -141,6 +141,7 @@ BATCH_COMMANDS = [
     ["detect", "{clip}"],
     ["evaluate", "--data", "{missing}", "--model", "detection/shipped/default"],
     ["train", "--data", "{missing}", "--out", "{missing}/model"],
+    ["retrain", "--since", "{missing}"],  # the retrain button's job is this command too
 ]
 
 

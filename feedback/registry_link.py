@@ -1,0 +1,59 @@
+"""Where retraining meets the model registry (``registry``): the active model, the job row,
+and registering the candidate. Everything the ``feedback`` app asks of the registry goes
+through these functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from devices.models import Site
+from registry import services as registry_services
+from registry.models import ModelVersion, RetrainJob
+
+RegistrationError = registry_services.RegistrationError
+
+
+def active_version(site: str | None = None) -> ModelVersion | None:
+    """The version that serves ``site`` (a site's name: its override, else the global one)."""
+    row = Site.objects.filter(name=site).first() if site else None
+    return registry_services.active_version(row)
+
+
+def active_model_dir(site: str | None = None) -> Path:
+    """The folder of the model that serves now (at ``site``): the registry's active version, or
+    the shipped model folder while the registry holds none."""
+    version = active_version(site)
+    return Path(version.model_dir) if version is not None else Path(settings.EYESCREAM_MODEL_DIR)
+
+
+def register_candidate(outcome, *, parent=None, created_by=None) -> ModelVersion:
+    """Register a retraining run's candidate with its metrics and report; returns the new
+    ``ModelVersion`` (``RegistrationError`` when it is refused)."""
+    return registry_services.register_version(
+        outcome.candidate_dir,
+        parent=parent,
+        data_description=outcome.description,
+        metrics=outcome.metrics,
+        report_dir=outcome.report_dir,
+        created_by=created_by,
+        source=ModelVersion.RETRAINED,
+    )
+
+
+def new_job(options: dict, user=None) -> RetrainJob:
+    return RetrainJob.objects.create(
+        status=RetrainJob.QUEUED, progress=0.0, options=options, requested_by=user, message="queued"
+    )
+
+
+def get_job(job_id: int) -> RetrainJob:
+    """The job (``RetrainJob.DoesNotExist`` when there is none)."""
+    return RetrainJob.objects.get(pk=job_id)
+
+
+def unfinished_job() -> RetrainJob | None:
+    """A retraining job queued or running, if any (one runs at a time)."""
+    unfinished = (RetrainJob.QUEUED, RetrainJob.RUNNING)
+    return RetrainJob.objects.filter(status__in=unfinished).order_by("created").first()
