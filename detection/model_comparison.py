@@ -161,6 +161,34 @@ def verdict(results: dict) -> dict:
     return out
 
 
+def promotion_rule(changes: dict, recall_tolerance: float) -> tuple[bool, str]:
+    """The automatic promotion rule on a retraining run's ``changes`` (``verdict``): promote only
+    when the candidate's scream-file recall on the fixed pack is not lower than the active
+    model's by more than ``recall_tolerance``, and it raises fewer false alerts on the held-back
+    feedback. ``(promote, the reason in words)``."""
+    fixed, feedback = changes.get("fixed_pack"), changes.get("feedback")
+    if not fixed or fixed["recall"]["active"] is None or fixed["recall"]["candidate"] is None:
+        return False, "not promoted: the fixed pack has no scream file to measure recall on"
+    if not feedback:
+        return False, "not promoted: no held-back feedback to count false alerts on"
+    before, after = fixed["recall"]["active"], fixed["recall"]["candidate"]
+    if after < before - recall_tolerance:
+        return False, (
+            f"not promoted: fixed-pack recall {before:.3f} -> {after:.3f} loses more than"
+            f" {recall_tolerance:g}"
+        )
+    fa_before, fa_after = feedback["false_alerts"]["active"], feedback["false_alerts"]["candidate"]
+    if fa_after >= fa_before:
+        return False, (
+            f"not promoted: false alerts on the held-back feedback {fa_before} -> {fa_after}"
+            " (must go down)"
+        )
+    return True, (
+        f"promoted: fixed-pack recall {before:.3f} -> {after:.3f} (tolerance {recall_tolerance:g}),"
+        f" false alerts on the held-back feedback {fa_before} -> {fa_after}"
+    )
+
+
 def _alerts_row(label: str, fig: dict) -> list:
     if not fig.get("files"):
         return [label, 0, "-", "-", "-", "-", "-"]

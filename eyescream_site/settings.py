@@ -238,6 +238,13 @@ EYESCREAM_RETRAIN_FIXED_PACK = Path(
 )
 EYESCREAM_RETRAIN_HOLDOUT_DAYS = float(os.environ.get("EYESCREAM_RETRAIN_HOLDOUT_DAYS", 7))
 EYESCREAM_RETRAIN_DIR = Path(os.environ.get("EYESCREAM_RETRAIN_DIR", DATA_DIR / "retrain"))
+# The optional automatic promotion rule: after a run registers its candidate, promote it where
+# its parent served only if its fixed-pack scream recall drops by at most the tolerance and it
+# raises fewer false alerts on the held-back feedback (off: an admin promotes on /models/).
+EYESCREAM_RETRAIN_AUTO_PROMOTE = env_bool("EYESCREAM_RETRAIN_AUTO_PROMOTE", False)
+EYESCREAM_RETRAIN_RECALL_TOLERANCE = float(
+    os.environ.get("EYESCREAM_RETRAIN_RECALL_TOLERANCE", "0.02")
+)
 
 # EYESCREAM_LOG_FORMAT=json: one JSON object a line, with device_id, site_id and alert_id where
 # the line is about one (eyescream_site/log_format.py); "text" (default): human-readable.

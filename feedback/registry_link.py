@@ -42,6 +42,13 @@ def register_candidate(outcome, *, parent=None, created_by=None) -> ModelVersion
     )
 
 
+def promote_candidate(version: ModelVersion, site: str | None = None) -> None:
+    """Make a candidate active where its parent served (``site``'s override, else globally), as
+    the automatic promotion rule does (audited as the system's)."""
+    row = Site.objects.get(name=site) if site else None
+    registry_services.promote(version, site=row)
+
+
 def new_job(options: dict, user=None) -> RetrainJob:
     return RetrainJob.objects.create(
         status=RetrainJob.QUEUED, progress=0.0, options=options, requested_by=user, message="queued"

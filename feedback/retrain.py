@@ -21,16 +21,22 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from detection.model_comparison import promotion_rule
 from detection.retrain_run import RetrainOutcome, change_words, run_retrain
 from detection.retraining import RetrainError, RetrainOptions
 
 from .export import export_feedback
-from .registry_link import active_model_dir, active_version, register_candidate
+from .registry_link import (
+    active_model_dir,
+    active_version,
+    promote_candidate,
+    register_candidate,
+)
 
 log = logging.getLogger(__name__)
 
 # What a run may be asked (RetrainJob.options, the command's options).
-RUN_KEYS = ("site", "since", "base", "fixed", "name", "cache_dir")
+RUN_KEYS = ("site", "since", "base", "fixed", "name", "cache_dir", "auto_promote")
 OPTION_KEYS = tuple(f.name for f in fields(RetrainOptions))
 PROGRESS_EVERY_S = 1.0
 
@@ -80,6 +86,8 @@ def run_options(given: dict) -> tuple[RetrainOptions, dict]:
     run = {k: given.get(k) for k in RUN_KEYS}
     run["base"] = [Path(p) for p in (run["base"] or settings.EYESCREAM_RETRAIN_BASE_PACKS)]
     run["fixed"] = Path(run["fixed"] or settings.EYESCREAM_RETRAIN_FIXED_PACK)
+    if run["auto_promote"] is None:
+        run["auto_promote"] = bool(settings.EYESCREAM_RETRAIN_AUTO_PROMOTE)
     if isinstance(run["since"], str):
         try:
             run["since"] = datetime.fromisoformat(run["since"])
@@ -140,7 +148,21 @@ def retrain(
         if progress is not None:
             progress(0.98, "registering the candidate")
         version = register_candidate(outcome, parent=parent, created_by=user)
+        if run["auto_promote"]:
+            apply_promotion_rule(version, outcome.metrics, run["site"], say)
     return outcome, version
+
+
+def apply_promotion_rule(version, metrics: dict, site: str | None, say=print) -> bool:
+    """The optional automatic rule (``EYESCREAM_RETRAIN_AUTO_PROMOTE``): promote a registered
+    candidate where its parent served when ``promotion_rule`` allows it; says why either way."""
+    promote, why = promotion_rule(
+        metrics.get("changes", {}), float(settings.EYESCREAM_RETRAIN_RECALL_TOLERANCE)
+    )
+    say(f"version {version.number} {why}")
+    if promote:
+        promote_candidate(version, site)
+    return promote
 
 
 def run_job(job, *, say=print, command: str = "") -> None:

@@ -56,6 +56,13 @@ class Command(BatchCommand):
         parser.add_argument("--name", help="candidate name (default retrain-<time>)")
         parser.add_argument("--cache-dir", help="feature cache (default var/cache/features)")
         parser.add_argument("--no-register", action="store_true", help="train and report only")
+        parser.add_argument(
+            "--auto-promote",
+            action="store_true",
+            default=None,
+            help="promote the candidate when the automatic rule allows it"
+            " (EYESCREAM_RETRAIN_AUTO_PROMOTE; docs/models.md)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -82,6 +89,7 @@ class Command(BatchCommand):
             "fixed": opts.get("fixed"),
             "name": opts.get("name"),
             "cache_dir": opts.get("cache_dir"),
+            "auto_promote": opts.get("auto_promote"),
             "epochs": opts["epochs"],
             "from_scratch": opts["from_scratch"],
             "holdout_days": opts.get("holdout_days"),
