@@ -242,6 +242,8 @@ EYESCREAM_RETRAIN_DIR = Path(os.environ.get("EYESCREAM_RETRAIN_DIR", DATA_DIR / 
 # its parent served only if its fixed-pack scream recall drops by at most the tolerance and it
 # raises fewer false alerts on the held-back feedback (off: an admin promotes on /models/).
 EYESCREAM_RETRAIN_AUTO_PROMOTE = env_bool("EYESCREAM_RETRAIN_AUTO_PROMOTE", False)
+# An unfinished retraining job whose row has not moved for this long is ended as failed.
+EYESCREAM_RETRAIN_STALE_S = float(os.environ.get("EYESCREAM_RETRAIN_STALE_S", "1800"))
 EYESCREAM_RETRAIN_RECALL_TOLERANCE = float(
     os.environ.get("EYESCREAM_RETRAIN_RECALL_TOLERANCE", "0.02")
 )

@@ -4,9 +4,12 @@ through these functions."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from devices.models import Site
 from registry import services as registry_services
@@ -49,10 +52,29 @@ def promote_candidate(version: ModelVersion, site: str | None = None) -> None:
     registry_services.promote(version, site=row)
 
 
+class JobBusy(Exception):
+    """Another retraining job is queued or running (one runs at a time)."""
+
+
 def new_job(options: dict, user=None) -> RetrainJob:
-    return RetrainJob.objects.create(
-        status=RetrainJob.QUEUED, progress=0.0, options=options, requested_by=user, message="queued"
-    )
+    """A queued job (``JobBusy`` when another is unfinished, even one made at the same moment)."""
+    busy = unfinished_job()
+    if busy is not None:
+        raise JobBusy(f"job {busy.pk} is {busy.status}")
+    try:
+        with transaction.atomic():
+            return RetrainJob.objects.create(
+                status=RetrainJob.QUEUED,
+                progress=0.0,
+                options=options,
+                requested_by=user,
+                message="queued",
+            )
+    except IntegrityError:  # the unique unfinished marker: another request won
+        busy = unfinished_job()
+        raise JobBusy(
+            f"job {busy.pk} is {busy.status}" if busy else "another job started"
+        ) from None
 
 
 def get_job(job_id: int) -> RetrainJob:
@@ -61,6 +83,17 @@ def get_job(job_id: int) -> RetrainJob:
 
 
 def unfinished_job() -> RetrainJob | None:
-    """A retraining job queued or running, if any (one runs at a time)."""
-    unfinished = (RetrainJob.QUEUED, RetrainJob.RUNNING)
-    return RetrainJob.objects.filter(status__in=unfinished).order_by("created").first()
+    """A retraining job queued or running, if any (one runs at a time). A job silent for
+    ``EYESCREAM_RETRAIN_STALE_S`` is ended as failed first: its process died with its worker, or
+    no Celery worker ever took it, and it must not block every later job."""
+    silent_since = timezone.now() - timedelta(seconds=settings.EYESCREAM_RETRAIN_STALE_S)
+    minutes = settings.EYESCREAM_RETRAIN_STALE_S / 60
+    stale = RetrainJob.objects.filter(unfinished=True, updated__lt=silent_since)
+    for job in stale:
+        why = (
+            "never started: no Celery worker took it"
+            if job.status == RetrainJob.QUEUED
+            else "its process stopped reporting progress (killed with its worker?)"
+        )
+        job.end(RetrainJob.FAILED, f"failed after {minutes:g} min without a sign of life: {why}")
+    return RetrainJob.objects.filter(unfinished=True).order_by("created").first()

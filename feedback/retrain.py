@@ -56,19 +56,16 @@ class JobProgress:
             return
         self.last, self.message = now, message
         type(self.job).objects.filter(pk=self.job.pk).update(
-            progress=round(float(fraction), 4), message=message[:250]
+            progress=round(float(fraction), 4), message=message[:250], updated=timezone.now()
         )
 
     def finish(self, status: str, message: str, candidate=None, log_text: str = "") -> None:
-        job = self.job
-        job.status, job.message = status, message[:250]
-        job.finished = timezone.now()
-        job.log = log_text
+        fields = {"log": log_text}
         if status == "done":
-            job.progress = 1.0
+            fields["progress"] = 1.0
         if candidate is not None:
-            job.candidate = candidate
-        job.save(update_fields=["status", "message", "finished", "log", "progress", "candidate"])
+            fields["candidate"] = candidate
+        self.job.end(status, message, **fields)
 
 
 def run_options(given: dict) -> tuple[RetrainOptions, dict]:
@@ -176,7 +173,11 @@ def run_job(job, *, say=print, command: str = "") -> None:
         say(message)
 
     type(job).objects.filter(pk=job.pk).update(
-        status="running", started=timezone.now(), progress=0.0, message="starting"
+        status="running",
+        started=timezone.now(),
+        progress=0.0,
+        message="starting",
+        updated=timezone.now(),
     )
     try:
         outcome, version = retrain(

@@ -13,7 +13,6 @@ import sys
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from .registry_link import get_job
 
@@ -33,8 +32,5 @@ def retrain_job(job_id: int) -> None:
     job = get_job(job_id)
     if job.status in ("queued", "running"):
         output = (done.stdout + done.stderr)[-OUTPUT_TAIL:]
-        job.status = "failed"
-        job.message = f"the retraining process ended with exit status {done.returncode}"
-        job.finished = timezone.now()
-        job.log = output
-        job.save(update_fields=["status", "message", "finished", "log"])
+        message = f"the retraining process ended with exit status {done.returncode}"
+        job.end("failed", message, log=output)

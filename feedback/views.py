@@ -15,7 +15,7 @@ from accounts.permissions import admin_required
 from alerts.task_queue import dispatch
 
 from .export import export_archive
-from .registry_link import new_job, unfinished_job
+from .registry_link import JobBusy, new_job
 from .tasks import retrain_job
 
 MODELS_PAGE = "/models/"
@@ -84,13 +84,13 @@ def retrain(request):
         messages.error(request, f"retraining not started: {exc}")
         return redirect(MODELS_PAGE)
     options = {k: v for k, v in options.items() if v is not None}
-    busy = unfinished_job()
-    if busy is not None:
-        messages.error(request, f"retraining not started: job {busy.pk} is {busy.status}")
+    try:
+        with transaction.atomic():
+            job = new_job(options, request.user)
+            record(Actor.of_request(request), "retrain", job, details=options)
+            transaction.on_commit(lambda: dispatch(retrain_job, job.pk))
+    except JobBusy as exc:
+        messages.error(request, f"retraining not started: {exc}")
         return redirect(MODELS_PAGE)
-    with transaction.atomic():
-        job = new_job(options, request.user)
-        record(Actor.of_request(request), "retrain", job, details=options)
-        transaction.on_commit(lambda: dispatch(retrain_job, job.pk))
     messages.success(request, f"retraining job {job.pk} queued")
     return redirect(MODELS_PAGE)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ModelVersion(models.Model):
@@ -98,9 +99,27 @@ class RetrainJob(models.Model):
         ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     log = models.TextField(blank=True)
+    # The last sign of life: the row's last write (a run writes its progress as it goes); an
+    # unfinished job silent for EYESCREAM_RETRAIN_STALE_S (30 min) is taken for dead.
+    updated = models.DateTimeField(auto_now=True)
+    # True while queued or running, None once ended: unique, so two requests at the same moment
+    # cannot both start a job (NULLs do not collide).
+    unfinished = models.BooleanField(null=True, default=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["unfinished"], name="one_unfinished_retrain_job")
+        ]
 
     def __str__(self) -> str:
         return f"retrain job {self.pk} ({self.status})"
+
+    def end(self, status: str, message: str, **fields) -> None:
+        """Mark the job ``done`` or ``failed`` with ``message`` (and other fields), for good."""
+        self.status, self.message = status, message[:250]
+        self.finished = timezone.now()
+        self.unfinished = None
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save(update_fields=["status", "message", "finished", "unfinished", "updated", *fields])

@@ -3,9 +3,15 @@ asked and queues the task after commit; bad numbers and a job already running ar
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.messages import get_messages
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from feedback.registry_link import JobBusy, new_job
+from feedback.retrain import JobProgress
 from registry.models import RetrainJob
 
 from .conftest import PASSWORD
@@ -82,3 +88,41 @@ def test_a_sites_retraining_starts_from_the_version_serving_that_site(settings, 
     assert active_model_dir() == one.model_dir
     assert active_model_dir("Harbour") == two.model_dir
     assert active_model_dir("Elsewhere") == one.model_dir
+
+
+def test_two_unfinished_jobs_cannot_exist_even_when_asked_at_the_same_moment(people):
+    first = new_job({}, people["admin"])
+    with pytest.raises(JobBusy, match=f"job {first.pk} is queued"):
+        new_job({}, people["admin"])
+    # Past the check, as a second request at the same moment would be: the database refuses.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RetrainJob.objects.create(status="queued", options={})
+    first.end("done", "candidate version 2 registered")
+    assert new_job({}, people["admin"]).status == "queued"  # an ended job blocks nothing
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        ("queued", "never started: no Celery worker took it"),
+        ("running", "its process stopped reporting progress (killed with its worker?)"),
+    ],
+)
+def test_a_silent_job_is_ended_as_failed_and_blocks_no_more(client, people, settings, status, why):
+    settings.EYESCREAM_RETRAIN_STALE_S = 600
+    dead = RetrainJob.objects.create(status=status, options={})
+    RetrainJob.objects.filter(pk=dead.pk).update(updated=timezone.now() - timedelta(minutes=11))
+    response = login(client, people["admin"]).post(URL)
+    assert "retraining job" in said(response) and "queued" in said(response)
+    dead.refresh_from_db()
+    assert dead.status == "failed" and dead.unfinished is None and dead.finished is not None
+    assert dead.message == f"failed after 10 min without a sign of life: {why}"
+
+
+def test_a_job_that_reports_progress_is_not_taken_for_dead(people, settings):
+    settings.EYESCREAM_RETRAIN_STALE_S = 600
+    job = new_job({}, people["admin"])
+    RetrainJob.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(minutes=11))
+    JobProgress(job)(0.5, "training")  # a sign of life
+    with pytest.raises(JobBusy):
+        new_job({}, people["admin"])
