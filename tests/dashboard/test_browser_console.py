@@ -244,7 +244,7 @@ def test_unreviewed_alerts_latch_a_banner_the_title_and_the_alarm_until_reviewed
         "from alerts.reviews import review_alert\n"
         f"review_alert({alert}, get_user_model().objects.get(username='op2'), '0_1')"
     )
-    wait_for(lambda: not banner.is_displayed(), 5, "the banner to go")
+    wait_for(lambda: not banner.is_displayed(), 20, "the banner to go")
     assert js(browser, "return document.title") == "Review · Eye-SCREAM"
 
 

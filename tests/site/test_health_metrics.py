@@ -78,10 +78,11 @@ def test_readyz_says_503_and_why_when_the_model_is_missing(client, settings, tmp
     assert_not_ready_for_the_model(client)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # /readyz reads in a thread of its own
 def test_readyz_logs_a_change_of_state_once_and_no_request_error(
     client, settings, tmp_path, caplog
 ):
+    Activation.objects.all().delete()  # an empty registry: the shipped folder is checked
     settings.EYESCREAM_MODEL_DIR = Path(tmp_path)
     with caplog.at_level(logging.INFO):
         codes = [client.get("/readyz").status_code for _ in range(3)]
