@@ -17,7 +17,7 @@ class LocationInline(admin.TabularInline):
 
 @admin.register(Site)
 class SiteAdmin(AuditedAdmin):
-    list_display = ["name", "address", "time_zone", "latitude", "longitude"]
+    list_display = ["name", "address", "time_zone", "sensitivity", "latitude", "longitude"]
     search_fields = ["name", "address"]
     inlines = [LocationInline]
 

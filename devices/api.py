@@ -49,6 +49,8 @@ class SiteSerializer(serializers.ModelSerializer):
             "longitude",
             "floor_plan_bounds",
             "time_zone",
+            "sensitivity",
+            "decision",
             "locations",
         ]
 
@@ -68,6 +70,8 @@ class DeviceSerializer(serializers.ModelSerializer):
             "location",
             "has_token",
             "token_expires",
+            "sensitivity",
+            "decision",
             "connection_state",
             "client_name",
             "last_seen",
@@ -85,7 +89,7 @@ class DeviceSerializer(serializers.ModelSerializer):
 class DeviceWriteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
-        fields = ["id", "name", "location", "enabled", "token_expires"]
+        fields = ["id", "name", "location", "enabled", "token_expires", "sensitivity", "decision"]
 
 
 class NewTokenSerializer(DeviceSerializer):

@@ -3,6 +3,7 @@
 from django.db import models
 
 from .fields import FiniteFloatField
+from .sensitivity import DECISION_HELP, SENSITIVITY_HELP, SENSITIVITY_VALIDATORS, validate_decision
 from .time_zones import default_time_zone, validate_time_zone
 
 
@@ -23,6 +24,14 @@ class Site(models.Model):
         validators=[validate_time_zone],
         help_text="IANA time zone name, such as Europe/Berlin; the pages show this site's "
         "times in it",
+    )
+
+    # How readily its streams alert (devices/sensitivity.py); a device's own settings win.
+    sensitivity = models.FloatField(
+        null=True, blank=True, validators=SENSITIVITY_VALIDATORS, help_text=SENSITIVITY_HELP
+    )
+    decision = models.JSONField(
+        null=True, blank=True, validators=[validate_decision], help_text=DECISION_HELP
     )
 
     class Meta:
@@ -63,6 +72,13 @@ class Device(models.Model):
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
+    # How readily its stream alerts, over its site's (devices/sensitivity.py).
+    sensitivity = models.FloatField(
+        null=True, blank=True, validators=SENSITIVITY_VALIDATORS, help_text=SENSITIVITY_HELP
+    )
+    decision = models.JSONField(
+        null=True, blank=True, validators=[validate_decision], help_text=DECISION_HELP
+    )
 
     # The token: only its keyed hash (HMAC-SHA256, hex) is stored. None = no valid token.
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)

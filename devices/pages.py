@@ -48,6 +48,7 @@ class SiteForm(forms.ModelForm):
             "name",
             "address",
             "time_zone",
+            "sensitivity",
             "latitude",
             "longitude",
             "floor_plan",
@@ -100,7 +101,7 @@ class DeviceEditForm(forms.ModelForm):
 
     class Meta:
         model = Device
-        fields = ["location", "name"]
+        fields = ["location", "name", "sensitivity"]
         help_texts = {
             "location": "Moving a device moves its marker; its past alerts keep the "
             "place they happened at."

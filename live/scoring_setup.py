@@ -42,25 +42,32 @@ def decision_overrides(device_id: int) -> list[dict]:
     defaults (``with_overrides``).
 
     ``settings.EYESCREAM_DECISION`` (a dict of ``DecisionConfig`` fields) applies to every
-    stream; a ``sensitivity`` (0..1) or ``decision`` dict on the site or device row, where the
-    data model has them, applies to that site or device. Kept for the stream's life: a newly
-    promoted version's defaults get the same overrides.
+    stream, then the ``decision`` dicts of the device's site and of the device
+    (``devices/sensitivity.py``), then one ``sensitivity``: the device's, else its site's. Kept
+    for the stream's life: a newly promoted version's defaults get the same overrides.
     """
-    overrides = [dict(getattr(settings, "EYESCREAM_DECISION", {}))]
     device = Device.objects.select_related("location__site").get(pk=device_id)
-    for row in (device.location.site, device):
-        overrides.append(
-            {
-                **(getattr(row, "decision", None) or {}),
-                "sensitivity": getattr(row, "sensitivity", None),
-            }
-        )
+    site = device.location.site
+    overrides = [
+        dict(getattr(settings, "EYESCREAM_DECISION", {})),
+        dict(site.decision or {}),
+        dict(device.decision or {}),
+    ]
+    sensitivity = device.sensitivity if device.sensitivity is not None else site.sensitivity
+    if sensitivity is not None:
+        overrides.append({"sensitivity": sensitivity})
     return overrides
 
 
 def with_overrides(decision: DecisionConfig, overrides: list[dict]) -> DecisionConfig:
+    """The overrides applied in order; one that does not fit these defaults (e.g. an off
+    threshold above the model's on threshold) is left out, with a warning: a stream always
+    gets a decision."""
     for values in overrides:
-        decision = decision.with_overrides(**values)
+        try:
+            decision = decision.with_overrides(**values)
+        except (TypeError, ValueError) as exc:
+            log.warning("decision override %s left out: %s", values, exc)
     return decision
 
 
