@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
 from tests.devices.live import PYTHON, REPO, LiveServer
 
@@ -151,7 +152,10 @@ def browsers(server):
 def wait_for(condition, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None  # the page is being replaced (a form posted, a redirect): not yet
         if value:
             return value
         if time.monotonic() > deadline:
