@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import scipy.fft
@@ -89,8 +89,10 @@ def make_resampler(rate_in: int, rate_out: int = MODEL_RATE) -> PolyphaseResampl
     return PolyphaseResampler(rate_in, rate_out)
 
 
+@cache
 def resampler_delay_s(rate_in: int, rate_out: int = MODEL_RATE) -> float:
-    """How late ``resample`` (and the streaming front end) puts the input in its output."""
+    """How late ``resample`` (and the streaming front end) puts the input in its output (one
+    resampler built per rate pair to read it: the second stage asks for every flagged window)."""
     return 0.0 if rate_in == rate_out else make_resampler(rate_in, rate_out).delay_s
 
 
