@@ -154,21 +154,27 @@ def compare(
     stride_s: float,
     weights: tuple[float, ...] = WEIGHTS,
     tolerance: float = F1_TOLERANCE,
+    floor: float = 0.0,
 ) -> dict:
     """The network alone, YAMNet alone and the cascade at each weight. ``best`` is, of the
     weights whose out-of-fold file F1 is within ``tolerance`` of the highest, the one that sends
     the fewest windows to YAMNet (smaller differences are noise on a few hundred scream files;
-    YAMNet costs about 15 times the network per window)."""
+    YAMNet costs about 15 times the network per window).
+
+    ``floor``: YAMNet scored only the windows the network scores at or above it (``second`` is 0
+    elsewhere). A weight's row is exact when its chosen gate is at or above the floor (no window
+    below the floor can reach its threshold, whatever YAMNet says); a row whose gate is below is
+    marked ``inexact`` and is not chosen while an exact row exists. YAMNet alone is then not
+    measured."""
     rows = {f"fused {w:g}": choose(scored, second, w, cfg, stride_s) for w in weights}
-    top = max(row["file"]["f1"] for row in rows.values())
-    close = [k for k in rows if rows[k]["file"]["f1"] >= top - tolerance]
+    for row in rows.values():
+        row["inexact"] = bool(row["second_stage"]["gate"] < floor)
+    exact = {k: r for k, r in rows.items() if not r["inexact"]} or rows
+    top = max(row["file"]["f1"] for row in exact.values())
+    close = [k for k in exact if exact[k]["file"]["f1"] >= top - tolerance]
     best = min(close, key=lambda k: (rows[k]["flagged_window_share"], -rows[k]["file"]["f1"]))
-    return {
-        "network": network_alone(scored, cfg, stride_s),
-        "yamnet": yamnet_alone(scored, second, cfg, stride_s),
-        **rows,
-        "best": best,
-    }
+    alone = {} if floor > 0 else {"yamnet": yamnet_alone(scored, second, cfg, stride_s)}
+    return {"network": network_alone(scored, cfg, stride_s), **alone, **rows, "best": best}
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -196,6 +202,7 @@ def comparison_md(result: dict) -> str:
         alerts = row["alerts"]
         share = row.get("flagged_window_share")
         label = f"**{name}**" if name == result["best"] else name
+        label += " (inexact: gate below the YAMNet floor)" if row.get("inexact") else ""
         lines.append(
             f"| {label} | {_fmt(row['threshold'], 4)} | {_fmt(f['f1'])} | {_fmt(f['precision'])}"
             f" | {_fmt(f['recall'])} | {_fmt(f['roc_auc'])} | {_fmt(row['file_average_precision'])}"

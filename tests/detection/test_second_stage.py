@@ -22,7 +22,7 @@ from detection.second_stage import (
     gate_for,
     patch_starts,
 )
-from detection.second_stage_choice import choose, compare, fused_scored
+from detection.second_stage_choice import choose, compare, comparison_md, fused_scored
 from detection.yamnet import PATCH_SAMPLES, SAMPLE_RATE
 from detection.yamnet_weights import load_yamnet
 from devices.protocol import Hello
@@ -179,6 +179,33 @@ def test_the_gate_chosen_keeps_the_decisions_of_the_full_fusion():
     result = compare(scored, second, cfg, 0.1, (0.3, 0.5))
     assert result["best"] in ("fused 0.3", "fused 0.5")
     assert result["network"]["file"]["f1"] <= result[result["best"]]["file"]["f1"] + 1e-9
+
+
+def test_a_yamnet_floor_keeps_the_choice_where_the_gate_is_above_it():
+    scored, second = _synthetic_scored(np.random.default_rng(0))
+    cfg = FeatureConfig()
+    weights = (0.3, 0.5)
+    full = compare(scored, second, cfg, 0.1, weights)
+    gates = {k: full[k]["second_stage"]["gate"] for k in ("fused 0.3", "fused 0.5")}
+    assert gates["fused 0.5"] < 0.3 < gates["fused 0.3"]
+
+    def floored(floor):
+        partial = np.where(scored.scores >= floor, second, 0.0)
+        return compare(scored, partial, cfg, 0.1, weights, floor=floor)
+
+    low = floored(min(gates.values()) / 2)
+    assert "yamnet" not in low  # YAMNet alone is not measured on a part of the windows
+    for key in gates:  # every gate well above the floor: the choice made with every window
+        assert not low[key]["inexact"]
+        assert low[key]["second_stage"] == full[key]["second_stage"]
+        assert low[key]["decision"] == full[key]["decision"]
+        assert low[key]["file"] == full[key]["file"]
+    assert low["best"] == full["best"]
+    # Above the gate of 0.5: that row is marked inexact and not chosen.
+    high = floored(0.3)
+    assert high["fused 0.5"]["inexact"] and not high["fused 0.3"]["inexact"]
+    assert high["best"] == "fused 0.3"
+    assert "inexact" in comparison_md(high)
 
 
 def _with_second_stage(model_dir, weight, gate):

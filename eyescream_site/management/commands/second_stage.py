@@ -1,12 +1,15 @@
 """``manage.py second_stage``: choose YAMNet's second stage on a run's out-of-source scores.
 
     python manage.py second_stage --run RUN --data ROOT [--data ROOT...] [--weights 0.3,0.5,0.7]
-        [--out DIR] [--apply MODEL_DIR]
+        [--yamnet-floor F] [--out DIR] [--apply MODEL_DIR]
 
 ``RUN`` is a training run folder (``config.json`` and ``out_of_fold.npz``; use one trained with
 ``--validation loso`` so that every score is out of source) on the same ``--data``. YAMNet scores
 every window, the network's and YAMNet's scores are fused at each weight, and threshold, live
 decision and gate are chosen on the fused out-of-fold scores (``detection.second_stage_choice``).
+``--yamnet-floor F`` scores with YAMNet only the windows the network scores at or above ``F`` (for
+runs with hours of packs, where YAMNet on every window would take hours); a weight whose chosen
+gate falls below ``F`` is reported as inexact and not chosen.
 ``second_stage.md`` and ``second_stage.json`` go to ``--out`` (default: the run folder).
 ``--apply`` writes the best weight's second stage, threshold and decision into a model
 artifact's ``config.json`` (the network's own threshold and decision are kept beside them).
@@ -35,14 +38,23 @@ from eyescream_site.management.commands.train import add_data_argument, load_rec
 SCORES_FILE = "yamnet_window_scores.npz"
 
 
-def reuse_scores(path: Path, scored: Scored) -> np.ndarray | None:
+def reuse_scores(path: Path, scored: Scored, floor: float = 0.0) -> np.ndarray | None:
     """YAMNet's window scores saved by an earlier run over the same files and windows (in
-    whatever order its windows were), or None."""
+    whatever order its windows were), or None; scores saved with a YAMNet floor above ``floor``
+    (fewer windows scored, by another network's scores) are not reused."""
     if not path.is_file():
         return None
     with np.load(path) as saved:
         scores, index = saved["scores"], saved["file_index"]
+        saved_floor = float(saved["floor"]) if "floor" in saved.files else 0.0
+        saved_network = saved["network"] if "network" in saved.files else None
     if scores.shape != scored.scores.shape:
+        return None
+    if saved_floor > 0 and (
+        saved_floor > floor
+        or saved_network is None
+        or not np.array_equal(saved_network, scored.scores.astype(np.float32))
+    ):
         return None
     if np.array_equal(index, scored.file_index):
         return scores
@@ -91,6 +103,13 @@ class Command(BatchCommand):
             help="features and stride of a run without config.json (--cv-only): this model's"
             " (default: --apply's, else detection/shipped/default)",
         )
+        parser.add_argument(
+            "--yamnet-floor",
+            type=float,
+            default=0.0,
+            metavar="F",
+            help="run YAMNet only on windows the network scores at or above F (default 0: all)",
+        )
         parser.add_argument("--out", help="folder for second_stage.md/.json (default: --run)")
         parser.add_argument("--apply", metavar="MODEL_DIR", help="write the best into a model")
         parser.add_argument(
@@ -121,22 +140,32 @@ class Command(BatchCommand):
             raise CommandError(f"--weights: {exc}") from exc
         out = Path(opts["out"] or run)
         out.mkdir(parents=True, exist_ok=True)
+        floor = opts["yamnet_floor"]
+        if not 0.0 <= floor < 1.0:
+            raise CommandError(f"--yamnet-floor {floor}: give a network score in [0, 1)")
         recordings = load_recordings(opts["data"], None, 0, self)
 
         cached = out / SCORES_FILE
         second = None
         for path in (cached, *(Path(p) / SCORES_FILE for p in opts["scores_from"] or [])):
-            second = second if second is not None else reuse_scores(path, scored)
+            second = second if second is not None else reuse_scores(path, scored, floor)
         if second is None:
             stage = SecondStage(SecondStageConfig(), load_yamnet())
             progress = (lambda it, **_: it) if opts["no_progress"] else tqdm
+            only = scored.scores >= floor if floor > 0 else None
             try:
-                second = yamnet_scores(scored, recordings, stage, cfg, stride_s, progress)
+                second = yamnet_scores(scored, recordings, stage, cfg, stride_s, progress, only)
             except ValueError as exc:
                 raise CommandError(f"{exc}: give the --data the run was trained on") from exc
-            np.savez_compressed(cached, scores=second, file_index=scored.file_index)
+            np.savez_compressed(
+                cached,
+                scores=second,
+                file_index=scored.file_index,
+                floor=np.float64(floor),
+                network=scored.scores.astype(np.float32),
+            )
 
-        result = compare(scored, second, cfg, stride_s, weights)
+        result = compare(scored, second, cfg, stride_s, weights, floor=floor)
         table = comparison_md(result)
         (out / "second_stage.md").write_text(table)
         (out / "second_stage.json").write_text(
