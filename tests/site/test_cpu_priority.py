@@ -172,8 +172,34 @@ def run_batch_command(command, real_v1, tmp_path, priority):
 
 @pytest.mark.parametrize("command", BATCH_COMMANDS)
 def test_batch_commands_run_under_sched_idle_by_default(command, real_v1, tmp_path):
-    log = run_batch_command(command, real_v1, tmp_path, None)
-    assert "batch process" in log and "SCHED_IDLE" in log
+    """The policy is taken as the command starts: every thread is read while it runs, then the
+    command is stopped (under SCHED_IDLE it may wait minutes for a CPU on a busy host)."""
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE, "an earlier test left pytest in SCHED_IDLE"
+    clip = real_v1 / "audio" / "cats-dogs" / "cat_1.flac"
+    args = [a.format(clip=clip, missing=tmp_path / "missing") for a in command]
+    env = {**os.environ, "LOG_LEVEL": "INFO", "EYESCREAM_DATA_DIR": str(tmp_path / "data")}
+    env.pop("EYESCREAM_BATCH_PRIORITY", None)
+    log_path = tmp_path / "stderr.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(
+            [str(PYTHON), "manage.py", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "batch process" not in log_path.read_text():
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        policies = set(thread_policies(process.pid)) if process.poll() is None else None
+    finally:
+        stop_process(process)
+    log = log_path.read_text()
+    assert f"batch process {process.pid}: SCHED_IDLE" in log
+    assert policies in (None, {SCHED_IDLE}), policies  # None: it had already ended
 
 
 def test_a_batch_command_takes_a_nice_value_but_never_a_higher_priority(real_v1, tmp_path):
