@@ -208,6 +208,26 @@ def test_a_yamnet_floor_keeps_the_choice_where_the_gate_is_above_it():
     assert "inexact" in comparison_md(high)
 
 
+def test_floored_yamnet_scores_are_reused_only_for_the_same_network_and_floor(tmp_path):
+    from eyescream_site.management.commands.second_stage import network_digest, reuse_scores
+
+    scored, second = _synthetic_scored(np.random.default_rng(1))
+    partial = np.where(scored.scores >= 0.2, second, 0.0).astype(np.float32)
+    path = tmp_path / "yamnet_window_scores.npz"
+    np.savez_compressed(
+        path,
+        scores=partial,
+        file_index=scored.file_index,
+        floor=np.float64(0.2),
+        network_sha256=np.str_(network_digest(scored.scores)),
+    )
+    assert np.array_equal(reuse_scores(path, scored, 0.2), partial)
+    assert np.array_equal(reuse_scores(path, scored, 0.5), partial)  # a higher floor needs less
+    assert reuse_scores(path, scored, 0.1) is None  # windows in 0.1-0.2 were never scored
+    other = Scored(**{**scored.__dict__, "scores": scored.scores * 0.99})
+    assert reuse_scores(path, other, 0.2) is None  # another network flagged other windows
+
+
 def _with_second_stage(model_dir, weight, gate):
     config = json.loads((model_dir / "config.json").read_text())
     config["second_stage"] = {"weight": weight, "gate": gate}

@@ -17,6 +17,7 @@ artifact's ``config.json`` (the network's own threshold and decision are kept be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,23 +39,24 @@ from eyescream_site.management.commands.train import add_data_argument, load_rec
 SCORES_FILE = "yamnet_window_scores.npz"
 
 
+def network_digest(scores: np.ndarray) -> str:
+    """What names the network scores a floored YAMNet run chose its windows by."""
+    return hashlib.sha256(np.asarray(scores, np.float32).tobytes()).hexdigest()
+
+
 def reuse_scores(path: Path, scored: Scored, floor: float = 0.0) -> np.ndarray | None:
     """YAMNet's window scores saved by an earlier run over the same files and windows (in
     whatever order its windows were), or None; scores saved with a YAMNet floor above ``floor``
-    (fewer windows scored, by another network's scores) are not reused."""
+    or chosen by other network scores (fewer windows scored) are not reused."""
     if not path.is_file():
         return None
     with np.load(path) as saved:
         scores, index = saved["scores"], saved["file_index"]
         saved_floor = float(saved["floor"]) if "floor" in saved.files else 0.0
-        saved_network = saved["network"] if "network" in saved.files else None
+        digest = str(saved["network_sha256"]) if "network_sha256" in saved.files else None
     if scores.shape != scored.scores.shape:
         return None
-    if saved_floor > 0 and (
-        saved_floor > floor
-        or saved_network is None
-        or not np.array_equal(saved_network, scored.scores.astype(np.float32))
-    ):
+    if saved_floor > 0 and (saved_floor > floor or digest != network_digest(scored.scores)):
         return None
     if np.array_equal(index, scored.file_index):
         return scores
@@ -162,7 +164,7 @@ class Command(BatchCommand):
                 scores=second,
                 file_index=scored.file_index,
                 floor=np.float64(floor),
-                network=scored.scores.astype(np.float32),
+                network_sha256=np.str_(network_digest(scored.scores)),
             )
 
         result = compare(scored, second, cfg, stride_s, weights, floor=floor)
