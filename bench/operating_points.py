@@ -1,8 +1,9 @@
 """The shipped model's live operating points out of source: ``python -m bench.operating_points``.
 
 From the leave-one-source-out scores committed beside the shipped model
-(``detection/shipped/default/second_stage/``: every window of real-v1 as recorded and at 16 kHz,
-scored by a network that never heard its source, and YAMNet's score of the same window), the
+(``detection/shipped/default/``: every window of real-v1 and the packs as recorded and at 16 kHz,
+scored by a network that never heard its source, and YAMNet's score of the windows the network
+flagged, ``second_stage/``), the
 fused score at the shipped weight goes through the live decision logic
 (``detection.alert_figures.alert_sweep``) for several decision shapes (smoothing windows, minimum
 duration). For each shape it prints the on threshold with the best file F1 and, beside it, the
@@ -31,21 +32,27 @@ from detection.alert_figures import (  # noqa: E402
 )
 from detection.decision import DecisionConfig  # noqa: E402
 from detection.decision_choice import OFF_RATIO, decision_defaults  # noqa: E402
-from detection.evaluation import Scored  # noqa: E402
 from detection.second_stage import SecondStageConfig  # noqa: E402
-from detection.second_stage_choice import fused_scored, run_config  # noqa: E402
+from detection.second_stage_choice import fused_scored, run_config, saved_choice  # noqa: E402
 
 MODEL = REPO / "detection" / "shipped" / "default"
-SHAPES = ((2, 0.0), (3, 0.0), (3, 0.3), (3, 0.5), (5, 0.0), (5, 0.3))
+SHAPES = ((2, 0.0), (3, 0.0), (3, 0.1), (3, 0.3), (3, 0.5), (5, 0.0), (5, 0.3))
 KEYS = ("on_threshold", "f1", "precision", "recall", "false_alerts", "false_alerts_per_hour")
 
 
-def operating_points(model_dir: Path, max_per_hour: float, shapes=SHAPES) -> list[dict]:
-    """For each decision shape: the best-F1 point and the best point within ``max_per_hour``."""
-    folder = model_dir / "second_stage"
-    scored = Scored.from_npz(folder / "loso_out_of_fold.npz")
-    with np.load(folder / "yamnet_window_scores.npz") as saved:
-        second = saved["scores"]
+def operating_points(
+    model_dir: Path, max_per_hour: float, shapes=SHAPES, only: str | None = None
+) -> list[dict]:
+    """For each decision shape: the best-F1 point and the best point within ``max_per_hour``;
+    ``only``: the files whose name starts with it (e.g. ``real-v1/``), else every file."""
+    scored, second, _ = saved_choice(model_dir)
+    if only:
+        files = np.flatnonzero([name.startswith(only) for name in scored.file_names])
+        if files.size == 0:
+            raise SystemExit(f"no scored file starts with {only!r}")
+        keep = np.isin(scored.file_index, files)
+        second = second[keep]
+        scored = scored.subset(files)
     config = json.loads((model_dir / "config.json").read_text())
     weight = float(config["second_stage"]["weight"])
     cfg, stride_s = run_config(model_dir)
@@ -85,9 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(MODEL), help="a model with second_stage/ scores")
     parser.add_argument("--max-per-hour", type=float, default=2.0)
+    parser.add_argument("--only", metavar="PREFIX", help="the files whose name starts with it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    points = operating_points(Path(args.model), args.max_per_hour)
+    points = operating_points(Path(args.model), args.max_per_hour, only=args.only)
     if args.json:
         print(json.dumps(points, indent=2))
         return

@@ -223,3 +223,21 @@ def run_config(run: Path, fallback: Path | None = None) -> tuple[FeatureConfig, 
         path = fallback / "config.json"
     config = json.loads(path.read_text())
     return FeatureConfig.from_dict(config["features"]), float(config["stride_s"])
+
+
+def saved_choice(model_dir: Path) -> tuple[Scored, np.ndarray, float]:
+    """The out-of-source scores a model's second stage was chosen on, as committed beside it:
+    the network's (``second_stage/loso_out_of_fold.npz``, else the model's own
+    ``out_of_fold.npz`` when its training run held out whole sources), YAMNet's
+    (``second_stage/yamnet_window_scores.npz``) and the network score below which YAMNet was
+    not run (0: every window)."""
+    model_dir = Path(model_dir)
+    folder = model_dir / "second_stage"
+    network = folder / "loso_out_of_fold.npz"
+    scored = Scored.from_npz(network if network.is_file() else model_dir / "out_of_fold.npz")
+    with np.load(folder / "yamnet_window_scores.npz") as saved:
+        second, index = saved["scores"], saved["file_index"]
+        floor = float(saved["floor"]) if "floor" in saved.files else 0.0
+    if not np.array_equal(index, scored.file_index):
+        raise ValueError(f"{folder}: YAMNet's scores are not of the network's windows")
+    return scored, second, floor

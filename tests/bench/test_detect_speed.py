@@ -43,7 +43,7 @@ def test_device_audio_is_16_khz_int16_of_the_length_asked(real_v1):
 def test_child_reports_speed_shares_and_memory(real_v1, tmp_path):
     path = tmp_path / "long.flac"
     build_long_file(path, 0.25, "mixed")
-    model = "detection/shipped/default"
+    model = "tests/detection/ensemble"  # three networks: the first stage applies
     plain = run_child(model, path, 0.1, first_stage=False)
     gated = run_child(model, path, 0.1, first_stage=True)
     assert plain["windows"] == gated["windows"] > 100
@@ -54,3 +54,12 @@ def test_child_reports_speed_shares_and_memory(real_v1, tmp_path):
         assert stats["x_real_time_cpu"] > 1 and stats["x_real_time_wall"] > 1
         assert 0 < stats["max_rss_mib"] < 4096
         assert stats["second_stage_windows"] == plain["second_stage_windows"]
+
+
+def test_child_reports_the_shipped_single_network(real_v1, tmp_path):
+    path = tmp_path / "long.flac"
+    build_long_file(path, 0.25, "mixed")
+    stats = run_child("detection/shipped/default", path, 0.1, first_stage=True)
+    assert not stats["first_stage"] and stats["settled"] == 0  # one network: nothing to gate
+    assert stats["windows"] > 100 and stats["x_real_time_cpu"] > 1
+    assert 0 < stats["second_stage_windows"] < stats["windows"]

@@ -1,8 +1,10 @@
 """The ensemble's first stage: one member settles clear non-screams, the decision stays the same.
 
-The real-audio tests run the shipped model over every real-v1 recording as ``detect`` runs it and
-with every member of the ensemble on every window, and compare what a user gets: the segments
-``detect`` proposes and the incidents the live decision opens and closes from the same scores.
+The real-audio tests run a trained three-network ensemble of the shipped recipe
+(``tests/detection/ensemble/``: the shipped model is one network) over every real-v1 recording as
+``detect`` runs it and with every member of the ensemble on every window, and compare what a user
+gets: the segments ``detect`` proposes and the incidents the live decision opens and closes from the
+same scores.
 """
 
 import json
@@ -20,7 +22,7 @@ from detection.inference import detect_file, expand_paths
 from detection.networks import build_network
 from tests.detection.tiny_model import make_artifact
 
-SHIPPED = "detection/shipped/default"
+ENSEMBLE = "tests/detection/ensemble"
 
 
 def _ensemble_artifact(path, first_stage=None, members=3):
@@ -113,27 +115,33 @@ def _incidents(model, found):
     ]
 
 
+def _spans(segments) -> list[tuple[float, float]]:
+    return [(s.start_s, s.end_s) for s in segments]
+
+
 CHUNKS = 4  # the recordings in four tests, each well within the suite's timeout
 
 
 @pytest.fixture(scope="module")
-def shipped():
+def ensemble():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as detect runs; two threads crawl on a busy 2-core host
-    yield load_model(SHIPPED)
+    yield load_model(ENSEMBLE)
     torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 @pytest.mark.parametrize("device_rate", [None, 16_000])
-def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk, device_rate, tmp_path):
-    """Every real-v1 recording (a quarter per test) through the shipped model as ``detect`` runs
+def test_first_stage_changes_no_decision_on_real_v1(
+    real_v1, ensemble, chunk, device_rate, tmp_path
+):
+    """Every real-v1 recording (a quarter per test) through the ensemble as ``detect`` runs
     it (first stage, network, YAMNet second stage) and with every member on every window: the
     same segments, the same live incidents, the same windows sent to YAMNet, the scored windows
-    alike, and the settled ones all far below the second-stage gate. As recorded (22,050 Hz)
+    alike, and the settled ones all below the second-stage gate. As recorded (22,050 Hz)
     and as a 16 kHz device sends it (16-bit), where the network flags more."""
-    model = shipped
+    model = ensemble
     assert model.first_stage == FirstStage()
     gate, weight = model.second_stage.config.gate, model.second_stage.config.weight
     files = expand_paths([str(real_v1 / "audio")])
@@ -147,7 +155,12 @@ def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk, dev
             sf.write(path, resample(to_mono(audio), rate, device_rate), device_rate, "PCM_16")
         gated = detect_file(path, model)
         plain = detect_file(path, model, first_stage=False)
-        assert gated.segments == plain.segments, path
+        assert _spans(gated.segments) == _spans(plain.segments), path
+        np.testing.assert_allclose(
+            [g.peak_score for g in gated.segments],
+            [p.peak_score for p in plain.segments],
+            atol=1e-5,
+        )
         assert _incidents(model, gated) == _incidents(model, plain), path
         assert gated.second_stage_windows == plain.second_stage_windows, path
         kept = gated.scores > 0
@@ -158,6 +171,8 @@ def test_first_stage_changes_no_decision_on_real_v1(real_v1, shipped, chunk, dev
         alerted += bool(plain.segments)
         if (~kept).any():  # below the gate, the cascade scores (1 - weight) * network
             highest_settled = max(highest_settled, plain.scores[~kept].max() / (1 - weight))
-    assert settled / windows > 0.4, settled / windows
-    assert highest_settled < gate / 4, highest_settled
+    assert settled / windows > 0.35, settled / windows
+    # No settled window could have reached the gate (this ensemble's highest at 16 kHz: 0.33
+    # against 0.59; its members disagree more than the real-v1-only ensemble's did).
+    assert highest_settled < gate * 0.75, highest_settled
     assert alerted > 10
