@@ -599,6 +599,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds to connect them all")
     parser.add_argument("--mode", choices=["embedded", "scaled"], default="scaled")
     parser.add_argument(
+        "--web",
+        type=int,
+        default=1,
+        help="scaled: daphne processes (devices spread over them round-robin, as behind the proxy)",
+    )
+    parser.add_argument("--scorers", type=int, default=1, help="scaled: scoring worker processes")
+    parser.add_argument(
         "--redis-pool",
         type=int,
         default=0,
@@ -646,6 +653,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.celery and args.mode != "scaled":
         parser.error("--celery needs --mode scaled (embedded mode draws pictures in daphne)")
+    if (args.web != 1 or args.scorers != 1) and args.mode != "scaled":
+        parser.error("--web and --scorers need --mode scaled (embedded mode is one process)")
+    if args.web < 1 or args.scorers < 1:
+        parser.error("--web and --scorers take 1 or more")
     model_dir = Path(args.model).resolve()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eyescream_site.settings")
     import torch
@@ -686,14 +697,26 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
     tokens = json.loads(server.shell(CREATE.format(n=args.devices + 1)).split("RESULT", 1)[1])
     ids = json.loads(server.shell(DEVICE_IDS).split("RESULT", 1)[1])
     session = server.shell(OPERATOR).split("RESULT", 1)[1].strip()
-    worker = celery = None
-    server.start(timeout=60)
-    pids = {"daphne": server.process.pid, "load_generator": os.getpid()}
+    celery = None
+    workers: list[ScoringWorker] = []
+    servers = [server]
+    for i in range(1, args.web):  # more daphne processes on the same data, database and Redis
+        shared = ("DJANGO_SECRET_KEY", "EYESCREAM_DEVICE_TOKEN_KEY")  # one deployment's keys
+        extra = LiveServer(tmp / "data", {**env, **{k: server.env[k] for k in shared}})
+        extra.log_path = tmp / "data" / f"daphne-{i}.log"
+        servers.append(extra)
+    for web in servers:
+        web.start(timeout=60)
+    pids = {
+        "daphne": tuple(web.process.pid for web in servers),
+        "load_generator": os.getpid(),
+    }
     try:
         if args.mode == "scaled":
-            worker = ScoringWorker(server.env, tmp / "worker.log")
-            worker.start()
-            pids["worker"] = worker.process.pid
+            for i in range(args.scorers):
+                workers.append(ScoringWorker(server.env, tmp / f"worker-{i}.log"))
+                workers[-1].start()
+            pids["worker"] = tuple(w.process.pid for w in workers)
             # Ready before the first stream: a first request that times out while the worker
             # still imports torch would be scored inline, importing torch into daphne mid-run.
             asyncio.run(worker_answers(env["REDIS_URL"], Path(env["EYESCREAM_MODEL_DIR"]), 120))
@@ -701,12 +724,14 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
             # At EYESCREAM_TASK_PRIORITY from the environment (default idle).
             celery = start_celery_worker(server.env, tmp / "celery.log", "--loglevel=WARNING")
             pids["celery"] = (celery.pid, *child_pids(celery.pid))
-        warm_up(server, tokens[0], variants[0])
-        writers = tuple(child_pids(server.process.pid))  # started by the first stream, if any
+        for web in servers:
+            warm_up(web, tokens[0], variants[0])
+        # started by the first stream, if any
+        writers = tuple(pid for web in servers for pid in child_pids(web.process.pid))
         if writers:
             pids["alert_writers"] = writers
         devices = [
-            Device(server.ws_url, token, variants[i % len(variants)])
+            Device(servers[i % len(servers)].ws_url, token, variants[i % len(variants)])
             for i, token in enumerate(tokens[1:])
         ]
         with busy_work(args.busy_cores, args.busy_priority) as busy:
@@ -718,20 +743,22 @@ def run(args, tmp: Path, env: dict, variants: list[Variant]) -> dict:
         for pid in pids.get("celery", ())[1:]:  # its pool, should the worker have left it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if worker:
+        for worker in workers:
             worker.stop()
-        server.stop()
+        for web in servers:
+            web.stop()
         if args.logs:
             Path(args.logs).mkdir(parents=True, exist_ok=True)
-            Path(args.logs, "daphne.log").write_text(server.log())
-            if worker:
-                Path(args.logs, "worker.log").write_text(worker.log())
+            for web in servers:
+                Path(args.logs, web.log_path.name).write_text(web.log())
+            for i, worker in enumerate(workers):
+                Path(args.logs, f"worker-{i}.log").write_text(worker.log())
     by_id = dict(zip(ids[1:], devices, strict=True))
     alerts = [(at, a) for at, a in alerts if a["device"]["id"] in by_id]
     result = summarize(devices, alerts, by_id, cpu, wall, args)
     if draws_pictures(args):
         result["pictures"] = picture_summary(alerts, pictures)
-    log = server.log()
+    log = "".join(web.log() for web in servers)
     result["server_log"] = {  # requests that fell back to inline scoring, or were lost
         "scoring_inline_warnings": log.count("scoring inline"),
         "scoring_late_warnings": log.count("scoring answer late"),
