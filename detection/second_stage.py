@@ -103,10 +103,23 @@ class SecondStage:
         hear what the network's windows heard; YAMNet's score moves with a 10 ms shift)."""
         if len(window_starts_s) == 0:
             return np.zeros(0, dtype=np.float32)
+        return scream_scores(
+            self.model, self.patches(audio, rate, window_starts_s, window_span_s, offset_s)
+        )
+
+    def patches(
+        self,
+        audio: np.ndarray,
+        rate: int,
+        window_starts_s: np.ndarray,
+        window_span_s: float,
+        offset_s: float = 0.0,
+    ) -> np.ndarray:
+        """The 16 kHz patches ``scream_scores`` hears, ``(len(window_starts_s), 15600)``."""
         audio16 = resample(np.asarray(audio, dtype=np.float32), rate, SAMPLE_RATE)
         lag = resampler_delay_s(rate, SAMPLE_RATE)  # resample() delays its output by this
         starts = patch_starts(window_starts_s, window_span_s, offset_s - lag)
-        return scream_scores(self.model, patches(audio16, starts))
+        return patches(audio16, starts)
 
     def rescore(
         self,

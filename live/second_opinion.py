@@ -4,8 +4,9 @@ A model with a ``second_stage`` (``detection.second_stage``) decides on the fuse
 window. The network's scores come back from the scorer (in process, or the scoring worker); the
 windows it scores at or above the gate are rescored here, in the stream's own process, from the
 audio its ring buffer still holds (the ring keeps seconds; scores return within a fraction of
-one). YAMNet runs in one thread per process (``SecondOpinion.executor``), so the event loop keeps
-serving sockets; it sees only the few windows the network flags.
+one). YAMNet runs in one thread per process, so the event loop keeps serving sockets; it sees
+only the windows the network flags, the requests of all the process's streams in batches
+(``BatchedYamnet``).
 
 ``shared_second_opinion`` keeps one loaded YAMNet per process and second-stage configuration,
 beside the scorer's model cache.
@@ -16,19 +17,98 @@ from __future__ import annotations
 import asyncio
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
 
 from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
+from detection.yamnet import scream_scores
 from detection.yamnet_weights import load_yamnet
 
 
-class SecondOpinion:
-    def __init__(self, stage: SecondStage, executor: ThreadPoolExecutor) -> None:
-        self.stage = stage
+@dataclass(frozen=True)
+class PatchJob:
+    """One stream's request: YAMNet's score of the windows at ``starts_s`` in ``audio``."""
+
+    stage: SecondStage
+    audio: np.ndarray
+    rate: int
+    starts_s: np.ndarray
+    span_s: float
+    offset_s: float
+
+
+class BatchedYamnet:
+    """The process's YAMNet thread, fed in batches across streams.
+
+    One stream's request holds a window or three; YAMNet costs about 5 ms a patch one at a time
+    and 2.6 ms in batches of 16. Requests that arrive while a batch runs wait for the next one,
+    which takes all of them: an idle process answers at once, a loaded one in bigger batches."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
+        self._waiting: list[tuple[PatchJob, asyncio.Future]] = []
+        self._draining = False
+        self.batches = 0
+        self.patches = 0
+
+    async def scores(self, job: PatchJob) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((job, future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                jobs = [job for job, _ in batch]
+                try:
+                    results = await loop.run_in_executor(self.executor, score_jobs, jobs)
+                except Exception as exc:  # every waiting stream hears of it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self.batches += 1
+                self.patches += sum(len(job.starts_s) for job in jobs)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining = False
+
+
+def score_jobs(jobs: list[PatchJob]) -> list[np.ndarray]:
+    """YAMNet's scores of several streams' windows, their patches through the network together
+    (the patches of one model; ``scream_scores`` cuts them into chunks of 16)."""
+    results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(jobs)
+    by_model: dict[int, list[int]] = {}
+    for i, job in enumerate(jobs):
+        by_model.setdefault(id(job.stage.model), []).append(i)
+    for members in by_model.values():
+        cut = [
+            jobs[i].stage.patches(
+                jobs[i].audio, jobs[i].rate, jobs[i].starts_s, jobs[i].span_s, jobs[i].offset_s
+            )
+            for i in members
+        ]
+        scores = scream_scores(jobs[members[0]].stage.model, np.concatenate(cut))
+        parts = np.split(scores, np.cumsum([len(c) for c in cut])[:-1])
+        for i, part in zip(members, parts, strict=True):
+            results[i] = part
+    return results
+
+
+class SecondOpinion:
+    def __init__(self, stage: SecondStage, yamnet: BatchedYamnet) -> None:
+        self.stage = stage
+        self.yamnet = yamnet
         self.rescored = 0  # windows YAMNet heard
         # Appended to the network's version on alerts: the scores are the fusion's.
         self.tag = f"yamnet{stage.config.weight:g}"
@@ -46,16 +126,10 @@ class SecondOpinion:
             span = stream.cfg.window_span_s()
             begin = max(ring.start, int(math.floor(starts.min() * ring.rate)))
             stop = int(math.ceil((starts.max() + span) * ring.rate))
-            audio = ring.samples(begin, stop)
-            second[flagged] = await asyncio.get_running_loop().run_in_executor(
-                self.executor,
-                self.stage.scream_scores,
-                audio,
-                ring.rate,
-                starts,
-                span,
-                begin / ring.rate,
+            job = PatchJob(
+                self.stage, ring.samples(begin, stop), ring.rate, starts, span, begin / ring.rate
             )
+            second[flagged] = await self.yamnet.scores(job)
             self.rescored += int(flagged.sum())
         return cascade(probs, second, flagged, self.stage.config.weight)
 
@@ -63,6 +137,11 @@ class SecondOpinion:
 @cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="yamnet")
+
+
+@cache
+def _batched() -> BatchedYamnet:
+    return BatchedYamnet(_executor())
 
 
 @cache
@@ -89,4 +168,4 @@ def shared_second_opinion(
     if on_threshold is not None:
         gate = min(stage_config.gate, gate_for(on_threshold, stage_config.weight))
         stage_config = replace(stage_config, gate=gate)
-    return SecondOpinion(SecondStage(stage_config, _yamnet()), _executor())
+    return SecondOpinion(SecondStage(stage_config, _yamnet()), _batched())

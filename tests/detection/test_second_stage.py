@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from detection.second_stage_choice import choose, compare, comparison_md, fused_
 from detection.yamnet import PATCH_SAMPLES, SAMPLE_RATE
 from detection.yamnet_weights import load_yamnet
 from devices.protocol import Hello
-from live.second_opinion import SecondOpinion
+from live.second_opinion import BatchedYamnet, PatchJob, SecondOpinion
 from live.stream_state import DeviceStream
 from tests.detection.tiny_model import make_artifact
 
@@ -132,15 +133,57 @@ def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
         windows += stream.feed(pcm[start : start + 3200].tobytes())
     cols = [c for c, _ in windows]
     stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
-    from concurrent.futures import ThreadPoolExecutor
-
-    opinion = SecondOpinion(stage, ThreadPoolExecutor(1))
+    opinion = SecondOpinion(stage, BatchedYamnet(ThreadPoolExecutor(1)))
     live = asyncio.run(opinion.rescore(stream, cols, np.ones(len(cols), np.float32)))
     starts = np.array([stream.window_times(c)[0] for c in cols])
     delay = resampler_delay_s(16_000, stream.cfg.sample_rate)
     offline = stage.scream_scores(audio16, 16_000, starts, stream.cfg.window_span_s(), delay)
     np.testing.assert_allclose(live, 0.5 + 0.5 * offline, atol=0.03)
     assert opinion.rescored == len(cols) and offline.max() > 0.3
+
+
+def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
+    """Three streams ask at once: one batch hears them all, and each stream gets the scores of
+    its own windows (those YAMNet gives each request alone)."""
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    jobs = []
+    for k, path in enumerate(scream_and_speech[:3]):
+        audio, rate = sf.read(str(path), dtype="float32")
+        audio = audio if audio.ndim == 1 else audio.mean(1)
+        starts = np.arange(0.0, 1.0 + 0.1 * k, 0.1)
+        jobs.append(PatchJob(stage, audio, rate, starts, 1.0, 0.0))
+    batched = BatchedYamnet(ThreadPoolExecutor(1))
+
+    async def ask_together():
+        return await asyncio.gather(*(batched.scores(job) for job in jobs))
+
+    together = asyncio.run(ask_together())
+    assert batched.batches == 1 and batched.patches == sum(len(j.starts_s) for j in jobs)
+    for job, scores in zip(jobs, together, strict=True):
+        alone = stage.scream_scores(job.audio, job.rate, job.starts_s, job.span_s, job.offset_s)
+        assert scores.shape == alone.shape
+        np.testing.assert_allclose(scores, alone, atol=1e-5)
+
+
+def test_a_failed_batch_fails_every_waiting_stream_and_the_next_batch_runs(
+    yamnet, scream_and_speech
+):
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    audio, rate = sf.read(str(scream_and_speech[0]), dtype="float32")
+    audio = audio if audio.ndim == 1 else audio.mean(1)
+    good = PatchJob(stage, audio, rate, np.array([0.0, 0.5]), 1.0, 0.0)
+    broken = PatchJob(stage, audio[:, None, None], rate, np.array([0.0]), 1.0, 0.0)
+    batched = BatchedYamnet(ThreadPoolExecutor(1))
+
+    async def ask():
+        first = await asyncio.gather(
+            batched.scores(good), batched.scores(broken), return_exceptions=True
+        )
+        return first, await batched.scores(good)
+
+    first, later = asyncio.run(ask())
+    assert all(isinstance(r, Exception) for r in first)
+    assert later.shape == (2,) and batched.batches == 1
 
 
 def _synthetic_scored(rng):
