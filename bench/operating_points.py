@@ -4,7 +4,7 @@ From the leave-one-source-out scores committed beside the shipped model
 (``detection/shipped/default/``: every window of real-v1 and the packs as recorded and at 16 kHz,
 scored by a network that never heard its source, and YAMNet's score of the windows the network
 flagged, ``second_stage/``), the
-fused score at the shipped weight goes through the live decision logic
+fused score at the shipped weight and gate (``--gate`` another) goes through the live decision logic
 (``detection.alert_figures.alert_sweep``) for several decision shapes (smoothing windows, minimum
 duration). For each shape it prints the on threshold with the best file F1 and, beside it, the
 best F1 among the on thresholds that keep false alerts at or below ``--max-per-hour`` in the
@@ -41,10 +41,17 @@ KEYS = ("on_threshold", "f1", "precision", "recall", "false_alerts", "false_aler
 
 
 def operating_points(
-    model_dir: Path, max_per_hour: float, shapes=SHAPES, only: str | None = None
+    model_dir: Path,
+    max_per_hour: float,
+    shapes=SHAPES,
+    only: str | None = None,
+    gate: float | None = None,
 ) -> list[dict]:
     """For each decision shape: the best-F1 point and the best point within ``max_per_hour``;
-    ``only``: the files whose name starts with it (e.g. ``real-v1/``), else every file."""
+    ``only``: the files whose name starts with it (e.g. ``real-v1/``), else every file;
+    ``gate``: YAMNet's gate (default the model's; a stream more sensitive than the model's on
+    threshold lowers its gate live, ``live.second_opinion``, so points below it may alert a
+    little more there)."""
     scored, second, _ = saved_choice(model_dir)
     if only:
         files = np.flatnonzero([name.startswith(only) for name in scored.file_names])
@@ -55,8 +62,9 @@ def operating_points(
         scored = scored.subset(files)
     config = json.loads((model_dir / "config.json").read_text())
     weight = float(config["second_stage"]["weight"])
+    gate = float(config["second_stage"]["gate"] if gate is None else gate)
     cfg, stride_s = run_config(model_dir)
-    fused = fused_scored(scored, second, SecondStageConfig(weight=weight, gate=0.0))
+    fused = fused_scored(scored, second, SecondStageConfig(weight=weight, gate=gate))
     stride = cfg.column_start_s(cfg.stride_columns(stride_s))
     threshold = float(config["threshold"])
     grid = np.union1d(on_threshold_grid(), [config["decision"]["on_threshold"]])
@@ -93,9 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=str(MODEL), help="a model with second_stage/ scores")
     parser.add_argument("--max-per-hour", type=float, default=2.0)
     parser.add_argument("--only", metavar="PREFIX", help="the files whose name starts with it")
+    parser.add_argument("--gate", type=float, help="YAMNet's gate (default: the model's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    points = operating_points(Path(args.model), args.max_per_hour, only=args.only)
+    points = operating_points(Path(args.model), args.max_per_hour, only=args.only, gate=args.gate)
     if args.json:
         print(json.dumps(points, indent=2))
         return

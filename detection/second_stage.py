@@ -9,13 +9,13 @@ whose ``config.json`` has a ``second_stage`` block scores a window as::
 
 ``yamnet`` is the 'Screaming' probability of the 0.975-s, 16 kHz patch centred on the window.
 YAMNet costs about 15 times the network, so it runs only on windows the network scores at or
-above ``gate``; below the gate its score counts as 0. ``gate_for`` gives the gate at which no
-window below it can reach a threshold even with a YAMNet score of 1; the gate is set for the
-lower of the offline threshold and the live decision's on threshold, so no window below it can
-open an incident or be detected by itself (an open incident's off threshold, lower still, sees
-the cascade's scores). The model's threshold and live decision
-apply to the fused score; they are chosen on out-of-source fused scores
-(``detection.second_stage_choice``).
+above ``gate``; below the gate its score counts as 0. ``gate_for`` gives the exact gate: no
+window below it can reach a threshold even with a YAMNet score of 1 (set for the lower of the
+offline threshold and the live decision's on threshold). The chosen gate starts there and is
+raised while the out-of-source figures stay no worse (``second_stage_choice.raise_gate``): what
+YAMNet would lift over the threshold from below it is, out of source, mostly false alerts. The
+model's threshold and live decision apply to the fused score; all of them are chosen on
+out-of-source fused scores (``detection.second_stage_choice``).
 """
 
 from __future__ import annotations

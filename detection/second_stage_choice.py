@@ -6,7 +6,8 @@ under ``--validation loso``). ``yamnet_scores`` adds YAMNet's 'Screaming' score 
 windows (YAMNet was trained on AudioSet, never on these files, so it is out of source anyway).
 ``compare`` fuses them at each candidate weight, chooses the threshold (file F1 maximum) and the
 live decision on the fused out-of-fold scores exactly as ``train`` does for the network alone,
-and reports both side by side; the weight with the best file F1 wins.
+and reports both side by side; the weight with the best file F1 wins. Its gate is then raised as
+far as the same out-of-source figures allow (``raise_gate``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from .second_stage import SecondStage, SecondStageConfig, cascade, gate_for
 
 WEIGHTS = (0.3, 0.5, 0.7)
 F1_TOLERANCE = 0.01
+# Gates tried above the exact one (``raise_gate``).
+GATES = (0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98)
 
 
 def read_audio(path) -> tuple[np.ndarray, int]:
@@ -135,6 +138,72 @@ def choose(
     }
 
 
+def _gate_entry(gate: float, row: dict, exact: bool = False) -> dict:
+    alerts = row["alerts"]
+    return {
+        "gate": float(gate),
+        "exact": exact,
+        "flagged_window_share": row["flagged_window_share"],
+        "file_f1": row["file"]["f1"],
+        "false_alerts": alerts["false_alerts"],
+        "false_alerts_per_hour": alerts["false_alerts_per_hour"],
+        "scream_files_alerted": alerts["scream_files_alerted"],
+    }
+
+
+def raise_gate(
+    scored: Scored,
+    second: np.ndarray,
+    row: dict,
+    cfg: FeatureConfig,
+    stride_s: float,
+    gates: tuple[float, ...] = GATES,
+    tolerance: float = F1_TOLERANCE,
+) -> dict:
+    """``row`` (a weight's ``choose``) with its gate raised through ``gates`` while the cascade,
+    at the row's threshold and live decision, stays no worse out of source: no fewer scream
+    files alerted, no more false alerts, file F1 within ``tolerance``. It stops at the first
+    gate that is worse.
+
+    The exact gate (``gate_for``) lets YAMNet hear every window that could reach the threshold
+    with its help. Out of source, what YAMNet lifts over the threshold from a network score well
+    below 1 is mostly a false alert, and windows the network puts near 1 carry the screams: a
+    higher gate sends fewer windows to YAMNet (its cost) and loses nothing. ``gate_sweep`` holds
+    every gate tried."""
+    weight = row["second_stage"]["weight"]
+    exact = row["second_stage"]["gate"]
+    sweep = [_gate_entry(exact, row, exact=True)]
+    best = row
+    for gate in sorted(g for g in gates if g > exact):
+        config = SecondStageConfig(weight=weight, gate=gate)
+        candidate = {
+            "second_stage": config.to_dict(),
+            "flagged_window_share": float(np.mean(scored.scores >= gate)),
+            **_figures(
+                fused_scored(scored, second, config),
+                row["threshold"],
+                cfg,
+                stride_s,
+                row["decision"],
+            ),
+        }
+        sweep.append(_gate_entry(gate, candidate))
+        if not no_worse(candidate, row, tolerance):
+            break
+        best = candidate
+    return {**best, "exact_gate": exact, "gate_sweep": sweep, "inexact": row.get("inexact", False)}
+
+
+def no_worse(candidate: dict, row: dict, tolerance: float = F1_TOLERANCE) -> bool:
+    """The candidate's out-of-source figures are no worse than the row's (``raise_gate``)."""
+    mine, theirs = candidate["alerts"], row["alerts"]
+    return (
+        mine["scream_files_alerted"] >= theirs["scream_files_alerted"]
+        and mine["false_alerts"] <= theirs["false_alerts"]
+        and candidate["file"]["f1"] >= row["file"]["f1"] - tolerance
+    )
+
+
 def network_alone(scored: Scored, cfg: FeatureConfig, stride_s: float) -> dict:
     top = file_top_scores(scored.file_index, scored.scores, scored.file_truth.size)
     seen = np.isfinite(top)
@@ -155,6 +224,7 @@ def compare(
     weights: tuple[float, ...] = WEIGHTS,
     tolerance: float = F1_TOLERANCE,
     floor: float = 0.0,
+    gates: tuple[float, ...] = GATES,
 ) -> dict:
     """The network alone, YAMNet alone and the cascade at each weight. ``best`` is, of the
     weights whose out-of-fold file F1 is within ``tolerance`` of the highest, the one that sends
@@ -165,7 +235,9 @@ def compare(
     elsewhere). A weight's row is exact when its chosen gate is at or above the floor (no window
     below the floor can reach its threshold, whatever YAMNet says); a row whose gate is below is
     marked ``inexact`` and is not chosen while an exact row exists. YAMNet alone is then not
-    measured."""
+    measured.
+
+    The best weight's gate is then raised through ``gates`` (``raise_gate``; none: kept)."""
     rows = {f"fused {w:g}": choose(scored, second, w, cfg, stride_s) for w in weights}
     for row in rows.values():
         row["inexact"] = bool(row["second_stage"]["gate"] < floor)
@@ -173,6 +245,8 @@ def compare(
     top = max(row["file"]["f1"] for row in exact.values())
     close = [k for k in exact if exact[k]["file"]["f1"] >= top - tolerance]
     best = min(close, key=lambda k: (rows[k]["flagged_window_share"], -rows[k]["file"]["f1"]))
+    if gates:
+        rows[best] = raise_gate(scored, second, rows[best], cfg, stride_s, gates, tolerance)
     alone = {} if floor > 0 else {"yamnet": yamnet_alone(scored, second, cfg, stride_s)}
     return {"network": network_alone(scored, cfg, stride_s), **alone, **rows, "best": best}
 
@@ -202,6 +276,8 @@ def comparison_md(result: dict) -> str:
         alerts = row["alerts"]
         share = row.get("flagged_window_share")
         label = f"**{name}**" if name == result["best"] else name
+        if "exact_gate" in row:
+            label += f", gate {row['second_stage']['gate']:g}"
         label += " (inexact: gate below the YAMNet floor)" if row.get("inexact") else ""
         lines.append(
             f"| {label} | {_fmt(row['threshold'], 4)} | {_fmt(f['f1'])} | {_fmt(f['precision'])}"
@@ -210,7 +286,28 @@ def comparison_md(result: dict) -> str:
             f" {alerts.get('scream_files_alerted')} of {alerts.get('scream_files')}"
             f" | {'all' if share is None else f'{share:.1%}'} |"
         )
+    best = result.get(result.get("best"), {})
+    if best.get("gate_sweep"):
+        lines += ["", gate_sweep_md(best)]
     return "\n".join(lines) + "\n"
+
+
+def gate_sweep_md(row: dict) -> str:
+    """The gates ``raise_gate`` tried, at the row's threshold and live decision."""
+    lines = [
+        "| gate | windows sent to YAMNet | file F1 | false alerts (/ h) | scream files alerted |",
+        "|---|---|---|---|---|",
+    ]
+    chosen = row["second_stage"]["gate"]
+    for entry in row["gate_sweep"]:
+        gate = f"{entry['gate']:.4f}" + (" (exact)" if entry["exact"] else "")
+        gate = f"**{gate}**" if entry["gate"] == chosen else gate
+        lines.append(
+            f"| {gate} | {entry['flagged_window_share']:.1%} | {entry['file_f1']:.3f}"
+            f" | {entry['false_alerts']} ({entry['false_alerts_per_hour']:.2f})"
+            f" | {entry['scream_files_alerted']} |"
+        )
+    return "\n".join(lines)
 
 
 def run_config(run: Path, fallback: Path | None = None) -> tuple[FeatureConfig, float]:

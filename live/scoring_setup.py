@@ -181,6 +181,12 @@ def _freeze_loaded_objects() -> None:
 
 
 @functools.cache
+def _model_on_threshold(config: dict) -> float:
+    """The on threshold of a model's own decision defaults (a second stage's gate was chosen
+    for it)."""
+    return decision_defaults(config).on_threshold
+
+
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
 
@@ -237,7 +243,10 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         model_number=choice.number,
     )
     second_opinion = await asyncio.to_thread(
-        shared_second_opinion, choice.config.get("second_stage"), decision.on_threshold
+        shared_second_opinion,
+        choice.config.get("second_stage"),
+        decision.on_threshold,
+        _model_on_threshold(choice.config),
     )
 
     def model_changed(new_choice):
@@ -245,7 +254,9 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         overrides, and its second stage (YAMNet is loaded by the resolver beforehand)."""
         new_decision = with_overrides(decision_defaults(new_choice.config), overrides)
         stage = shared_second_opinion(
-            new_choice.config.get("second_stage"), new_decision.on_threshold
+            new_choice.config.get("second_stage"),
+            new_decision.on_threshold,
+            _model_on_threshold(new_choice.config),
         )
         return new_decision, stage
 

@@ -156,16 +156,21 @@ def prepare_second_opinion() -> None:
 
 
 def shared_second_opinion(
-    config: dict | None, on_threshold: float | None = None
+    config: dict | None, on_threshold: float | None = None, model_on_threshold: float | None = None
 ) -> SecondOpinion | None:
     """A ``SecondOpinion`` for a model's ``second_stage`` block (None without one), on the
     process's YAMNet and thread. A stream whose site or device is more sensitive than the model's
-    defaults opens incidents below the model's on threshold: its gate is lowered to match
-    (``gate_for``), so that no window that could open one goes unheard by YAMNet."""
+    defaults (``on_threshold`` below the model's ``model_on_threshold``) opens incidents lower
+    down: its gate is lowered by as much as the exact gate (``gate_for``) moves between the two,
+    so YAMNet hears the windows that could now open one, with the chosen margin kept."""
     if not config:
         return None
     stage_config = SecondStageConfig.from_dict(config)
     if on_threshold is not None:
-        gate = min(stage_config.gate, gate_for(on_threshold, stage_config.weight))
-        stage_config = replace(stage_config, gate=gate)
+        weight, gate = stage_config.weight, stage_config.gate
+        if model_on_threshold is None:  # no reference: no window that could open one unheard
+            gate = min(gate, gate_for(on_threshold, weight))
+        else:
+            gate -= max(0.0, gate_for(model_on_threshold, weight) - gate_for(on_threshold, weight))
+        stage_config = replace(stage_config, gate=max(0.0, gate))
     return SecondOpinion(SecondStage(stage_config, _yamnet()), _batched())

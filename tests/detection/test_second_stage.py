@@ -219,7 +219,7 @@ def test_the_gate_chosen_keeps_the_decisions_of_the_full_fusion():
     cascaded = fused_scored(scored, second, stage).scores
     assert np.array_equal(full >= chosen["threshold"], cascaded >= chosen["threshold"])
     assert chosen["flagged_window_share"] < 1.0
-    result = compare(scored, second, cfg, 0.1, (0.3, 0.5))
+    result = compare(scored, second, cfg, 0.1, (0.3, 0.5), gates=())
     assert result["best"] in ("fused 0.3", "fused 0.5")
     assert result["network"]["file"]["f1"] <= result[result["best"]]["file"]["f1"] + 1e-9
 
@@ -228,13 +228,13 @@ def test_a_yamnet_floor_keeps_the_choice_where_the_gate_is_above_it():
     scored, second = _synthetic_scored(np.random.default_rng(0))
     cfg = FeatureConfig()
     weights = (0.3, 0.5)
-    full = compare(scored, second, cfg, 0.1, weights)
+    full = compare(scored, second, cfg, 0.1, weights, gates=())
     gates = {k: full[k]["second_stage"]["gate"] for k in ("fused 0.3", "fused 0.5")}
     assert gates["fused 0.5"] < 0.3 < gates["fused 0.3"]
 
     def floored(floor):
         partial = np.where(scored.scores >= floor, second, 0.0)
-        return compare(scored, partial, cfg, 0.1, weights, floor=floor)
+        return compare(scored, partial, cfg, 0.1, weights, floor=floor, gates=())
 
     low = floored(min(gates.values()) / 2)
     assert "yamnet" not in low  # YAMNet alone is not measured on a part of the windows
@@ -249,6 +249,51 @@ def test_a_yamnet_floor_keeps_the_choice_where_the_gate_is_above_it():
     assert high["fused 0.5"]["inexact"] and not high["fused 0.3"]["inexact"]
     assert high["best"] == "fused 0.3"
     assert "inexact" in comparison_md(high)
+
+
+def test_the_gate_is_raised_while_the_out_of_source_figures_stay_no_worse():
+    """Negatives whose windows the network puts at 0.75 and YAMNet at 1 reach the fused
+    threshold, which the screams' fused scores need low: raising the gate over 0.75 drops those
+    false alerts and keeps every scream, until a gate above the screams' network scores (0.96
+    and up) loses some, where it stops."""
+    rng = np.random.default_rng(3)
+    n_files, per_file = 40, 20
+    truth = np.arange(n_files) < 10
+    file_index = np.repeat(np.arange(n_files), per_file)
+    network = rng.uniform(0, 0.5, file_index.size)
+    second = rng.uniform(0, 0.2, file_index.size)
+    for f in range(10):  # screams: the network sure, YAMNet lukewarm
+        w = np.flatnonzero(file_index == f)[5:12]
+        network[w] = rng.uniform(0.96, 1.0, w.size)
+        second[w] = rng.uniform(0.4, 0.6, w.size)
+    for f in range(10, 14):  # what YAMNet alone hears as screams
+        w = np.flatnonzero(file_index == f)[5:12]
+        network[w], second[w] = 0.75, 1.0
+    targets = np.where(truth[file_index], 1, 0)
+    scored = Scored(
+        scores=network,
+        targets=targets,
+        sublabels=np.where(targets == 1, -1, 2),
+        file_index=file_index,
+        file_truth=truth,
+        file_names=[f"f{i}.flac" for i in range(n_files)],
+    )
+    cfg = FeatureConfig()
+    exact = compare(scored, second, cfg, 0.1, (0.5,), gates=())["fused 0.5"]
+    assert exact["second_stage"]["gate"] < 0.75 and exact["alerts"]["false_alerts"] > 0
+    result = compare(scored, second, cfg, 0.1, (0.5,), gates=(0.8, 0.9, 0.98, 0.99))
+    best = result["fused 0.5"]
+    assert (
+        best["second_stage"]["gate"] == 0.9 and best["exact_gate"] == exact["second_stage"]["gate"]
+    )
+    assert best["alerts"]["false_alerts"] == 0
+    assert best["alerts"]["scream_files_alerted"] == exact["alerts"]["scream_files_alerted"]
+    assert best["threshold"] == exact["threshold"] and best["decision"] == exact["decision"]
+    assert best["flagged_window_share"] < exact["flagged_window_share"]
+    # the sweep: the exact gate, 0.8, 0.9, then 0.98 (worse: screams lost) and no further
+    assert [e["gate"] for e in best["gate_sweep"]][1:] == [0.8, 0.9, 0.98]
+    assert best["gate_sweep"][-1]["scream_files_alerted"] < exact["alerts"]["scream_files_alerted"]
+    assert "| **0.9000** |" in comparison_md(result)
 
 
 def test_floored_yamnet_scores_are_reused_only_for_the_same_network_and_floor(tmp_path):
@@ -314,3 +359,11 @@ def test_a_more_sensitive_stream_lowers_its_gate():
     assert shared_second_opinion(config, on_threshold=0.9).stage.config.gate == 0.6
     lower = shared_second_opinion(config, on_threshold=0.5).stage.config
     assert lower.gate == pytest.approx(gate_for(0.5, 0.3)) and lower.weight == 0.3
+    # A gate raised above the exact one (chosen for the model's on threshold 0.74) moves down
+    # by as much as the exact gate moves, keeping its margin; a less sensitive stream keeps it.
+    raised = {"weight": 0.3, "gate": 0.9}
+    opinion = shared_second_opinion(raised, on_threshold=0.6, model_on_threshold=0.74)
+    moved = gate_for(0.74, 0.3) - gate_for(0.6, 0.3)
+    assert moved > 0.15 and opinion.stage.config.gate == pytest.approx(0.9 - moved)
+    same = shared_second_opinion(raised, on_threshold=0.8, model_on_threshold=0.74)
+    assert same.stage.config.gate == 0.9

@@ -68,8 +68,18 @@ def test_figures_by_input_recompute_with_the_training_folds(shipped, real_v1):
 def test_the_shipped_second_stage_is_the_out_of_source_choice(shipped):
     """``config.json``'s second stage, threshold and decision are what ``second_stage`` chooses
     from the saved leave-one-source-out scores (the network's ``out_of_fold.npz``, YAMNet's in
-    ``second_stage/``, scored on the windows the network put at or above the saved floor)."""
-    from detection.second_stage_choice import compare, run_config, saved_choice
+    ``second_stage/``, scored on the windows the network put at or above the saved floor): the
+    weight, threshold and decision at the exact gate, then the gate raised while the figures
+    stay no worse (the published sweep; the chosen gate and the first worse one recomputed)."""
+    from detection.second_stage import SecondStageConfig
+    from detection.second_stage_choice import (
+        _figures,
+        compare,
+        fused_scored,
+        no_worse,
+        run_config,
+        saved_choice,
+    )
     from eyescream_site.management.commands.second_stage import reuse_scores
 
     metrics, _ = shipped
@@ -79,18 +89,37 @@ def test_the_shipped_second_stage_is_the_out_of_source_choice(shipped):
     # the saved YAMNet scores are of the windows this network flagged
     assert np.array_equal(reuse_scores(folder / "yamnet_window_scores.npz", scored, floor), second)
     cfg, stride_s = run_config(SHIPPED)
-    result = compare(scored, second, cfg, stride_s, floor=floor)
-    best = result[result["best"]]
-    assert not best["inexact"]
-    assert config["second_stage"] == best["second_stage"]
-    assert config["threshold"] == pytest.approx(best["threshold"], abs=1e-9)
-    assert config["decision"] == pytest.approx(best["decision"])
+    result = compare(scored, second, cfg, stride_s, floor=floor, gates=())
+    exact = result[result["best"]]
+    assert not exact["inexact"]
     published = json.loads((folder / "second_stage.json").read_text())
     assert published["best"] == result["best"]
-    assert published[result["best"]]["file"]["f1"] == pytest.approx(best["file"]["f1"])
+    chosen = published[result["best"]]
+    assert chosen["exact_gate"] == pytest.approx(exact["second_stage"]["gate"], abs=1e-12)
+    assert config["second_stage"] == chosen["second_stage"]
+    assert config["second_stage"]["gate"] >= exact["second_stage"]["gate"]
+    assert config["threshold"] == pytest.approx(exact["threshold"], abs=1e-9)
+    assert config["decision"] == pytest.approx(exact["decision"])
+    # The sweep: every gate up to the chosen one no worse than the exact gate, the next worse.
+    sweep = chosen["gate_sweep"]
+    gates = [entry["gate"] for entry in sweep]
+    at = gates.index(config["second_stage"]["gate"])
+    assert sweep[0]["exact"] and sweep[0]["false_alerts"] == exact["alerts"]["false_alerts"]
+
+    def figures_at(gate):
+        stage = SecondStageConfig(weight=config["second_stage"]["weight"], gate=gate)
+        cascaded = fused_scored(scored, second, stage)
+        return _figures(cascaded, exact["threshold"], cfg, stride_s, exact["decision"])
+
+    shipped_figures = figures_at(gates[at])
+    assert no_worse(shipped_figures, exact)
+    assert shipped_figures["alerts"]["false_alerts"] == sweep[at]["false_alerts"]
+    assert shipped_figures["file"]["f1"] == pytest.approx(chosen["file"]["f1"])
+    if at + 1 < len(sweep):
+        assert not no_worse(figures_at(gates[at + 1]), exact)
     # Out of source the fusion beats the network alone: higher file F1, a third of its
     # false alerts an hour.
     network = result["network"]
-    assert best["file"]["f1"] > network["file"]["f1"] + 0.1
-    fused_rate = best["alerts"]["false_alerts_per_hour"]
+    assert chosen["file"]["f1"] > network["file"]["f1"] + 0.1
+    fused_rate = chosen["alerts"]["false_alerts_per_hour"]
     assert fused_rate < network["alerts"]["false_alerts_per_hour"] / 3

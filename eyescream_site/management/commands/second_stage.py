@@ -9,7 +9,11 @@ every window, the network's and YAMNet's scores are fused at each weight, and th
 decision and gate are chosen on the fused out-of-fold scores (``detection.second_stage_choice``).
 ``--yamnet-floor F`` scores with YAMNet only the windows the network scores at or above ``F`` (for
 runs with hours of packs, where YAMNet on every window would take hours); a weight whose chosen
-gate falls below ``F`` is reported as inexact and not chosen.
+gate falls below ``F`` is reported as inexact and not chosen. The best weight's gate is then
+raised through ``--gates`` while the out-of-source figures stay no worse (``raise_gate``;
+``--gates none`` keeps the exact gate). YAMNet's scores are saved beside the tables and reused
+by a later run over the same windows; the recordings under ``--data`` are read only when YAMNet
+must score.
 ``second_stage.md`` and ``second_stage.json`` go to ``--out`` (default: the run folder).
 ``--apply`` writes the best weight's second stage, threshold and decision into a model
 artifact's ``config.json`` (the network's own threshold and decision are kept beside them).
@@ -30,7 +34,13 @@ from detection.artifacts import CONFIG_FILE, ArtifactError, read_model_config
 from detection.evaluation import Scored
 from detection.progress import tqdm
 from detection.second_stage import SecondStage, SecondStageConfig
-from detection.second_stage_choice import compare, comparison_md, run_config, yamnet_scores
+from detection.second_stage_choice import (
+    GATES,
+    compare,
+    comparison_md,
+    run_config,
+    yamnet_scores,
+)
 from detection.training import _jsonable
 from detection.yamnet_weights import load_yamnet
 from eyescream_site.management.batch_command import BatchCommand
@@ -67,6 +77,18 @@ def reuse_scores(path: Path, scored: Scored, floor: float = 0.0) -> np.ndarray |
             return None
         out[mine] = scores[theirs]  # a file's windows keep their order
     return out
+
+
+def parse_gates(text: str) -> tuple[float, ...]:
+    """``--gates``: comma-separated network scores in (0, 1), or 'none'."""
+    if text.strip().lower() == "none":
+        return ()
+    gates = tuple(float(g) for g in text.split(","))
+    for gate in gates:
+        SecondStageConfig(weight=0.5, gate=gate)
+    if any(not 0.0 < g for g in gates):
+        raise ValueError(f"{text!r}: give gates in (0, 1)")
+    return tuple(sorted(gates))
 
 
 def apply_second_stage(model_dir: Path, best: dict, run: Path) -> dict:
@@ -112,6 +134,11 @@ class Command(BatchCommand):
             metavar="F",
             help="run YAMNet only on windows the network scores at or above F (default 0: all)",
         )
+        parser.add_argument(
+            "--gates",
+            default=",".join(f"{g:g}" for g in GATES),
+            help="gates to raise the best weight's to, ascending ('none': the exact gate)",
+        )
         parser.add_argument("--out", help="folder for second_stage.md/.json (default: --run)")
         parser.add_argument("--apply", metavar="MODEL_DIR", help="write the best into a model")
         parser.add_argument(
@@ -140,18 +167,22 @@ class Command(BatchCommand):
                 SecondStageConfig(weight=w)
         except ValueError as exc:
             raise CommandError(f"--weights: {exc}") from exc
+        try:
+            gates = parse_gates(opts["gates"])
+        except ValueError as exc:
+            raise CommandError(f"--gates: {exc}") from exc
         out = Path(opts["out"] or run)
         out.mkdir(parents=True, exist_ok=True)
         floor = opts["yamnet_floor"]
         if not 0.0 <= floor < 1.0:
             raise CommandError(f"--yamnet-floor {floor}: give a network score in [0, 1)")
-        recordings = load_recordings(opts["data"], None, 0, self)
 
         cached = out / SCORES_FILE
         second = None
         for path in (cached, *(Path(p) / SCORES_FILE for p in opts["scores_from"] or [])):
             second = second if second is not None else reuse_scores(path, scored, floor)
         if second is None:
+            recordings = load_recordings(opts["data"], None, 0, self)
             stage = SecondStage(SecondStageConfig(), load_yamnet())
             progress = (lambda it, **_: it) if opts["no_progress"] else tqdm
             only = scored.scores >= floor if floor > 0 else None
@@ -167,7 +198,7 @@ class Command(BatchCommand):
                 network_sha256=np.str_(network_digest(scored.scores)),
             )
 
-        result = compare(scored, second, cfg, stride_s, weights, floor=floor)
+        result = compare(scored, second, cfg, stride_s, weights, floor=floor, gates=gates)
         table = comparison_md(result)
         (out / "second_stage.md").write_text(table)
         (out / "second_stage.json").write_text(
