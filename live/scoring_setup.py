@@ -180,13 +180,13 @@ def _freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-@functools.cache
 def _model_on_threshold(config: dict) -> float:
     """The on threshold of a model's own decision defaults (a second stage's gate was chosen
     for it)."""
     return decision_defaults(config).on_threshold
 
 
+@functools.cache
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
 
