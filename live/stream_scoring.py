@@ -170,7 +170,9 @@ class StreamScoring:
 
     async def on_scores(self, cols: list[int], probs: np.ndarray, version: str) -> None:
         if self.second_opinion is not None:
-            probs = await self.second_opinion.rescore(self.stream, cols, probs)
+            probs = await self.second_opinion.rescore(
+                self.stream, cols, probs, incident_open=self.tracker.is_open
+            )
             version = f"{version}+{self.second_opinion.tag}" if version else version
         if version:
             self.version = version

@@ -142,6 +142,45 @@ def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
     assert opinion.rescored == len(cols) and offline.max() > 0.3
 
 
+def test_an_open_incident_holds_yamnets_score_for_a_second(yamnet, scream_and_speech):
+    """While the stream's incident is open, flagged windows ending within a second of the last
+    heard one take its score, unheard; the next is heard again; without an open incident every
+    flagged window is heard."""
+    path = scream_and_speech[0]
+    audio, rate = sf.read(str(path), dtype="float32")
+    audio16 = resample(audio if audio.ndim == 1 else audio.mean(1), rate, 16_000)
+    stream = DeviceStream(Hello("tok", 16_000, "pcm_s16le", 1, "t"), FeatureConfig(), 0.1)
+    pcm = (np.clip(audio16, -1, 1) * 32767).astype("<i2")
+    windows = []
+    for start in range(0, min(len(pcm), 16_000 * 3), 3200):
+        windows += stream.feed(pcm[start : start + 3200].tobytes())
+    cols = [c for c, _ in windows]
+    assert len(cols) >= 17
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    batched = BatchedYamnet(ThreadPoolExecutor(1))
+
+    async def run(opinion, incident_open):
+        first = await opinion.rescore(stream, cols[:5], np.ones(5, np.float32))
+        later = await opinion.rescore(
+            stream, cols[5:17], np.ones(12, np.float32), incident_open=incident_open
+        )
+        return first, later
+
+    holding = SecondOpinion(stage, batched)
+    first, held = asyncio.run(run(holding, True))
+    hearing = SecondOpinion(stage, batched)
+    _, heard = asyncio.run(run(hearing, False))
+    ends = np.array([stream.window_times(c)[1] for c in cols[4:17]])
+    within = ends[1:] - ends[0] < 1.0 - 1e-9
+    n = int(within.sum())
+    assert 0 < n < 12 and within[:n].all()  # a stride of 0.093 s: ten windows in a second
+    np.testing.assert_array_equal(held[:n], np.full(n, first[4], np.float32))
+    np.testing.assert_allclose(held[n:], heard[n:], atol=1e-4)  # a second on: heard again
+    assert holding.rescored == 5 + 12 - n and holding.held == n
+    assert hearing.rescored == 17 and hearing.held == 0
+    assert np.ptp(heard[:n]) > 0  # the held windows would have scored otherwise
+
+
 def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
     """Three streams ask at once: one batch hears them all, and each stream gets the scores of
     its own windows (those YAMNet gives each request alone)."""
