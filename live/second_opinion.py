@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
+import torch
 
 from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
 from detection.yamnet import scream_scores
@@ -173,6 +174,9 @@ def _batched() -> BatchedYamnet:
 
 @cache
 def _yamnet():
+    # One thread of torch ops: the process's other core-worth of work is its event loop (and,
+    # in embedded mode, the scorer, which runs on one thread as well).
+    torch.set_num_threads(1)
     return load_yamnet()
 
 
