@@ -120,18 +120,25 @@ def test_detect_rescores_flagged_windows_from_the_file(tmp_path, yamnet, scream_
     np.testing.assert_allclose(out, 0.25)
 
 
-def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
-    """A 16 kHz device streams a real scream: the live rescoring of its windows (from the ring,
-    at the model's rate) gives YAMNet's scores of the same windows read from the file."""
-    path = scream_and_speech[0]
+def _streamed_at_16k(path, seconds: float | None = None):
+    """A recording streamed by a 16 kHz device in 200 ms frames: its 16 kHz audio, the
+    ``DeviceStream`` and the columns of the windows it cut."""
     audio, rate = sf.read(str(path), dtype="float32")
     audio16 = resample(audio if audio.ndim == 1 else audio.mean(1), rate, 16_000)
     stream = DeviceStream(Hello("tok", 16_000, "pcm_s16le", 1, "t"), FeatureConfig(), 0.1)
     pcm = (np.clip(audio16, -1, 1) * 32767).astype("<i2")
+    if seconds is not None:
+        pcm = pcm[: int(seconds * 16_000)]
     windows = []
     for start in range(0, len(pcm), 3200):
         windows += stream.feed(pcm[start : start + 3200].tobytes())
-    cols = [c for c, _ in windows]
+    return audio16, stream, [c for c, _ in windows]
+
+
+def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
+    """A 16 kHz device streams a real scream: the live rescoring of its windows (from the ring,
+    at the model's rate) gives YAMNet's scores of the same windows read from the file."""
+    audio16, stream, cols = _streamed_at_16k(scream_and_speech[0])
     stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
     opinion = SecondOpinion(stage, BatchedYamnet(ThreadPoolExecutor(1)))
     live = asyncio.run(opinion.rescore(stream, cols, np.ones(len(cols), np.float32)))
@@ -146,15 +153,7 @@ def test_an_open_incident_holds_yamnets_score_for_a_second(yamnet, scream_and_sp
     """While the stream's incident is open, flagged windows ending within a second of the last
     heard one take its score, unheard; the next is heard again; without an open incident every
     flagged window is heard."""
-    path = scream_and_speech[0]
-    audio, rate = sf.read(str(path), dtype="float32")
-    audio16 = resample(audio if audio.ndim == 1 else audio.mean(1), rate, 16_000)
-    stream = DeviceStream(Hello("tok", 16_000, "pcm_s16le", 1, "t"), FeatureConfig(), 0.1)
-    pcm = (np.clip(audio16, -1, 1) * 32767).astype("<i2")
-    windows = []
-    for start in range(0, min(len(pcm), 16_000 * 3), 3200):
-        windows += stream.feed(pcm[start : start + 3200].tobytes())
-    cols = [c for c, _ in windows]
+    _, stream, cols = _streamed_at_16k(scream_and_speech[0], seconds=3.0)
     assert len(cols) >= 17
     stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
     batched = BatchedYamnet(ThreadPoolExecutor(1))
