@@ -234,6 +234,11 @@ def _synthetic_scored(rng):
         w = np.flatnonzero(file_index == f)[5:9]
         network[w] = rng.uniform(0.95, 1.0, w.size)
         second[w] = rng.uniform(0.6, 1.0, w.size)
+    return _scored(network, truth, file_index), second
+
+
+def _scored(network, truth, file_index) -> Scored:
+    """Network scores of windows of files named ``f<i>.flac``; scream files are ``truth``."""
     targets = np.where(truth[file_index], 1, 0)
     return Scored(
         scores=network,
@@ -241,8 +246,8 @@ def _synthetic_scored(rng):
         sublabels=np.where(targets == 1, -1, 2),
         file_index=file_index,
         file_truth=truth,
-        file_names=[f"f{i}.flac" for i in range(n_files)],
-    ), second
+        file_names=[f"f{i}.flac" for i in range(truth.size)],
+    )
 
 
 def test_the_gate_chosen_keeps_the_decisions_of_the_full_fusion():
@@ -307,15 +312,7 @@ def test_the_gate_is_raised_while_the_out_of_source_figures_stay_no_worse():
     for f in range(10, 14):  # what YAMNet alone hears as screams
         w = np.flatnonzero(file_index == f)[5:12]
         network[w], second[w] = 0.75, 1.0
-    targets = np.where(truth[file_index], 1, 0)
-    scored = Scored(
-        scores=network,
-        targets=targets,
-        sublabels=np.where(targets == 1, -1, 2),
-        file_index=file_index,
-        file_truth=truth,
-        file_names=[f"f{i}.flac" for i in range(n_files)],
-    )
+    scored = _scored(network, truth, file_index)
     cfg = FeatureConfig()
     exact = compare(scored, second, cfg, 0.1, (0.5,), gates=())["fused 0.5"]
     assert exact["second_stage"]["gate"] < 0.75 and exact["alerts"]["false_alerts"] > 0
