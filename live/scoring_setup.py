@@ -180,12 +180,6 @@ def _freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def _model_on_threshold(config: dict) -> float:
-    """The on threshold of a model's own decision defaults (a second stage's gate was chosen
-    for it)."""
-    return decision_defaults(config).on_threshold
-
-
 @functools.cache
 def _warn_no_model(reason: str) -> None:
     log.warning("live streams are not scored: %s", reason)
@@ -225,7 +219,8 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         await update_in_db(alert_id, **kwargs)
 
     overrides = await database_sync_to_async(decision_overrides)(consumer.device_id)
-    decision = with_overrides(decision_defaults(choice.config), overrides)
+    defaults = decision_defaults(choice.config)
+    decision = with_overrides(defaults, overrides)
     # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
@@ -246,17 +241,18 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         shared_second_opinion,
         choice.config.get("second_stage"),
         decision.on_threshold,
-        _model_on_threshold(choice.config),
+        defaults.on_threshold,
     )
 
     def model_changed(new_choice):
         """A promotion or rollback: the new version's decision defaults under the same
         overrides, and its second stage (YAMNet is loaded by the resolver beforehand)."""
-        new_decision = with_overrides(decision_defaults(new_choice.config), overrides)
+        new_defaults = decision_defaults(new_choice.config)
+        new_decision = with_overrides(new_defaults, overrides)
         stage = shared_second_opinion(
             new_choice.config.get("second_stage"),
             new_decision.on_threshold,
-            _model_on_threshold(new_choice.config),
+            new_defaults.on_threshold,
         )
         return new_decision, stage
 

@@ -138,14 +138,14 @@ class SecondOpinion:
         second = np.zeros_like(probs)
         if not flagged.any():
             return cascade(probs, second, flagged, self.stage.config.weight)
-        times = np.array([stream.window_times(c) for c in cols], dtype=np.float64)
-        hear = flagged.copy()
+        index = np.flatnonzero(flagged)  # only these windows' times are needed
+        times = np.array([stream.window_times(cols[i]) for i in index], dtype=np.float64)
+        hear = np.ones(index.size, dtype=bool)
         if incident_open and self._last is not None and self.hold_open_s > 0:
             last_end, last_score = self._last
-            hold = flagged & (times[:, 1] - last_end < self.hold_open_s - 1e-9)
-            second[hold] = last_score
-            hear &= ~hold
-            self.held += int(hold.sum())
+            hear = times[:, 1] - last_end >= self.hold_open_s - 1e-9
+            second[index[~hear]] = last_score
+            self.held += int((~hear).sum())
         if hear.any():
             ring = stream.ring
             starts = times[hear, 0]
@@ -155,10 +155,10 @@ class SecondOpinion:
             job = PatchJob(
                 self.stage, ring.samples(begin, stop), ring.rate, starts, span, begin / ring.rate
             )
-            second[hear] = await self.yamnet.scores(job)
+            heard = await self.yamnet.scores(job)
+            second[index[hear]] = heard
             self.rescored += int(hear.sum())
-            last = np.flatnonzero(hear)[-1]
-            self._last = (float(times[last, 1]), float(second[last]))
+            self._last = (float(times[hear][-1, 1]), float(heard[-1]))
         return cascade(probs, second, flagged, self.stage.config.weight)
 
 
