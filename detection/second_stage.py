@@ -79,6 +79,24 @@ def patch_starts(window_starts_s: np.ndarray, window_span_s: float, offset_s: fl
     return np.round((centre - PATCH_S / 2.0) * SAMPLE_RATE).astype(np.int64)
 
 
+def window_patches(
+    audio: np.ndarray,
+    rate: int,
+    window_starts_s: np.ndarray,
+    window_span_s: float,
+    offset_s: float = 0.0,
+) -> np.ndarray:
+    """The 16 kHz patches YAMNet hears for the windows at ``window_starts_s`` (stream seconds) in
+    ``audio`` at ``rate``, whose first sample is at ``offset_s``: ``(len(window_starts_s),
+    15600)``. For audio that is not the model-rate stream itself, add the delay the stream's
+    resampler put on it to ``offset_s``: patches must hear what the network's windows heard
+    (YAMNet's score moves with a 10 ms shift)."""
+    audio16 = resample(np.asarray(audio, dtype=np.float32), rate, SAMPLE_RATE)
+    lag = resampler_delay_s(rate, SAMPLE_RATE)  # resample() delays its output by this
+    starts = patch_starts(window_starts_s, window_span_s, offset_s - lag)
+    return patches(audio16, starts)
+
+
 class SecondStage:
     """YAMNet's scream score for windows of audio, fused with the network's."""
 
@@ -98,28 +116,12 @@ class SecondStage:
         offset_s: float = 0.0,
     ) -> np.ndarray:
         """YAMNet's 'Screaming' score of the windows at ``window_starts_s`` (stream seconds) in
-        ``audio`` at ``rate``, whose first sample is at ``offset_s`` (for audio that is not the
-        model-rate stream itself, add the delay the stream's resampler put on it: patches must
-        hear what the network's windows heard; YAMNet's score moves with a 10 ms shift)."""
+        ``audio`` at ``rate``, whose first sample is at ``offset_s`` (``window_patches``)."""
         if len(window_starts_s) == 0:
             return np.zeros(0, dtype=np.float32)
         return scream_scores(
-            self.model, self.patches(audio, rate, window_starts_s, window_span_s, offset_s)
+            self.model, window_patches(audio, rate, window_starts_s, window_span_s, offset_s)
         )
-
-    def patches(
-        self,
-        audio: np.ndarray,
-        rate: int,
-        window_starts_s: np.ndarray,
-        window_span_s: float,
-        offset_s: float = 0.0,
-    ) -> np.ndarray:
-        """The 16 kHz patches ``scream_scores`` hears, ``(len(window_starts_s), 15600)``."""
-        audio16 = resample(np.asarray(audio, dtype=np.float32), rate, SAMPLE_RATE)
-        lag = resampler_delay_s(rate, SAMPLE_RATE)  # resample() delays its output by this
-        starts = patch_starts(window_starts_s, window_span_s, offset_s - lag)
-        return patches(audio16, starts)
 
     def rescore(
         self,

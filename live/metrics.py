@@ -3,7 +3,8 @@
 Counted where they happen: frames in ``live.ingest``, scoring round trips and inline scoring in
 ``live.scoring_client``, forwards (batch size, time) through ``Scorer.on_forward`` in whichever
 process runs the network (daphne in embedded mode, ``runworker detection-score`` in scaled
-mode), detection latency in ``live.stream_scoring``. With ``PROMETHEUS_MULTIPROC_DIR`` set (the
+mode), detection latency in ``live.stream_scoring``, YAMNet's patches where they are heard
+(``live.yamnet_batches``). With ``PROMETHEUS_MULTIPROC_DIR`` set (the
 scaled mode's Procfile sets it) every process of the host writes its values there and any
 daphne's ``/metrics`` adds them up; without it each process counts for itself.
 """
@@ -45,6 +46,16 @@ SCORED_INLINE = Counter(
     "eyescream_scoring_inline", "Requests daphne scored itself because no worker answered"
 )
 SCORING_FAILED = Counter("eyescream_scoring_failed", "Requests that could not be scored at all")
+YAMNET_PATCHES = Counter(
+    "eyescream_yamnet_patches",
+    "Windows YAMNet heard (the second stage), by the kind of process that ran it: ingest "
+    "(daphne; in scaled mode only when no worker answered) or worker",
+    ["process"],
+)
+YAMNET_INLINE = Counter(
+    "eyescream_yamnet_inline",
+    "Second-stage requests daphne scored itself because no worker answered (scaled mode)",
+)
 DETECTION_SECONDS = Histogram(
     "eyescream_detection_latency_seconds",
     "From the end of the window that opened an incident (capture clock) to its alert stored",

@@ -33,6 +33,7 @@ from .running_updates import RunningUpdates
 from .scoring_client import ScoringClient
 from .second_opinion import shared_second_opinion
 from .stream_scoring import StreamScoring, UpdateAlert
+from .yamnet_remote import remote_batches
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
     # The alert writers' broadcasts are sent from this loop; the writers do not wait for them.
     start_broadcaster(consumer.channel_layer)
     scaled = bool(getattr(settings, "REDIS_URL", ""))
+    reply_timeout_s = float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0))
     if not scaled:  # load the network now (in the scoring thread), not at the first windows
         try:
             await shared_scorer(choice.path).ensure_loaded()
@@ -233,15 +235,18 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
         None,
         features_key(consumer.stream.cfg),
         channel_layer=consumer.channel_layer if scaled else None,
-        reply_timeout_s=float(getattr(settings, "EYESCREAM_SCORE_TIMEOUT_S", 1.0)),
+        reply_timeout_s=reply_timeout_s,
         model_dir=choice.path,
         model_number=choice.number,
     )
+    # The second stage's windows: heard by the scoring workers in scaled mode, else here.
+    batches = remote_batches(consumer.channel_layer, reply_timeout_s) if scaled else None
     second_opinion = await asyncio.to_thread(
         shared_second_opinion,
         choice.config.get("second_stage"),
         decision.on_threshold,
         defaults.on_threshold,
+        batches,
     )
 
     def model_changed(new_choice):
@@ -253,6 +258,7 @@ async def start_for_consumer(consumer) -> StreamScoring | bool:
             new_choice.config.get("second_stage"),
             new_decision.on_threshold,
             new_defaults.on_threshold,
+            batches,
         )
         return new_decision, stage
 

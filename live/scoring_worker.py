@@ -3,7 +3,11 @@
 Stateless: each ``score.windows`` message is scored by the process's shared ``Scorer`` of the
 model version the message names (``"model"``: a folder in the model store, or the default
 ``EYESCREAM_MODEL_DIR``; each batches across every request in flight) and answered with
-``score.result`` on the message's ``reply_channel``. Run as many workers as needed; the channel
+``score.result`` on the message's ``reply_channel``. Each ``score.patches`` message (the
+second stage's flagged windows, ``live.yamnet_messages``) is heard by the process's YAMNet, in
+one thread, in batches across every request waiting (``live.yamnet_batches``), and answered
+with ``score.patches.result``; YAMNet is loaded with the first model version that has a second
+stage. Run as many workers as needed; the channel
 layer spreads messages over them. Every ``EYESCREAM_MODEL_REFRESH_S`` the worker reads the
 registry's active versions and loads any it does not hold yet (``keep_active_loaded``), so a
 promotion finds the new network loaded when the first stream asks for it.
@@ -31,6 +35,8 @@ from . import metrics
 from .heartbeat import beat_forever
 from .model_choice import read_choices
 from .scoring_messages import decode_windows, result_message
+from .yamnet_batches import local_batches, process_yamnet
+from .yamnet_messages import decode_patch_jobs, patches_result
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,8 @@ async def keep_active_loaded(interval_s: float) -> None:
                 if not scorer.loaded:
                     await scorer.ensure_loaded()
                     log.info("scoring worker: model %s loaded from %s", scorer.version, path)
+                if scorer.model.config.get("second_stage"):
+                    await asyncio.to_thread(process_yamnet)
         except Exception as exc:  # the database away, a broken version: try again later
             log.warning("scoring worker: active versions not loaded: %s", exc)
         await asyncio.sleep(interval_s)
@@ -78,6 +86,8 @@ class ScoringWorkerConsumer(AsyncConsumer):
         self._tasks: set[asyncio.Task] = set()
         scorer = scorer_for(None)
         await scorer.ensure_loaded()
+        if scorer.model.config.get("second_stage"):  # its first windows find YAMNet loaded
+            await asyncio.to_thread(process_yamnet)
         log.info("scoring worker ready, model %s", scorer.version)
         beat = None
         if settings.REDIS_URL:  # live.heartbeat: /readyz counts the workers alive
@@ -97,7 +107,13 @@ class ScoringWorkerConsumer(AsyncConsumer):
                 beat.cancel()
 
     async def score_windows(self, message: dict) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(message))
+        self._spawn(self._answer(message))
+
+    async def score_patches(self, message: dict) -> None:
+        self._spawn(self._hear(message))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -111,7 +127,24 @@ class ScoringWorkerConsumer(AsyncConsumer):
         except Exception as exc:
             log.warning("request %s not scored: %s", request_id, exc)
             reply = result_message(request_id, None, "", error=str(exc) or type(exc).__name__)
+        await self._reply(message, reply)
+
+    async def _hear(self, message: dict) -> None:
+        """The second stage's windows (``live.yamnet_messages``), heard in the worker's YAMNet
+        thread together with every other request waiting for it."""
+        request_id = message.get("request_id", "")
+        try:
+            jobs = decode_patch_jobs(message, await asyncio.to_thread(process_yamnet))
+            batches = local_batches("worker")
+            scores = await asyncio.gather(*(batches.scores(job) for job in jobs))
+            reply = patches_result(request_id, scores)
+        except Exception as exc:
+            log.warning("second-stage request %s not scored: %s", request_id, exc)
+            reply = patches_result(request_id, None, error=str(exc) or type(exc).__name__)
+        await self._reply(message, reply)
+
+    async def _reply(self, message: dict, reply: dict) -> None:
         try:
             await self.channel_layer.send(message["reply_channel"], reply)
         except Exception:
-            log.exception("could not answer %s", request_id)
+            log.exception("could not answer %s", reply["request_id"])

@@ -2,109 +2,23 @@
 
 A model with a ``second_stage`` (``detection.second_stage``) decides on the fused score of each
 window. The network's scores come back from the scorer (in process, or the scoring worker); the
-windows it scores at or above the gate are rescored here, in the stream's own process, from the
-audio its ring buffer still holds (the ring keeps seconds; scores return within a fraction of
-one). YAMNet runs in one thread per process, so the event loop keeps serving sockets; it sees
-only the windows the network flags, the requests of all the process's streams in batches
-(``BatchedYamnet``).
-
-``shared_second_opinion`` keeps one loaded YAMNet per process and second-stage configuration,
-beside the scorer's model cache.
+windows it scores at or above the gate are rescored from the audio the stream's ring buffer
+still holds (the ring keeps seconds; scores return within a fraction of one). YAMNet sees only
+the windows the network flags, the requests of all the process's streams in batches
+(``live.yamnet_batches``): in embedded mode in one thread of the process, so the event loop keeps
+serving sockets; in scaled mode in the scoring workers (``live.yamnet_remote``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from functools import cache
+from dataclasses import replace
 
 import numpy as np
-import torch
 
 from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
-from detection.yamnet import scream_scores
-from detection.yamnet_weights import load_yamnet
 
-
-@dataclass(frozen=True)
-class PatchJob:
-    """One stream's request: YAMNet's score of the windows at ``starts_s`` in ``audio``."""
-
-    stage: SecondStage
-    audio: np.ndarray
-    rate: int
-    starts_s: np.ndarray
-    span_s: float
-    offset_s: float
-
-
-class BatchedYamnet:
-    """The process's YAMNet thread, fed in batches across streams.
-
-    One stream's request holds a window or three; YAMNet costs about 5 ms a patch one at a time
-    and 2.6 ms in batches of 16. Requests that arrive while a batch runs wait for the next one,
-    which takes all of them: an idle process answers at once, a loaded one in bigger batches."""
-
-    def __init__(self, executor: ThreadPoolExecutor) -> None:
-        self.executor = executor
-        self._waiting: list[tuple[PatchJob, asyncio.Future]] = []
-        self._draining = False
-        self.batches = 0
-        self.patches = 0
-
-    async def scores(self, job: PatchJob) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._waiting.append((job, future))
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                jobs = [job for job, _ in batch]
-                try:
-                    results = await loop.run_in_executor(self.executor, score_jobs, jobs)
-                except Exception as exc:  # every waiting stream hears of it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                self.batches += 1
-                self.patches += sum(len(job.starts_s) for job in jobs)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._draining = False
-
-
-def score_jobs(jobs: list[PatchJob]) -> list[np.ndarray]:
-    """YAMNet's scores of several streams' windows, their patches through the network together
-    (the patches of one model; ``scream_scores`` cuts them into chunks of 16)."""
-    results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(jobs)
-    by_model: dict[int, list[int]] = {}
-    for i, job in enumerate(jobs):
-        by_model.setdefault(id(job.stage.model), []).append(i)
-    for members in by_model.values():
-        cut = [
-            jobs[i].stage.patches(
-                jobs[i].audio, jobs[i].rate, jobs[i].starts_s, jobs[i].span_s, jobs[i].offset_s
-            )
-            for i in members
-        ]
-        scores = scream_scores(jobs[members[0]].stage.model, np.concatenate(cut))
-        parts = np.split(scores, np.cumsum([len(c) for c in cut])[:-1])
-        for i, part in zip(members, parts, strict=True):
-            results[i] = part
-    return results
-
+from .yamnet_batches import BatchedYamnet, PatchJob, local_batches, process_yamnet
 
 # While the stream's incident is open, a flagged window takes the YAMNet score of the last window
 # heard if that one ended less than this long before it: the incident is already an alert, and
@@ -153,7 +67,12 @@ class SecondOpinion:
             begin = max(ring.start, int(math.floor(starts.min() * ring.rate)))
             stop = int(math.ceil((starts.max() + span) * ring.rate))
             job = PatchJob(
-                self.stage, ring.samples(begin, stop), ring.rate, starts, span, begin / ring.rate
+                self.stage.model,
+                ring.samples(begin, stop),
+                ring.rate,
+                starts,
+                span,
+                begin / ring.rate,
             )
             heard = await self.yamnet.scores(job)
             second[index[hear]] = heard
@@ -162,35 +81,21 @@ class SecondOpinion:
         return cascade(probs, second, flagged, self.stage.config.weight)
 
 
-@cache
-def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="yamnet")
-
-
-@cache
-def _batched() -> BatchedYamnet:
-    return BatchedYamnet(_executor())
-
-
-@cache
-def _yamnet():
-    # One thread of torch ops: the process's other core-worth of work is its event loop (and,
-    # in embedded mode, the scorer, which runs on one thread as well).
-    torch.set_num_threads(1)
-    return load_yamnet()
-
-
 def prepare_second_opinion() -> None:
     """Load the process's YAMNet now (a thread: a stream switching to a version with a second
-    stage then finds it loaded)."""
-    _yamnet()
+    stage then finds it loaded; in scaled mode it hears windows when no worker answers)."""
+    process_yamnet()
 
 
 def shared_second_opinion(
-    config: dict | None, on_threshold: float | None = None, model_on_threshold: float | None = None
+    config: dict | None,
+    on_threshold: float | None = None,
+    model_on_threshold: float | None = None,
+    batches: BatchedYamnet | None = None,
 ) -> SecondOpinion | None:
-    """A ``SecondOpinion`` for a model's ``second_stage`` block (None without one), on the
-    process's YAMNet and thread. A stream whose site or device is more sensitive than the model's
+    """A ``SecondOpinion`` for a model's ``second_stage`` block (None without one), heard in
+    ``batches`` (default: the process's own YAMNet thread; in scaled mode the scoring workers',
+    ``live.yamnet_remote``). A stream whose site or device is more sensitive than the model's
     defaults (``on_threshold`` below the model's ``model_on_threshold``) opens incidents lower
     down: its gate is lowered by as much as the exact gate (``gate_for``) moves between the two,
     so YAMNet hears the windows that could now open one, with the chosen margin kept."""
@@ -204,4 +109,7 @@ def shared_second_opinion(
         else:
             gate -= max(0.0, gate_for(model_on_threshold, weight) - gate_for(on_threshold, weight))
         stage_config = replace(stage_config, gate=max(0.0, gate))
-    return SecondOpinion(SecondStage(stage_config, _yamnet()), _batched())
+    return SecondOpinion(
+        SecondStage(stage_config, process_yamnet()),
+        local_batches() if batches is None else batches,
+    )

@@ -27,8 +27,9 @@ from detection.second_stage_choice import choose, compare, comparison_md, fused_
 from detection.yamnet import PATCH_SAMPLES, SAMPLE_RATE
 from detection.yamnet_weights import load_yamnet
 from devices.protocol import Hello
-from live.second_opinion import BatchedYamnet, PatchJob, SecondOpinion
+from live.second_opinion import SecondOpinion
 from live.stream_state import DeviceStream
+from live.yamnet_batches import BatchedYamnet, PatchJob, in_thread
 from tests.detection.tiny_model import make_artifact
 
 
@@ -140,7 +141,7 @@ def test_live_second_opinion_hears_what_detect_hears(yamnet, scream_and_speech):
     at the model's rate) gives YAMNet's scores of the same windows read from the file."""
     audio16, stream, cols = _streamed_at_16k(scream_and_speech[0])
     stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
-    opinion = SecondOpinion(stage, BatchedYamnet(ThreadPoolExecutor(1)))
+    opinion = SecondOpinion(stage, BatchedYamnet(in_thread(ThreadPoolExecutor(1))))
     live = asyncio.run(opinion.rescore(stream, cols, np.ones(len(cols), np.float32)))
     starts = np.array([stream.window_times(c)[0] for c in cols])
     delay = resampler_delay_s(16_000, stream.cfg.sample_rate)
@@ -156,7 +157,7 @@ def test_an_open_incident_holds_yamnets_score_for_a_second(yamnet, scream_and_sp
     _, stream, cols = _streamed_at_16k(scream_and_speech[0], seconds=3.0)
     assert len(cols) >= 17
     stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
-    batched = BatchedYamnet(ThreadPoolExecutor(1))
+    batched = BatchedYamnet(in_thread(ThreadPoolExecutor(1)))
 
     async def run(opinion, incident_open):
         first = await opinion.rescore(stream, cols[:5], np.ones(5, np.float32))
@@ -189,8 +190,8 @@ def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
         audio, rate = sf.read(str(path), dtype="float32")
         audio = audio if audio.ndim == 1 else audio.mean(1)
         starts = np.arange(0.0, 1.0 + 0.1 * k, 0.1)
-        jobs.append(PatchJob(stage, audio, rate, starts, 1.0, 0.0))
-    batched = BatchedYamnet(ThreadPoolExecutor(1))
+        jobs.append(PatchJob(yamnet, audio, rate, starts, 1.0, 0.0))
+    batched = BatchedYamnet(in_thread(ThreadPoolExecutor(1)))
 
     async def ask_together():
         return await asyncio.gather(*(batched.scores(job) for job in jobs))
@@ -206,12 +207,11 @@ def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
 def test_a_failed_batch_fails_every_waiting_stream_and_the_next_batch_runs(
     yamnet, scream_and_speech
 ):
-    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
     audio, rate = sf.read(str(scream_and_speech[0]), dtype="float32")
     audio = audio if audio.ndim == 1 else audio.mean(1)
-    good = PatchJob(stage, audio, rate, np.array([0.0, 0.5]), 1.0, 0.0)
-    broken = PatchJob(stage, audio[:, None, None], rate, np.array([0.0]), 1.0, 0.0)
-    batched = BatchedYamnet(ThreadPoolExecutor(1))
+    good = PatchJob(yamnet, audio, rate, np.array([0.0, 0.5]), 1.0, 0.0)
+    broken = PatchJob(yamnet, audio[:, None, None], rate, np.array([0.0]), 1.0, 0.0)
+    batched = BatchedYamnet(in_thread(ThreadPoolExecutor(1)))
 
     async def ask():
         first = await asyncio.gather(

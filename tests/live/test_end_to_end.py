@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from detection.artifacts import read_model_config
 from devices.client.sources import load_file
 from devices.client.streamer import Streamer
 from tests.devices.live import REPO, LiveServer
@@ -171,10 +172,31 @@ def check_scream_alert(setup: dict, real_v1: Path, result: dict, device: str) ->
     assert overlap >= 1.0, (begin, end, screams)
 
 
+def second_stage_tag() -> str:
+    """What the model's second stage appends to an alert's model version."""
+    return f"+yamnet{read_model_config(model_dir())['second_stage']['weight']:g}"
+
+
+def yamnet_heard(setup: dict) -> tuple[float, float]:
+    """From daphne's /metrics: (windows YAMNet heard in daphne, requests daphne heard inline
+    because no worker answered)."""
+    text = fetch(setup["server"], "/metrics", setup["session"]).decode()
+    heard = inline = 0.0
+    for line in text.splitlines():
+        if line.startswith('eyescream_yamnet_patches_total{process="ingest"}'):
+            heard = float(line.split()[-1])
+        elif line.startswith("eyescream_yamnet_inline_total "):
+            inline = float(line.split()[-1])
+    return heard, inline
+
+
 def test_scaled_scream_gives_one_alert_with_its_snippet_on_the_dashboard(scaled, real_v1):
     result = asyncio.run(stream_and_expect_one_alert(scaled, real_v1, "scream"))
     check_scream_alert(scaled, real_v1, result, "scream")
     no_server_errors(scaled["server"])
+    # The fused scores of the second stage, heard by the scoring worker, none in daphne.
+    assert result["created"][0][1]["model_version"].endswith(second_stage_tag())
+    assert yamnet_heard(scaled) == (0.0, 0.0)
 
 
 def test_scaled_real_non_screams_give_no_false_alerts(scaled, real_v1):
@@ -356,3 +378,5 @@ def test_embedded_scream_gives_one_alert_with_its_snippet_on_the_dashboard(embed
     result = asyncio.run(stream_and_expect_one_alert(embedded, real_v1, "scream"))
     check_scream_alert(embedded, real_v1, result, "scream")
     no_server_errors(embedded["server"])
+    assert result["created"][0][1]["model_version"].endswith(second_stage_tag())
+    assert yamnet_heard(embedded)[0] > 0  # in embedded mode daphne hears the flagged windows

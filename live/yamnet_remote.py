@@ -1,0 +1,129 @@
+"""The second stage heard by the scoring workers (scaled mode).
+
+In scaled mode a daphne process sends its streams' batches of flagged windows to
+``detection-score`` (``live.yamnet_messages``) instead of running YAMNet beside its event loop:
+the workers already spread over cores and batch across every ingest process, and daphne's
+event loop keeps its core for the sockets. ``RemoteYamnet`` is the ``run`` of the process's
+``BatchedYamnet``: one request in flight per process, the requests that wait meanwhile going
+together in the next. A request with no answer within ``timeout_s`` (no worker alive, the
+workers too far behind), an error answer, or one the channel layer could not send is scored
+here, in the process's own YAMNet thread, and counted (``inline``, ``eyescream_yamnet_inline``);
+an answer that comes later is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+import weakref
+
+import numpy as np
+
+from . import metrics
+from .scoring_batcher import CANCEL_AGAIN_S, CLOSE_TIMEOUT_S, worth_logging
+from .scoring_messages import SCORE_CHANNEL
+from .yamnet_batches import BatchedYamnet, PatchJob, Run, local_run
+from .yamnet_messages import encode_patches_request, split_scores
+
+log = logging.getLogger(__name__)
+
+
+class RemoteYamnet:
+    def __init__(self, channel_layer, local: Run, timeout_s: float) -> None:
+        self.layer = channel_layer
+        self.local = local
+        self.timeout_s = float(timeout_s)
+        self.loop = asyncio.get_running_loop()
+        self.requests = 0  # sent to the workers
+        self.answered = 0  # answered by a worker in time
+        self.inline = 0  # scored here instead
+        self._channel: str | None = None
+        self._receiver: asyncio.Task | None = None
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+
+    async def __call__(self, jobs: list[PatchJob]) -> list[np.ndarray]:
+        request_id = f"{self._prefix}-{next(self._ids)}"
+        answer = self._waiting[request_id] = self.loop.create_future()
+        try:
+            await self._ensure_receiver()
+            await self.layer.send(
+                SCORE_CHANNEL, encode_patches_request(jobs, self._channel, request_id)
+            )
+            self.requests += 1
+            scores = split_scores(await asyncio.wait_for(answer, self.timeout_s), jobs)
+        except Exception as exc:  # no answer, an error answer, the channel layer failed
+            reason = (
+                f"no answer within {self.timeout_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+        else:
+            self.answered += 1
+            return scores
+        finally:
+            self._waiting.pop(request_id, None)
+        self.inline += 1
+        metrics.YAMNET_INLINE.inc()
+        if worth_logging(self.inline):
+            log.warning(
+                "second stage: %s; YAMNet scoring inline (%d requests so far)", reason, self.inline
+            )
+        return await self.local(jobs)
+
+    async def _ensure_receiver(self) -> None:
+        if self._channel is None:
+            self._channel = await self.layer.new_channel()
+        if self._receiver is None or self._receiver.done():
+            self._receiver = self.loop.create_task(self._receive())
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next request starts a new receiver
+                log.warning("second stage replies: channel layer receive failed: %s", exc)
+                return
+            answer = self._waiting.get(message.get("request_id", ""))
+            if answer is not None and not answer.done():
+                answer.set_result(message)  # else a late answer: already scored here
+
+    async def close(self) -> None:
+        """Stop the reply receiver (cancelled again until it ends: ``RemoteBatcher.close``)."""
+        receiver = self._receiver
+        deadline = self.loop.time() + CLOSE_TIMEOUT_S
+        while receiver is not None and not receiver.done():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                log.warning("second stage replies: the receiver did not stop")
+                return
+            receiver.cancel()
+            await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
+
+
+# Per channel layer (weakly held) and event loop: the process's batches for the workers.
+_REMOTE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remote_batches(channel_layer, timeout_s: float) -> BatchedYamnet:
+    """The process's streams' second-stage requests, heard by the scoring workers (made at the
+    first call on this event loop; ``timeout_s`` applies then)."""
+    loop = asyncio.get_running_loop()
+    batches = _REMOTE.get(channel_layer)
+    if batches is None or batches.run.loop is not loop or loop.is_closed():
+        batches = _REMOTE[channel_layer] = BatchedYamnet(
+            RemoteYamnet(channel_layer, local_run(), timeout_s)
+        )
+    return batches
+
+
+async def close_remote(channel_layer) -> None:
+    """Stop the reply receiver of this layer's remote batches (before closing the layer)."""
+    batches = _REMOTE.pop(channel_layer, None)
+    if batches is not None:
+        await batches.run.close()
