@@ -48,13 +48,19 @@ class BatchedYamnet:
     """The requests of a process's streams, scored a batch at a time by ``run``.
 
     One stream's request holds a window or three; YAMNet costs about 5 ms a patch one at a time
-    and 2.6 ms in batches of 16. A failed batch fails every request in it; the next one runs."""
+    and 2.6 ms in batches of 16. A failed batch fails every request in it; the next one runs.
+    With ``parallel`` above 1 (the scoring workers: several processes, on several cores) a
+    batch of more than ``chunk`` windows is cut into up to ``parallel`` runs of about the same
+    number of windows, run at once."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, parallel: int = 1, chunk: int = 16) -> None:
         self.run = run
+        self.parallel = max(1, int(parallel))
+        self.chunk = max(1, int(chunk))
         self._waiting: list[tuple[PatchJob, asyncio.Future]] = []
         self._draining = False
         self.batches = 0
+        self.runs = 0
         self.patches = 0
 
     async def scores(self, job: PatchJob) -> np.ndarray:
@@ -70,20 +76,44 @@ class BatchedYamnet:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                try:
-                    results = await self.run([job for job, _ in batch])
-                except Exception as exc:  # every waiting stream hears of it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
+                parts = split_batch(batch, self.parallel, self.chunk)
+                await asyncio.gather(*(self._run(part) for part in parts))
                 self.batches += 1
-                self.patches += sum(len(job.starts_s) for job, _ in batch)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
         finally:
             self._draining = False
+
+    async def _run(self, part: list[tuple[PatchJob, asyncio.Future]]) -> None:
+        try:
+            results = await self.run([job for job, _ in part])
+        except Exception as exc:  # every waiting stream hears of it
+            for _, future in part:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.runs += 1
+        self.patches += sum(len(job.starts_s) for job, _ in part)
+        for (_, future), result in zip(part, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def split_batch(batch: list, parallel: int, chunk: int) -> list[list]:
+    """``batch`` (``(PatchJob, ...)`` items, in order) cut into at most ``parallel`` runs of
+    at least ``chunk`` windows each where it has that many, of about equal windows; a job is
+    never cut."""
+    windows = [len(item[0].starts_s) for item in batch]
+    runs = max(1, min(parallel, len(batch), sum(windows) // chunk))
+    if runs == 1:
+        return [batch]
+    target = sum(windows) / runs
+    parts: list[list] = [[]]
+    done = 0
+    for item, count in zip(batch, windows, strict=True):
+        if parts[-1] and len(parts) < runs and done >= target * len(parts):
+            parts.append([])
+        parts[-1].append(item)
+        done += count
+    return parts
 
 
 def score_jobs(jobs: list[PatchJob]) -> list[np.ndarray]:

@@ -4,8 +4,9 @@ In scaled mode a daphne process sends its streams' batches of flagged windows to
 ``detection-score`` (``live.yamnet_messages``) instead of running YAMNet beside its event loop:
 the workers already spread over cores and batch across every ingest process, and daphne's
 event loop keeps its core for the sockets. ``RemoteYamnet`` is the ``run`` of the process's
-``BatchedYamnet``: one request in flight per process, the requests that wait meanwhile going
-together in the next. A request with no answer within ``timeout_s`` (no worker alive, the
+``BatchedYamnet``: one batch in flight per process (cut into up to ``PARALLEL`` requests when it
+is big, for several workers to hear at once), the requests that wait meanwhile going together
+in the next. A request with no answer within ``timeout_s`` (no worker alive, the
 workers too far behind), an error answer, or one the channel layer could not send is scored
 here, in the process's own YAMNet thread, and counted (``inline``, ``eyescream_yamnet_inline``);
 an answer that comes later is dropped.
@@ -106,6 +107,10 @@ class RemoteYamnet:
             await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
 
 
+# A batch of many windows goes to the workers as up to this many requests at once, so that
+# several workers (processes, cores) hear one process's burst (``BatchedYamnet``).
+PARALLEL = 4
+
 # Per channel layer (weakly held) and event loop: the process's batches for the workers.
 _REMOTE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -117,7 +122,7 @@ def remote_batches(channel_layer, timeout_s: float) -> BatchedYamnet:
     batches = _REMOTE.get(channel_layer)
     if batches is None or batches.run.loop is not loop or loop.is_closed():
         batches = _REMOTE[channel_layer] = BatchedYamnet(
-            RemoteYamnet(channel_layer, local_run(), timeout_s)
+            RemoteYamnet(channel_layer, local_run(), timeout_s), parallel=PARALLEL
         )
     return batches
 

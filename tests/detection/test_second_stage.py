@@ -29,7 +29,7 @@ from detection.yamnet_weights import load_yamnet
 from devices.protocol import Hello
 from live.second_opinion import SecondOpinion
 from live.stream_state import DeviceStream
-from live.yamnet_batches import BatchedYamnet, PatchJob, in_thread
+from live.yamnet_batches import BatchedYamnet, PatchJob, in_thread, score_jobs, split_batch
 from tests.detection.tiny_model import make_artifact
 
 
@@ -204,6 +204,34 @@ def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
         np.testing.assert_allclose(scores, alone, atol=1e-5)
 
 
+def test_a_big_batch_is_cut_into_parallel_runs_of_whole_jobs(yamnet, scream_and_speech):
+    """Ten streams' requests of 3-7 windows each, with two runs allowed: two runs of about the
+    same number of windows, no job cut, each stream given its own scores."""
+    audio, rate = sf.read(str(scream_and_speech[0]), dtype="float32")
+    audio = audio if audio.ndim == 1 else audio.mean(1)
+    jobs = [
+        PatchJob(yamnet, audio, rate, 0.1 * np.arange(3 + k % 5) + 0.05 * k, 1.0, 0.0)
+        for k in range(10)
+    ]
+    parts = split_batch([(job, None) for job in jobs], parallel=2, chunk=16)
+    sizes = [sum(len(job.starts_s) for job, _ in part) for part in parts]
+    assert len(parts) == 2 and [job for part in parts for job, _ in part] == jobs
+    assert abs(sizes[0] - sizes[1]) <= 7
+    assert len(split_batch([(job, None) for job in jobs[:3]], parallel=2, chunk=16)) == 1
+    assert len(split_batch([(job, None) for job in jobs], parallel=8, chunk=16)) == 3
+
+    batched = BatchedYamnet(in_thread(ThreadPoolExecutor(2)), parallel=2)
+
+    async def ask_together():
+        return await asyncio.gather(*(batched.scores(job) for job in jobs))
+
+    together = asyncio.run(ask_together())
+    assert batched.batches == 1 and batched.runs == 2
+    for job, scores in zip(jobs, together, strict=True):
+        alone = score_jobs([job])[0]
+        np.testing.assert_allclose(scores, alone, atol=1e-5)
+
+
 def test_a_failed_batch_fails_every_waiting_stream_and_the_next_batch_runs(
     yamnet, scream_and_speech
 ):
@@ -221,7 +249,7 @@ def test_a_failed_batch_fails_every_waiting_stream_and_the_next_batch_runs(
 
     first, later = asyncio.run(ask())
     assert all(isinstance(r, Exception) for r in first)
-    assert later.shape == (2,) and batched.batches == 1
+    assert later.shape == (2,) and batched.runs == 1
 
 
 def _synthetic_scored(rng):
