@@ -253,7 +253,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     second_stage = None
     if "second_stage" in config:
         stage_config = SecondStageConfig.from_dict(config["second_stage"])
-        second_stage = SecondStage(stage_config, load_yamnet())
+        second_stage = SecondStage(stage_config, load_yamnet(for_scoring=True))
     first_stage = None
     if applies_to(net) and "first_stage" not in config:
         first_stage = FirstStage()

@@ -155,7 +155,7 @@ def process_yamnet() -> YAMNet:
     One thread of torch ops: the process's other core-worth of work is its event loop (and, in
     embedded mode and in the scoring worker, the network's scorer, on one thread as well)."""
     torch.set_num_threads(1)
-    return load_yamnet()
+    return load_yamnet(for_scoring=True)
 
 
 @cache

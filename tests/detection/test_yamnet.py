@@ -124,6 +124,23 @@ def test_scream_scores_batches_as_one_forward(port, real_patches):
     np.testing.assert_allclose(one, chunked, atol=1e-5)
 
 
+def test_the_frozen_port_scores_as_the_port_at_any_batch_size(port, real_patches):
+    """What the product scores with (``load_yamnet(for_scoring=True)``): traced and frozen at a
+    batch of 16, it gives the port's scores for batches of 1, 5, 16 and 60 real patches."""
+    batch, _ = real_patches
+    scoring = load_yamnet(for_scoring=True)
+    assert isinstance(scoring, torch.jit.ScriptModule)
+    for size, chunk in ((1, 1), (5, 5), (16, 16), (len(batch), 64)):
+        np.testing.assert_allclose(
+            scream_scores(scoring, batch[:size], chunk=chunk),
+            scream_scores(port, batch[:size], chunk=chunk),
+            atol=1e-5,
+        )
+    with torch.inference_mode():
+        embedding = scoring(torch.from_numpy(batch[:3]))[1]
+        np.testing.assert_allclose(embedding, port(torch.from_numpy(batch[:3]))[1], atol=1e-5)
+
+
 def test_quantise_rows_keeps_256_levels_between_each_rows_range():
     x = torch.tensor([[0.0, 0.5, 1.0, 0.25], [0.0, 100.0, 0.15, 0.3]])
     q = quantise_rows(x)

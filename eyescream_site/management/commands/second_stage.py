@@ -183,7 +183,7 @@ class Command(BatchCommand):
             second = second if second is not None else reuse_scores(path, scored, floor)
         if second is None:
             recordings = load_recordings(opts["data"], None, 0, self)
-            stage = SecondStage(SecondStageConfig(), load_yamnet())
+            stage = SecondStage(SecondStageConfig(), load_yamnet(for_scoring=True))
             progress = (lambda it, **_: it) if opts["no_progress"] else tqdm
             only = scored.scores >= floor if floor > 0 else None
             try:
