@@ -47,8 +47,8 @@ Run = Callable[[list[PatchJob]], Awaitable[list[np.ndarray]]]
 class BatchedYamnet:
     """The requests of a process's streams, scored a batch at a time by ``run``.
 
-    One stream's request holds a window or three; YAMNet costs about 5 ms a patch one at a time
-    and 2.6 ms in batches of 16. A failed batch fails every request in it; the next one runs.
+    One stream's request holds a window or three; a patch costs YAMNet about half as much in
+    batches of 16 as one at a time. A failed batch fails every request in it; the next one runs.
     With ``parallel`` above 1 (the scoring workers: several processes, on several cores) a
     batch of more than ``chunk`` windows is cut into up to ``parallel`` runs of about the same
     number of windows, run at once."""
