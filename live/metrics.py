@@ -56,6 +56,11 @@ YAMNET_INLINE = Counter(
     "eyescream_yamnet_inline",
     "Second-stage requests daphne scored itself because no worker answered (scaled mode)",
 )
+YAMNET_UNHEARD = Counter(
+    "eyescream_yamnet_unheard",
+    "Flagged windows whose audio had left the stream's ring before YAMNet could hear them "
+    "(scores seconds late); the network's own score decided them",
+)
 DETECTION_SECONDS = Histogram(
     "eyescream_detection_latency_seconds",
     "From the end of the window that opened an incident (capture clock) to its alert stored",

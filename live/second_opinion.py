@@ -11,6 +11,7 @@ serving sockets; in scaled mode in the scoring workers (``live.yamnet_remote``).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -18,7 +19,11 @@ import numpy as np
 
 from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
 
+from . import metrics
+from .scoring_batcher import worth_logging
 from .yamnet_batches import BatchedYamnet, PatchJob, local_batches, process_yamnet
+
+log = logging.getLogger(__name__)
 
 # While the stream's incident is open, a flagged window takes the YAMNet score of the last window
 # heard if that one ended less than this long before it: the incident is already an alert, and
@@ -37,6 +42,7 @@ class SecondOpinion:
         self.hold_open_s = float(hold_open_s)
         self.rescored = 0  # windows YAMNet heard
         self.held = 0  # flagged windows that took a held score (an incident open)
+        self.unheard = 0  # flagged windows whose audio had left the ring: the network decides
         self._last: tuple[float, float] | None = None  # (end s, score) of the last heard
         # Appended to the network's version on alerts: the scores are the fusion's.
         self.tag = f"yamnet{stage.config.weight:g}"
@@ -46,7 +52,10 @@ class SecondOpinion:
     ) -> np.ndarray:
         """The cascade's scores of a stream's windows starting at ``cols``; with
         ``incident_open``, windows within ``hold_open_s`` of the last heard one take its
-        score (``HOLD_OPEN_S``)."""
+        score (``HOLD_OPEN_S``). A flagged window whose audio the ring no longer holds (its
+        scores came back seconds late: an overloaded host) takes the network's own score, as a
+        window of the network alone would: YAMNet would hear silence, and the fusion of that
+        with the network's score misses screams."""
         probs = np.asarray(probs, dtype=np.float32)
         flagged = self.stage.flagged(probs)
         second = np.zeros_like(probs)
@@ -60,8 +69,21 @@ class SecondOpinion:
             hear = times[:, 1] - last_end >= self.hold_open_s - 1e-9
             second[index[~hear]] = last_score
             self.held += int((~hear).sum())
+        ring = stream.ring
+        lost = hear & (times[:, 0] * ring.rate < ring.start - 1e-6)
+        if lost.any():  # scores came back later than the ring holds audio: an overloaded host
+            second[index[lost]] = probs[index[lost]]  # fused = the network's own score
+            hear &= ~lost
+            self.unheard += int(lost.sum())
+            metrics.YAMNET_UNHEARD.inc(int(lost.sum()))
+            if worth_logging(self.unheard):
+                log.warning(
+                    "second stage: %d flagged windows no longer in the ring; the network's score "
+                    "decides them (scores are more than %.0f s behind)",
+                    self.unheard,
+                    ring.capacity / ring.rate,
+                )
         if hear.any():
-            ring = stream.ring
             starts = times[hear, 0]
             span = stream.cfg.window_span_s()
             begin = max(ring.start, int(math.floor(starts.min() * ring.rate)))

@@ -181,6 +181,27 @@ def test_an_open_incident_holds_yamnets_score_for_a_second(yamnet, scream_and_sp
     assert np.ptp(heard[:n]) > 0  # the held windows would have scored otherwise
 
 
+def test_windows_whose_audio_left_the_ring_take_the_networks_score(yamnet, scream_and_speech):
+    """Scores that come back later than the ring holds audio (an overloaded host): the flagged
+    windows the ring no longer holds are decided by the network's score alone, unheard (YAMNet
+    would hear silence); the windows still held are heard as ever."""
+    _, stream, cols = _streamed_at_16k(scream_and_speech[0])
+    silence = np.zeros(3200, "<i2").tobytes()  # 200 ms frames until the scream left the ring
+    for _ in range(int(stream.ring.capacity / stream.cfg.sample_rate / 0.2) + 1):
+        stream.feed(silence)
+    stage = SecondStage(SecondStageConfig(0.5, 0.0), yamnet)
+    opinion = SecondOpinion(stage, BatchedYamnet(in_thread(ThreadPoolExecutor(1))))
+    probs = np.linspace(0.2, 0.9, len(cols)).astype(np.float32)
+    late = asyncio.run(opinion.rescore(stream, cols, probs))
+    np.testing.assert_allclose(late, probs)  # the network's own scores
+    assert opinion.unheard == len(cols) and opinion.rescored == 0
+
+    _, fresh, fresh_cols = _streamed_at_16k(scream_and_speech[0])
+    heard = asyncio.run(opinion.rescore(fresh, fresh_cols, probs[: len(fresh_cols)]))
+    assert opinion.rescored == len(fresh_cols) and opinion.unheard == len(cols)
+    assert not np.allclose(heard, probs[: len(fresh_cols)])
+
+
 def test_streams_requests_go_through_yamnet_together(yamnet, scream_and_speech):
     """Three streams ask at once: one batch hears them all, and each stream gets the scores of
     its own windows (those YAMNet gives each request alone)."""
