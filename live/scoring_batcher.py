@@ -45,6 +45,7 @@ import numpy as np
 
 from detection.scoring import MAX_BATCH, MAX_WAIT_S
 
+from .reply_channel import ReplyChannel
 from .scoring_messages import SCORE_CHANNEL, Part, encode_request
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ MAX_IN_FLIGHT = 1
 STALE_S = 1.0  # an unanswered request older than this no longer holds the next one back
 REPLY_TIMEOUT_S = 1.0
 LATE_LIMIT_S = 10.0  # longest wait for an answer while workers are answering other requests
-CLOSE_TIMEOUT_S = 5.0
-CANCEL_AGAIN_S = 0.2
 
 
 class ScoringTimeout(TimeoutError):
@@ -118,9 +117,7 @@ class RemoteBatcher:
         self._pending: list[tuple[np.ndarray, asyncio.Future, ClientStats, int]] = []
         self._queued = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._channel: str | None = None
-        self._channel_lock = asyncio.Lock()
-        self._receiver: asyncio.Task | None = None
+        self.replies = ReplyChannel(channel_layer, self._answer, "scoring replies")
         self._waiting: dict[str, _Request] = {}
         self._watchdog: asyncio.TimerHandle | None = None
         self._ids = itertools.count()
@@ -157,25 +154,11 @@ class RemoteBatcher:
         return len(self._fresh_sends())
 
     async def close(self) -> None:
-        """Stop the timers and the reply receiver.
-
-        The receiver is cancelled again every ``CANCEL_AGAIN_S`` until it ends: a Redis read
-        that times out just as it is cancelled can absorb the cancellation (redis-py under
-        Python 3.11's ``asyncio.timeout``), and a receiver left running would keep the event
-        loop from ever closing.
-        """
+        """Stop the timers and the reply channel's reader."""
         for handle in (self._timer, self._watchdog):
             if handle is not None:
                 handle.cancel()
-        receiver = self._receiver
-        deadline = self.loop.time() + CLOSE_TIMEOUT_S
-        while receiver is not None and not receiver.done():
-            left = deadline - self.loop.time()
-            if left <= 0:
-                log.warning("scoring replies: the receiver did not stop in %g s", CLOSE_TIMEOUT_S)
-                return
-            receiver.cancel()
-            await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
+        await self.replies.close()
 
     # ------------------------------------------------------------------ sending
 
@@ -220,9 +203,8 @@ class RemoteBatcher:
 
     async def _send(self, request_id: str, parts: list[Part]) -> None:
         try:
-            await self._ensure_channel()
             message = encode_request(
-                parts, self._channel, request_id, self.features_key, model=self.model
+                parts, await self.replies.name(), request_id, self.features_key, model=self.model
             )
             await self.layer.send(SCORE_CHANNEL, message)
             self.requests_sent += 1
@@ -232,44 +214,28 @@ class RemoteBatcher:
                 if not future.done():
                     _fail_quietly(future, exc)
 
-    async def _ensure_channel(self) -> None:
-        if self._channel is not None and self._receiver is not None and not self._receiver.done():
-            return
-        async with self._channel_lock:
-            if self._channel is None:
-                self._channel = await self.layer.new_channel()
-            if self._receiver is None or self._receiver.done():
-                self._receiver = self.loop.create_task(self._receive())
-
     # ------------------------------------------------------------------ answers
 
-    async def _receive(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self._channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the next send starts a new receiver
-                log.warning("scoring replies: channel layer receive failed: %s", exc)
-                return
-            self.last_answer_at = self.loop.time()
-            answered = self._waiting.pop(message.get("request_id", ""), None)
-            if self._pending:  # held back while the answer was outstanding: send them now
-                self._flush()
-            if answered is None:
-                continue  # a late answer: its callers already gave up
-            if message.get("error"):
-                for _, future, _ in answered.members:
-                    if not future.done():
-                        _fail_quietly(future, RuntimeError(f"scoring worker: {message['error']}"))
-                continue
-            probs = np.frombuffer(message["probs"], dtype=np.float32)
-            version = message.get("version", "")
-            offset = 0
-            for size, future, _ in answered.members:
+    def _answer(self, message: dict) -> None:
+        """A worker's answer (``ReplyChannel`` hands each one here)."""
+        self.last_answer_at = self.loop.time()
+        answered = self._waiting.pop(message.get("request_id", ""), None)
+        if self._pending:  # held back while the answer was outstanding: send them now
+            self._flush()
+        if answered is None:
+            return  # a late answer: its callers already gave up
+        if message.get("error"):
+            for _, future, _ in answered.members:
                 if not future.done():
-                    future.set_result((probs[offset : offset + size], version))
-                offset += size
+                    _fail_quietly(future, RuntimeError(f"scoring worker: {message['error']}"))
+            return
+        probs = np.frombuffer(message["probs"], dtype=np.float32)
+        version = message.get("version", "")
+        offset = 0
+        for size, future, _ in answered.members:
+            if not future.done():
+                future.set_result((probs[offset : offset + size], version))
+            offset += size
 
     # ------------------------------------------------------------------ missing answers
 

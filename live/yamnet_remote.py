@@ -23,7 +23,8 @@ import weakref
 import numpy as np
 
 from . import metrics
-from .scoring_batcher import CANCEL_AGAIN_S, CLOSE_TIMEOUT_S, worth_logging
+from .reply_channel import ReplyChannel
+from .scoring_batcher import worth_logging
 from .scoring_messages import SCORE_CHANNEL
 from .yamnet_batches import BatchedYamnet, PatchJob, Run, local_run
 from .yamnet_messages import encode_patches_request, split_scores
@@ -40,8 +41,7 @@ class RemoteYamnet:
         self.requests = 0  # sent to the workers
         self.answered = 0  # answered by a worker in time
         self.inline = 0  # scored here instead
-        self._channel: str | None = None
-        self._receiver: asyncio.Task | None = None
+        self.replies = ReplyChannel(channel_layer, self._answer, "second stage replies")
         self._waiting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
@@ -50,10 +50,8 @@ class RemoteYamnet:
         request_id = f"{self._prefix}-{next(self._ids)}"
         answer = self._waiting[request_id] = self.loop.create_future()
         try:
-            await self._ensure_receiver()
-            await self.layer.send(
-                SCORE_CHANNEL, encode_patches_request(jobs, self._channel, request_id)
-            )
+            request = encode_patches_request(jobs, await self.replies.name(), request_id)
+            await self.layer.send(SCORE_CHANNEL, request)
             self.requests += 1
             scores = split_scores(await asyncio.wait_for(answer, self.timeout_s), jobs)
         except Exception as exc:  # no answer, an error answer, the channel layer failed
@@ -75,36 +73,14 @@ class RemoteYamnet:
             )
         return await self.local(jobs)
 
-    async def _ensure_receiver(self) -> None:
-        if self._channel is None:
-            self._channel = await self.layer.new_channel()
-        if self._receiver is None or self._receiver.done():
-            self._receiver = self.loop.create_task(self._receive())
-
-    async def _receive(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self._channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the next request starts a new receiver
-                log.warning("second stage replies: channel layer receive failed: %s", exc)
-                return
-            answer = self._waiting.get(message.get("request_id", ""))
-            if answer is not None and not answer.done():
-                answer.set_result(message)  # else a late answer: already scored here
+    def _answer(self, message: dict) -> None:
+        answer = self._waiting.get(message.get("request_id", ""))
+        if answer is not None and not answer.done():
+            answer.set_result(message)  # else a late answer: already scored here
 
     async def close(self) -> None:
-        """Stop the reply receiver (cancelled again until it ends: ``RemoteBatcher.close``)."""
-        receiver = self._receiver
-        deadline = self.loop.time() + CLOSE_TIMEOUT_S
-        while receiver is not None and not receiver.done():
-            left = deadline - self.loop.time()
-            if left <= 0:
-                log.warning("second stage replies: the receiver did not stop")
-                return
-            receiver.cancel()
-            await asyncio.wait({receiver}, timeout=min(CANCEL_AGAIN_S, left))
+        """Stop the reply channel's reader."""
+        await self.replies.close()
 
 
 # A batch of many windows goes to the workers as up to this many requests at once, so that

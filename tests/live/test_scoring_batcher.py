@@ -196,7 +196,7 @@ def test_close_stops_a_receiver_that_absorbed_its_first_cancellation():
         batcher = RemoteBatcher(layer, "k", reply_timeout_s=5.0)
         batcher.submit(windows(1, 0.5))
         await asyncio.sleep(0.05)  # sent: the receiver waits for the answer
-        receiver = batcher._receiver
+        receiver = batcher.replies.reader
         started = time.monotonic()
         await batcher.close()
         return receiver, time.monotonic() - started, layer.absorbed
