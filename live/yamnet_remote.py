@@ -9,7 +9,10 @@ is big, for several workers to hear at once), the requests that wait meanwhile g
 in the next. A request with no answer within ``timeout_s`` (no worker alive, the
 workers too far behind), an error answer, or one the channel layer could not send is scored
 here, in the process's own YAMNet thread, and counted (``inline``, ``eyescream_yamnet_inline``);
-an answer that comes later is dropped.
+an answer that comes later is dropped. After a request no worker answered, the next ones are
+scored here at once (a stream must not wait a timeout for each batch while the workers are
+down), and one request a second (``PROBE_S``) is still sent to them: the first answer, to it
+or to any request, sends the following batches to the workers again.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import uuid
 import weakref
 
@@ -31,6 +35,8 @@ from .yamnet_messages import encode_patches_request, split_scores
 
 log = logging.getLogger(__name__)
 
+PROBE_S = 1.0  # while no worker answers, one request a second asks them again
+
 
 class RemoteYamnet:
     def __init__(self, channel_layer, local: Run, timeout_s: float) -> None:
@@ -41,12 +47,18 @@ class RemoteYamnet:
         self.requests = 0  # sent to the workers
         self.answered = 0  # answered by a worker in time
         self.inline = 0  # scored here instead
+        self.down = False  # the last request went unanswered: score here until a worker answers
+        self._probed_at = -math.inf
+        self._tasks: set[asyncio.Task] = set()
         self.replies = ReplyChannel(channel_layer, self._answer, "second stage replies")
         self._waiting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
 
     async def __call__(self, jobs: list[PatchJob]) -> list[np.ndarray]:
+        if self.down:  # no worker answered the last request: here at once, and ask again
+            self._probe(jobs)
+            return await self._inline(jobs, "no scoring worker answered the last request")
         request_id = f"{self._prefix}-{next(self._ids)}"
         answer = self._waiting[request_id] = self.loop.create_future()
         try:
@@ -55,6 +67,8 @@ class RemoteYamnet:
             self.requests += 1
             scores = split_scores(await asyncio.wait_for(answer, self.timeout_s), jobs)
         except Exception as exc:  # no answer, an error answer, the channel layer failed
+            if not isinstance(exc, RuntimeError | ValueError):  # else a worker answered
+                self.down = True
             reason = (
                 f"no answer within {self.timeout_s:g} s"
                 if isinstance(exc, TimeoutError)
@@ -65,6 +79,9 @@ class RemoteYamnet:
             return scores
         finally:
             self._waiting.pop(request_id, None)
+        return await self._inline(jobs, reason)
+
+    async def _inline(self, jobs: list[PatchJob], reason: str) -> list[np.ndarray]:
         self.inline += 1
         metrics.YAMNET_INLINE.inc()
         if worth_logging(self.inline):
@@ -73,7 +90,27 @@ class RemoteYamnet:
             )
         return await self.local(jobs)
 
+    def _probe(self, jobs: list[PatchJob]) -> None:
+        """While the workers are down, send one request a ``PROBE_S`` (not waited for): any
+        answer brings the next requests back to the workers."""
+        now = self.loop.time()
+        if now - self._probed_at < PROBE_S:
+            return
+        self._probed_at = now
+
+        async def send() -> None:
+            try:
+                request = encode_patches_request(jobs, await self.replies.name(), "probe")
+                await self.layer.send(SCORE_CHANNEL, request)
+            except Exception as exc:  # Redis away as well: the next probe tries again
+                log.debug("second stage: probe not sent: %s", exc)
+
+        task = self.loop.create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _answer(self, message: dict) -> None:
+        self.down = False  # a worker answered (a request, late or not, or a probe)
         answer = self._waiting.get(message.get("request_id", ""))
         if answer is not None and not answer.done():
             answer.set_result(message)  # else a late answer: already scored here

@@ -3,6 +3,7 @@ scores are those the ingest process would have computed, requests of several str
 together, and an error answer or a dead worker has the windows heard inline."""
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -118,7 +119,23 @@ def test_the_worker_hears_the_windows_and_without_it_they_are_heard_inline(
         worker.kill()
         remote.timeout_s = 0.5
         alone = await batches.scores(jobs[1])
-        assert remote.inline == 2 and remote.requests == 3
+        assert remote.inline == 2 and remote.requests == 3 and remote.down
+
+        # While no worker answers, the next batches are heard here at once (no timeout each),
+        # and a probe a second asks the workers again: a restarted worker takes over.
+        started = time.monotonic()
+        await batches.scores(jobs[2])
+        assert time.monotonic() - started < 0.4 and remote.inline == 3
+        worker.start()
+        deadline = time.monotonic() + 120
+        while remote.down:
+            assert time.monotonic() < deadline, worker.log()
+            await batches.scores(jobs[0])
+            await asyncio.sleep(0.2)
+        answered = remote.answered
+        back = await batches.scores(jobs[1])
+        assert remote.answered == answered + 1, worker.log()
+        np.testing.assert_allclose(back, alone, atol=1e-6)
         await close_remote(layer)
         await layer.flush()
         return together, inline_odd, alone
