@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
+from .decision import OPENED, IncidentTracker
 from .evaluation import Scored, confusion, rates
 
 
@@ -17,30 +19,53 @@ def _files_in_order(scored: Scored):
         yield int(f), order[begin:end]
 
 
-def openings(probs: np.ndarray, decision, stride_s: float, span_s: float) -> int:
+def openings(
+    probs: np.ndarray, decision, stride_s: float, span_s: float, smoothed: np.ndarray | None = None
+) -> int:
     """How many incidents the live decision logic opens on one file's window probabilities
-    (window ``i`` ending at ``span_s + i * stride_s``), fed to a fresh ``IncidentTracker``."""
-    from .decision import OPENED, IncidentTracker
+    (window ``i`` ending at ``span_s + i * stride_s``), fed to a fresh ``IncidentTracker``.
 
+    Windows that cannot change the count are skipped, and the tracker's smoothing history is
+    seeded with the ones before the next window fed (``IncidentTracker.seed_history``): while
+    the tracker is not active, the windows before the next one whose smoothed score reaches the
+    on threshold; while an open incident is active, those before the last one at or above the
+    off threshold in a row. The count is the one feeding every window gives (tested); a sweep
+    over thresholds then feeds a file's few windows where its state changes. ``smoothed``: the
+    file's ``moving_average`` at the decision's smoothing, when the caller has it already."""
+    probs = np.asarray(probs, dtype=np.float64)
+    k = int(decision.smoothing_windows)
+    if smoothed is None:
+        smoothed = moving_average(probs, k)
+    # the tracker's own mean may round differently: margins keep every window that may count
+    hits = np.flatnonzero(smoothed >= decision.on_threshold - 1e-9)
+    lows = np.flatnonzero(smoothed < decision.off_threshold + 1e-9)
     tracker = IncidentTracker(decision, window_span_s=span_s)
-    return sum(
-        event.kind == OPENED
-        for i, prob in enumerate(probs)
-        for event in tracker.update(span_s + i * stride_s, float(prob))
-    )
-
-
-def _outcomes(scored: Scored, files, decision, stride_s, span_s, peaks=None) -> list[tuple]:
-    """``(file holds a scream, incidents opened)`` for each of ``files`` (``_files_in_order``).
-    With ``peaks`` (``smoothed_peaks``), a file whose peak is under the on threshold is not
-    fed to the tracker: it cannot open anything (margin for rounding)."""
-    return [
-        (
-            bool(scored.file_truth[f]),
-            0
-            if peaks is not None and peaks[f] < decision.on_threshold - 1e-9
-            else openings(scored.scores[rows], decision, stride_s, span_s),
+    opened, i = 0, 0
+    while i < probs.size:
+        if not tracker.is_active:
+            at = int(np.searchsorted(hits, i))
+            if at == hits.size:  # nothing left that could open an incident
+                break
+            skip_to = int(hits[at])
+        elif tracker.is_open:  # it stays open and active up to the window before the next low
+            at = int(np.searchsorted(lows, i))
+            skip_to = (int(lows[at]) if at < lows.size else probs.size) - 1
+        else:
+            skip_to = i
+        if skip_to > i:
+            i = skip_to
+            tracker.seed_history(probs[max(0, i - k + 1) : i])
+        opened += sum(
+            event.kind == OPENED for event in tracker.update(span_s + i * stride_s, probs[i])
         )
+        i += 1
+    return opened
+
+
+def _outcomes(scored: Scored, files, decision, stride_s, span_s) -> list[tuple]:
+    """``(file holds a scream, incidents opened)`` for each of ``files`` (``_files_in_order``)."""
+    return [
+        (bool(scored.file_truth[f]), openings(scored.scores[rows], decision, stride_s, span_s))
         for f, rows in files
     ]
 
@@ -84,19 +109,24 @@ def alert_figures(scored: Scored, decision, stride_s: float, span_s: float) -> d
     }
 
 
-def smoothed_peaks(scored: Scored, smoothing_windows: int) -> dict[int, float]:
-    """Each file's highest moving average of ``smoothing_windows`` probabilities (fewer at
-    the start of a file, as ``IncidentTracker`` averages): no incident opens in a file whose
-    peak is under the on threshold."""
+def moving_average(probs: np.ndarray, smoothing_windows: int) -> np.ndarray:
+    """The mean of each window's probability and the ``smoothing_windows - 1`` before it
+    (fewer at the start of a file), as ``IncidentTracker`` smooths."""
     k = int(smoothing_windows)
-    peaks = {}
-    for f, rows in _files_in_order(scored):
-        probs = np.asarray(scored.scores[rows], np.float64)
-        sums = np.cumsum(np.concatenate([[0.0], probs]))
-        i = np.arange(1, probs.size + 1)
-        lo = np.maximum(0, i - k)
-        peaks[f] = float(np.max((sums[i] - sums[lo]) / (i - lo)))
-    return peaks
+    probs = np.asarray(probs, np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], probs]))
+    i = np.arange(1, probs.size + 1)
+    lo = np.maximum(0, i - k)
+    return (sums[i] - sums[lo]) / (i - lo)
+
+
+def smoothed_peaks(scored: Scored, smoothing_windows: int) -> dict[int, float]:
+    """Each file's highest moving average of ``smoothing_windows`` probabilities
+    (``moving_average``): no incident opens in a file whose peak is under the on threshold."""
+    return {
+        f: float(np.max(moving_average(scored.scores[rows], smoothing_windows)))
+        for f, rows in _files_in_order(scored)
+    }
 
 
 def alert_sweep(
@@ -113,27 +143,28 @@ def alert_sweep(
     recall are over files (a non-scream file with an alert is a false positive), and every
     false alert also counts towards ``false_alerts``. The operating point of the live path,
     chosen the way it decides, not by single windows."""
-    from dataclasses import replace
-
-    peaks = smoothed_peaks(scored, decision.smoothing_windows)
     files = list(_files_in_order(scored))
     hours = _non_scream_hours(scored, files, stride_s, span_s)
+    truth = np.array([bool(scored.file_truth[f]) for f, _ in files], dtype=bool)
+    probs = [np.asarray(scored.scores[rows], np.float64) for _, rows in files]
+    smoothed = [moving_average(p, decision.smoothing_windows) for p in probs]
+    # a file whose peak is under an on threshold opens nothing there (margin for rounding)
+    peaks = np.array([s.max() if s.size else -np.inf for s in smoothed])
     out = []
     for on in on_thresholds:
         on = float(on)
         cfg = replace(decision, on_threshold=on, off_threshold=off_ratio * on)
-        outcomes = _outcomes(scored, files, cfg, stride_s, span_s, peaks)
-        counts = confusion(
-            np.array([scream for scream, _ in outcomes], dtype=bool),
-            np.array([opened > 0 for _, opened in outcomes], dtype=bool),
-        )
-        false_alerts = sum(opened for scream, opened in outcomes if not scream)
+        opened = np.zeros(len(files), dtype=np.int64)
+        for j in np.flatnonzero(peaks >= on - 1e-9):
+            opened[j] = openings(probs[j], cfg, stride_s, span_s, smoothed[j])
+        counts = confusion(truth, opened > 0)
+        false_alerts = int(opened[~truth].sum())
         out.append(
             {
                 "on_threshold": on,
                 **counts,
                 **rates(counts),
-                "false_alerts": int(false_alerts),
+                "false_alerts": false_alerts,
                 "false_alerts_per_hour": _per_hour(false_alerts, hours),
             }
         )

@@ -198,6 +198,25 @@ class IncidentTracker:
     def is_open(self) -> bool:
         return self._is_open
 
+    @property
+    def is_active(self) -> bool:
+        """A candidate or an open incident at or above the off threshold: every window counts.
+        Otherwise (nothing started, or an open incident gone quiet) a window whose smoothed
+        score is under the on threshold changes no opening (see ``seed_history``)."""
+        return self._active
+
+    def seed_history(self, probs) -> None:
+        """Let the next window average with ``probs``, the probabilities of the windows just
+        before it, as if they had been fed: for a caller counting openings that skips windows
+        which cannot change them, as ``alert_figures.openings`` does. Those are, while not
+        ``is_active``, windows whose smoothed score is under the on threshold, and while an open
+        incident is active, windows at or above the off threshold (the incident's curve, peak
+        and mean then miss them). A candidate needs every window."""
+        if self._active and not self._is_open:
+            raise RuntimeError("a candidate needs every window fed")
+        self._history.clear()
+        self._history.extend(float(p) for p in probs)
+
     def set_config(self, config: DecisionConfig) -> None:
         """Use new thresholds from the next window on (open incidents continue)."""
         if config.smoothing_windows != self.config.smoothing_windows:
