@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -155,21 +155,26 @@ def deliver(destination_id: int, message: dict, attempt: int = 1) -> str | None:
     final = attempt >= max_attempts()
     status = Delivery.DELIVERED if not error else (Delivery.GAVE_UP if final else Delivery.FAILED)
     now = timezone.now()
-    Delivery.objects.create(
-        destination=destination,
-        alert_id=_existing(Alert, (message.get("alert") or {}).get("id")),
-        device_id=_existing(Device, message["device"].get("id")),
-        event=message["type"],
-        message_id=message["id"],
-        attempt=attempt,
-        status=status,
-        response_code=code,
-        error=error[:2000],
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    rows = Destination.objects.filter(pk=destination_id)
+    # One transaction: whoever reads the attempt's record sees the destination's state with it.
+    with transaction.atomic():
+        Delivery.objects.create(
+            destination=destination,
+            alert_id=_existing(Alert, (message.get("alert") or {}).get("id")),
+            device_id=_existing(Device, message["device"].get("id")),
+            event=message["type"],
+            message_id=message["id"],
+            attempt=attempt,
+            status=status,
+            response_code=code,
+            error=error[:2000],
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        rows = Destination.objects.filter(pk=destination_id)
+        if error:
+            rows.update(last_status=status, last_error=error[:2000], last_error_at=now)
+        else:
+            rows.update(last_status=status, last_success_at=now)
     if error:
-        rows.update(last_status=status, last_error=error[:2000], last_error_at=now)
         log.warning(
             "delivery %s (%s) to %s, attempt %d: %s",
             message["id"],
@@ -180,8 +185,6 @@ def deliver(destination_id: int, message: dict, attempt: int = 1) -> str | None:
         )
         if not final:
             dispatch(deliver, destination_id, message, attempt + 1, countdown=backoff_s(attempt))
-    else:
-        rows.update(last_status=status, last_success_at=now)
     return status
 
 
