@@ -77,8 +77,9 @@ def file_version(path: Path, kind: str) -> str:
 def _download_command(package: str, kind: str, dest: Path) -> list[str]:
     if kind == APT:
         return ["apt-get", "download", package]
+    # pip runs in ``dest`` as well: a relative path (the default cache is) would land below it
     return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--dest", str(dest), package]  # fmt: skip
+            "--dest", str(Path(dest).resolve()), package]  # fmt: skip
 
 
 def fetch(package: str, kind: str, cache: str | Path) -> FetchResult:

