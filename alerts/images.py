@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from detection.artifacts import ArtifactError, feature_config, read_model_config
+from detection.artifact_config import ArtifactError, feature_config, read_model_config
 from detection.features import FeatureConfig, file_columns
 
 from .picture_layout import HEIGHT, LEFT, RIGHT, WIDTH

@@ -32,7 +32,7 @@ from detection.alert_figures import (  # noqa: E402
 )
 from detection.decision import DecisionConfig  # noqa: E402
 from detection.decision_choice import OFF_RATIO, decision_defaults  # noqa: E402
-from detection.second_stage import SecondStageConfig  # noqa: E402
+from detection.fusion import SecondStageConfig  # noqa: E402
 from detection.second_stage_choice import fused_scored, run_config, saved_choice  # noqa: E402
 
 MODEL = REPO / "detection" / "shipped" / "default"

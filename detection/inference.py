@@ -28,7 +28,8 @@ from .features import (
     resampler_delay_s,
     to_mono,
 )
-from .second_stage import SecondStage, cascade
+from .fusion import cascade
+from .second_stage import SecondStage
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
 SECOND_STAGE_SPAN_S = 30.0

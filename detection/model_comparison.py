@@ -20,11 +20,11 @@ from .artifacts import LoadedModel
 from .dataset import FeatureStore, Recording, file_windows
 from .evaluation import Scored, summarize
 from .feedback_set import FeedbackInfo
+from .fusion import cascade
 from .progress import tqdm
 from .report import _table, metrics_table
 from .report_plots import confusion_png, pr_png
 from .scoring import decision_defaults
-from .second_stage import cascade
 from .second_stage_choice import yamnet_scores
 
 REASONS = {"1": "confirmed", "0_0": "human sound", "0_1": "high-pitched", "0_2": "other"}

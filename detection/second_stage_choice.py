@@ -29,7 +29,8 @@ from .evaluation import (
     summarize,
 )
 from .features import FeatureConfig, resampler_delay_s, to_mono
-from .second_stage import SecondStage, SecondStageConfig, cascade, gate_for
+from .fusion import SecondStageConfig, cascade, gate_for
+from .second_stage import SecondStage
 
 WEIGHTS = (0.3, 0.5, 0.7)
 F1_TOLERANCE = 0.01

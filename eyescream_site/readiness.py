@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 from django.db import connection, connections
 
-from detection.artifacts import WEIGHTS_FILE, ArtifactError, read_model_config
+from detection.artifact_config import WEIGHTS_FILE, ArtifactError, read_model_config
 from eyescream_site.celery import app as celery_app
 from live.heartbeat import live_workers
 from registry.services import active_version

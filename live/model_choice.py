@@ -28,7 +28,7 @@ from pathlib import Path
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from detection.artifacts import ArtifactError, read_model_config
+from detection.artifact_config import ArtifactError, read_model_config
 from detection.features import FeatureConfig
 from detection.scoring import features_key, shared_scorer
 from registry.services import active_choices

@@ -7,7 +7,7 @@ from functools import cache
 
 from django.conf import settings
 
-from detection.artifacts import ArtifactError, read_model_config
+from detection.artifact_config import ArtifactError, read_model_config
 from detection.features import FeatureConfig
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from alerts import services as alert_services
 from alerts import writer_process
 from alerts.broadcasting import start_broadcaster
 from alerts.writer_process import AlertWriter
-from detection.artifacts import ArtifactError, read_model_config
+from detection.artifact_config import ArtifactError, read_model_config
 from detection.decision import DecisionConfig
 from detection.scoring import decision_defaults, features_key, shared_scorer
 from devices.models import Device

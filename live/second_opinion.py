@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from detection.second_stage import SecondStage, SecondStageConfig, cascade, gate_for
+from detection.fusion import SecondStageConfig, cascade, gate_for
+from detection.second_stage import SecondStage
 
 from . import metrics
 from .scoring_batcher import worth_logging

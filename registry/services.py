@@ -27,7 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, Actor, record
-from detection.artifacts import (
+from detection.artifact_config import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     ArtifactError,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from detection.artifacts import CONFIG_FILE, WEIGHTS_FILE
+from detection.artifact_config import CONFIG_FILE, WEIGHTS_FILE
 
 
 def store_root() -> Path:

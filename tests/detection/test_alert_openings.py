@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from detection.alert_figures import _files_in_order, openings
 from detection.decision import OPENED, DecisionConfig, IncidentTracker
-from detection.second_stage import SecondStageConfig
+from detection.fusion import SecondStageConfig
 from detection.second_stage_choice import fused_scored, run_config, saved_choice
 
 SHIPPED = Path(__file__).resolve().parents[2] / "detection/shipped/default"

@@ -14,15 +14,9 @@ from detection.artifacts import ArtifactError, load_model, read_model_config
 from detection.dataset import scan
 from detection.evaluation import Scored
 from detection.features import FeatureConfig, resample, resampler_delay_s
+from detection.fusion import SecondStageConfig, cascade, fuse, gate_for
 from detection.inference import detect_file, second_stage_scores
-from detection.second_stage import (
-    SecondStage,
-    SecondStageConfig,
-    cascade,
-    fuse,
-    gate_for,
-    patch_starts,
-)
+from detection.second_stage import SecondStage, patch_starts
 from detection.second_stage_choice import choose, compare, comparison_md, fused_scored
 from detection.yamnet import PATCH_SAMPLES, SAMPLE_RATE
 from detection.yamnet_weights import load_yamnet

@@ -73,7 +73,7 @@ def test_the_shipped_second_stage_is_the_out_of_source_choice(shipped):
     threshold, decision and exact gate are recomputed; then the gate raised while the figures
     stay no worse (the published sweep; the chosen gate and the first worse one recomputed).
     ``compare`` itself, every weight, is tested in ``test_second_stage.py``."""
-    from detection.second_stage import SecondStageConfig
+    from detection.fusion import SecondStageConfig
     from detection.second_stage_choice import (
         F1_TOLERANCE,
         _figures,

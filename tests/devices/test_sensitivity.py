@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from detection.artifacts import read_model_config
+from detection.artifact_config import read_model_config
 from detection.decision import DecisionConfig
 from detection.scoring import decision_defaults
 from live.scoring_setup import decision_overrides, with_overrides

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from detection.artifacts import read_model_config
+from detection.artifact_config import read_model_config
 from devices.client.sources import load_file
 from devices.client.streamer import Streamer
 from tests.devices.live import REPO, LiveServer

@@ -51,7 +51,7 @@ async def worker_answers(url: str, model_dir: Path, timeout: float) -> None:
     import numpy as np
     from channels_redis.core import RedisChannelLayer
 
-    from detection.artifacts import read_model_config
+    from detection.artifact_config import read_model_config
     from detection.features import FeatureConfig
     from detection.scoring import features_key
     from live.scoring_messages import SCORE_CHANNEL, encode_request

@@ -11,10 +11,10 @@ from detection.alert_figures import alert_figures, alert_sweep, on_threshold_gri
 from detection.artifacts import ArtifactError, load_model
 from detection.dataset import FeatureStore, file_windows
 from detection.evaluation import Scored, best_f1_threshold, by_input, device_copy_name, summarize
+from detection.fusion import cascade
 from detection.progress import tqdm
 from detection.report import build_report, write_files
 from detection.scoring import decision_defaults
-from detection.second_stage import cascade
 from detection.second_stage_choice import yamnet_scores
 from detection.source_validation import BY_SOURCE_NOTE, by_source_md, source_streams, source_table
 from detection.training import _jsonable

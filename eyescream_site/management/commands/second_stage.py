@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from django.core.management.base import CommandError
 
-from detection.artifacts import CONFIG_FILE, ArtifactError, read_model_config
+from detection.artifact_config import CONFIG_FILE, ArtifactError, read_model_config
 from detection.evaluation import Scored
+from detection.fusion import SecondStageConfig
 from detection.progress import tqdm
-from detection.second_stage import SecondStage, SecondStageConfig
+from detection.second_stage import SecondStage
 from detection.second_stage_choice import (
     GATES,
     compare,
