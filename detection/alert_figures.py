@@ -120,15 +120,6 @@ def moving_average(probs: np.ndarray, smoothing_windows: int) -> np.ndarray:
     return (sums[i] - sums[lo]) / (i - lo)
 
 
-def smoothed_peaks(scored: Scored, smoothing_windows: int) -> dict[int, float]:
-    """Each file's highest moving average of ``smoothing_windows`` probabilities
-    (``moving_average``): no incident opens in a file whose peak is under the on threshold."""
-    return {
-        f: float(np.max(moving_average(scored.scores[rows], smoothing_windows)))
-        for f, rows in _files_in_order(scored)
-    }
-
-
 def alert_sweep(
     scored: Scored,
     decision,

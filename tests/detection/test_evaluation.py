@@ -283,20 +283,20 @@ def test_alert_sweep_agrees_with_the_decision_logic_at_every_on_threshold():
     assert all(a["tp"] + a["fp"] >= b["tp"] + b["fp"] for a, b in pairwise(rows))
 
 
-def test_smoothed_peaks_are_the_highest_running_mean_the_tracker_sees():
+def test_the_moving_average_is_the_running_mean_the_tracker_sees():
     from collections import deque
 
-    from detection.alert_figures import smoothed_peaks
+    from detection.alert_figures import moving_average
 
     scored = _random_scored(seed=5, n_files=12)
     for k in (1, 3, 5):
-        peaks = smoothed_peaks(scored, k)
         for f in range(12):
-            history, best = deque(maxlen=k), 0.0
-            for p in scored.scores[scored.file_index == f]:
+            probs = scored.scores[scored.file_index == f]
+            history, means = deque(maxlen=k), []
+            for p in probs:
                 history.append(p)
-                best = max(best, sum(history) / len(history))
-            assert peaks[f] == pytest.approx(best, abs=1e-12)
+                means.append(sum(history) / len(history))
+            assert moving_average(probs, k) == pytest.approx(means, abs=1e-12)
 
 
 def test_best_alert_on_threshold_takes_the_best_f1_and_the_higher_threshold_on_a_tie():
