@@ -1,7 +1,7 @@
 """What holding YAMNet's score while an incident is open changes: ``python -m bench.open_hold``.
 
 Live, a flagged window of a stream whose incident is open takes the YAMNet score of the last
-window heard if that one ended less than ``--hold`` seconds before it (``live.second_opinion``,
+window heard if that one ended less than ``--hold`` seconds before it (``detection.fusion.held``,
 ``HOLD_OPEN_S``). From the out-of-source scores committed beside the shipped model (every window
 of every held-out file; YAMNet's score of the windows the network flagged, ``second_stage/``),
 each file goes through the live decision logic (``IncidentTracker``) twice, hearing every
@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from detection.alert_figures import _files_in_order  # noqa: E402
 from detection.decision import OPENED, DecisionConfig, IncidentTracker  # noqa: E402
+from detection.fusion import HOLD_OPEN_S, held  # noqa: E402
 from detection.second_stage_choice import run_config, saved_choice  # noqa: E402
-from live.second_opinion import HOLD_OPEN_S  # noqa: E402
 
 MODEL = REPO / "detection" / "shipped" / "default"
 
@@ -37,7 +37,7 @@ def openings(network, second, flagged, weight, decision, stride_s, span_s, hold_
         t_end = span_s + i * stride_s
         yamnet = 0.0
         if flagged[i]:
-            if hold_s > 0 and tracker.is_open and last and t_end - last[0] < hold_s - 1e-9:
+            if held(t_end, tracker.is_open, last[0] if last else None, hold_s):
                 yamnet = last[1]
             else:
                 yamnet = float(second[i])

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from detection.fusion import SecondStageConfig, cascade, gate_for
+from detection.fusion import HOLD_OPEN_S, SecondStageConfig, cascade, gate_for, held
 from detection.second_stage import SecondStage
 
 from . import metrics
@@ -25,13 +25,6 @@ from .scoring_batcher import worth_logging
 from .yamnet_batches import BatchedYamnet, PatchJob, local_batches, process_yamnet
 
 log = logging.getLogger(__name__)
-
-# While the stream's incident is open, a flagged window takes the YAMNet score of the last window
-# heard if that one ended less than this long before it: the incident is already an alert, and
-# its windows decide only when it closes. Out of source (every held-out file of the shipped
-# model's choice, through the live decision; ``python -m bench.open_hold``) it changes no
-# alert and spares YAMNet a quarter of its windows; during a scream, most of them.
-HOLD_OPEN_S = 1.0
 
 
 class SecondOpinion:
@@ -64,12 +57,10 @@ class SecondOpinion:
             return cascade(probs, second, flagged, self.stage.config.weight)
         index = np.flatnonzero(flagged)  # only these windows' times are needed
         times = np.array([stream.window_times(cols[i]) for i in index], dtype=np.float64)
-        hear = np.ones(index.size, dtype=bool)
-        if incident_open and self._last is not None and self.hold_open_s > 0:
-            last_end, last_score = self._last
-            hear = times[:, 1] - last_end >= self.hold_open_s - 1e-9
-            second[index[~hear]] = last_score
-            self.held += int((~hear).sum())
+        last_end, last_score = self._last if self._last is not None else (None, 0.0)
+        hear = ~held(times[:, 1], incident_open, last_end, self.hold_open_s)
+        second[index[~hear]] = last_score
+        self.held += int((~hear).sum())
         ring = stream.ring
         lost = hear & (times[:, 0] * ring.rate < ring.start - 1e-6)
         if lost.any():  # scores came back later than the ring holds audio: an overloaded host

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from bench.open_hold import MODEL, compare_hold, main
-from live.second_opinion import HOLD_OPEN_S
+from detection.fusion import HOLD_OPEN_S
 
 
 def test_holding_while_open_spares_yamnet_and_keeps_the_alerts(capsys):

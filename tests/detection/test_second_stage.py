@@ -14,7 +14,7 @@ from detection.artifacts import ArtifactError, load_model, read_model_config
 from detection.dataset import scan
 from detection.evaluation import Scored
 from detection.features import FeatureConfig, resample, resampler_delay_s
-from detection.fusion import SecondStageConfig, cascade, fuse, gate_for
+from detection.fusion import SecondStageConfig, cascade, fuse, gate_for, held
 from detection.inference import detect_file, second_stage_scores
 from detection.second_stage import SecondStage, patch_starts
 from detection.second_stage_choice import choose, compare, comparison_md, fused_scored
@@ -57,6 +57,14 @@ def test_cascade_fuses_flagged_windows_only():
     flagged = network >= 0.5
     out = cascade(network, second, flagged, 0.5)
     np.testing.assert_allclose(out, [0.05, 0.4, 0.85], atol=1e-6)
+
+
+def test_a_score_is_held_only_while_the_incident_is_open_and_within_the_hold():
+    ends = np.array([5.05, 5.9, 5.999, 6.0, 7.0])
+    assert held(ends, True, 5.0, 1.0).tolist() == [True, True, True, False, False]
+    assert not held(ends, False, 5.0, 1.0).any()  # no incident open: every window is heard
+    assert not held(ends, True, None, 1.0).any()  # nothing heard yet
+    assert not held(ends, True, 5.0, 0.0).any()  # no hold
 
 
 def test_config_is_checked():
