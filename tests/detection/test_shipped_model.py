@@ -129,9 +129,10 @@ def test_the_shipped_second_stage_is_the_out_of_source_choice(shipped):
     assert shipped_figures["file"]["f1"] == pytest.approx(chosen["file"]["f1"])
     if at + 1 < len(sweep):
         assert not no_worse(figures_at(gates[at + 1]), exact)
-    # Out of source the fusion beats the network alone: higher file F1, a third of its
-    # false alerts an hour.
+    # Out of source the fusion beats the network alone at its own decision: no lower file F1,
+    # no more false alerts an hour, more scream files alerted.
     network = published["network"]
-    assert chosen["file"]["f1"] > network["file"]["f1"] + 0.1
-    fused_rate = chosen["alerts"]["false_alerts_per_hour"]
-    assert fused_rate < network["alerts"]["false_alerts_per_hour"] / 3
+    assert chosen["file"]["f1"] >= network["file"]["f1"]
+    fused, alone = chosen["alerts"], network["alerts"]
+    assert fused["false_alerts_per_hour"] <= alone["false_alerts_per_hour"]
+    assert fused["scream_files_alerted"] > alone["scream_files_alerted"]
